@@ -1,0 +1,177 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// copyLimit is the largest payload copied into the shared batch buffer; larger
+// payloads are written from the caller's slice by a vectored write.
+const copyLimit = 16 << 10
+
+// maxBatch caps how many bytes one flush copies together before writing.
+const maxBatch = 256 << 10
+
+// ErrPayloadOverflow is returned for a payload that does not fit the 31-bit
+// length the protocol allows.
+var ErrPayloadOverflow = errors.New("wire: payload exceeds 2147483647 bytes")
+
+// Writer writes frames to an io.Writer. It is safe for concurrent use: each
+// frame's header and payload are written contiguously, and frames that
+// goroutines submit while a write is in progress are gathered and written
+// together by the next write (one writev for many frames).
+//
+// WriteFrame returns once its frame has been handed to the underlying writer,
+// so the caller may reuse the payload and blocking writes give natural
+// backpressure. After a write error every later call returns that error.
+type Writer struct {
+	w io.Writer
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when a batch is flushed; uses mu
+	pending  *batch    // frames waiting for the next flush; guarded by mu
+	spare    *batch    // a flushed batch kept for reuse; guarded by mu
+	flushing bool      // a goroutine is writing; guarded by mu
+	queued   uint64    // number of the batch that pending will become; guarded by mu
+	flushed  uint64    // number of the last batch written; guarded by mu
+	err      error     // sticky write error; guarded by mu
+}
+
+type segment struct {
+	from, to int    // range of batch.buf, if ext is nil
+	ext      []byte // a caller's payload written in place
+}
+
+type batch struct {
+	buf  []byte
+	segs []segment
+	iov  net.Buffers
+}
+
+func (b *batch) reset() {
+	b.buf = b.buf[:0]
+	clear(b.segs) // drop references to callers' payloads
+	b.segs = b.segs[:0]
+	clear(b.iov)
+	b.iov = b.iov[:0]
+}
+
+// add appends one frame to the batch.
+func (b *batch) add(h Header, payload []byte) {
+	from := len(b.buf)
+	b.buf = h.Append(b.buf)
+	if len(payload) <= copyLimit {
+		b.buf = append(b.buf, payload...)
+		b.extend(from, len(b.buf))
+		return
+	}
+	b.extend(from, len(b.buf))
+	b.segs = append(b.segs, segment{ext: payload})
+}
+
+// extend adds buf[from:to] as a segment, merging it with the previous one
+// when they are adjacent.
+func (b *batch) extend(from, to int) {
+	if n := len(b.segs); n > 0 && b.segs[n-1].ext == nil && b.segs[n-1].to == from {
+		b.segs[n-1].to = to
+		return
+	}
+	b.segs = append(b.segs, segment{from: from, to: to})
+}
+
+func (b *batch) writeTo(w io.Writer) error {
+	if len(b.segs) == 1 && b.segs[0].ext == nil {
+		_, err := w.Write(b.buf[b.segs[0].from:b.segs[0].to])
+		return err
+	}
+	for _, s := range b.segs {
+		if s.ext != nil {
+			b.iov = append(b.iov, s.ext)
+		} else {
+			b.iov = append(b.iov, b.buf[s.from:s.to])
+		}
+	}
+	iov := b.iov // WriteTo consumes its receiver; keep b.iov's backing array
+	_, err := iov.WriteTo(w)
+	return err
+}
+
+// NewWriter returns a Writer that writes to w. When w is a *net.UnixConn or
+// *net.TCPConn, frames with large payloads go out with one writev.
+func NewWriter(w io.Writer) *Writer {
+	fw := &Writer{w: w, pending: new(batch), spare: new(batch), queued: 1}
+	fw.cond.L = &fw.mu
+	return fw
+}
+
+// WriteFrame writes one frame; h.Len is set from len(payload).
+func (w *Writer) WriteFrame(h Header, payload []byte) error {
+	if len(payload) > AbsoluteMaxPayload {
+		return ErrPayloadOverflow
+	}
+	h.Len = uint32(len(payload))
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	for w.flushing && len(w.pending.buf) >= maxBatch {
+		w.cond.Wait() // bound the memory a stalled peer can make us hold
+		if w.err != nil {
+			err := w.err
+			w.mu.Unlock()
+			return err
+		}
+	}
+	w.pending.add(h, payload)
+	mine := w.queued
+	if w.flushing {
+		for w.flushed < mine && w.err == nil {
+			w.cond.Wait()
+		}
+		err := w.err
+		if w.flushed >= mine {
+			err = nil // our batch went out before the failure
+		}
+		w.mu.Unlock()
+		return err
+	}
+	w.flushing = true
+	for len(w.pending.segs) > 0 && w.err == nil {
+		b := w.pending
+		w.pending, w.spare = w.spare, nil
+		n := w.queued
+		w.queued++
+		w.mu.Unlock()
+
+		err := b.writeTo(w.w)
+		b.reset()
+
+		w.mu.Lock()
+		w.spare = b
+		if err != nil {
+			w.err = fmt.Errorf("wire: write: %w", err)
+		} else {
+			w.flushed = n
+		}
+		w.cond.Broadcast()
+	}
+	w.flushing = false
+	err := w.err
+	if w.flushed >= mine {
+		err = nil
+	}
+	w.mu.Unlock()
+	return err
+}
+
+// Err returns the sticky write error, if any.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
