@@ -1,6 +1,6 @@
 module github.com/procxy/procxy
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect

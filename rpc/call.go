@@ -1,0 +1,245 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/procxy/procxy/rpc/codec"
+	"github.com/procxy/procxy/rpc/wire"
+)
+
+// Method describes a method on the peer, as the caller sees it.
+type Method struct {
+	ID   uint16 // 1..0xFFFD
+	Kind Kind   // how the peer answers; the zero value is KindResult
+	// Request and Response are the payload codecs; nil means the connection's codec.
+	Request, Response codec.Codec
+}
+
+func (m Method) codecs(c *Conn) (req, resp codec.Codec) {
+	req, resp = m.Request, m.Response
+	if req == nil {
+		req = c.codec
+	}
+	if resp == nil {
+		resp = c.codec
+	}
+	return req, resp
+}
+
+// call is an outgoing request waiting for its answer. Whoever removes it
+// from Conn.pending owns its completion: the reader, the caller giving up,
+// or the connection failing.
+type call struct {
+	kind   Kind
+	resp   codec.Codec
+	out    any
+	err    error
+	done   chan struct{} // receives one value when the call completes
+	stream *Stream
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+// finish completes a call that was removed from the pending table.
+func (cl *call) finish(err error) {
+	if cl.stream != nil {
+		cl.stream.finish(err)
+		return
+	}
+	cl.err = err
+	cl.done <- struct{}{}
+}
+
+// register assigns a request id to cl and records it. Ids start at 1, wrap
+// after 0xFFFFFFFF to 1, and skip ids still pending after a wrap.
+func (c *Conn) register(cl *call) (uint32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return 0, c.closeErr
+	}
+	for {
+		id := c.nextID.Add(1)
+		if id == 0 {
+			continue
+		}
+		if _, busy := c.pending[id]; !busy {
+			c.pending[id] = cl
+			return id, nil
+		}
+	}
+}
+
+// unregister removes id if it still maps to cl and reports whether it did.
+func (c *Conn) unregister(id uint32, cl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[id] == cl {
+		delete(c.pending, id)
+		return true
+	}
+	return false
+}
+
+// encode encodes v with cd into a pooled buffer. A msgpack payload is never
+// empty (nil encodes as c0), as Procwire children require.
+func encode(cd codec.Codec, v any) (*[]byte, error) {
+	b := getBuf()
+	var err error
+	if *b, err = cd.Append((*b)[:0], v); err != nil {
+		putBuf(b)
+		return nil, fmt.Errorf("rpc: encode request: %w", err)
+	}
+	return b, nil
+}
+
+// Call sends a request for a result or ack method and decodes the answer
+// into out (a pointer, or nil to discard it). It returns a *RemoteError if
+// the handler failed, ctx.Err() if ctx ended first — after telling the peer
+// with an abort frame — and an error wrapping ErrClosed if the connection
+// ended. An ack without data leaves out untouched.
+func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
+	if m.Kind == KindStream || m.Kind == KindNone {
+		return fmt.Errorf("rpc: Call on a %s method %d; use OpenStream or Send", m.Kind, m.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req, resp := m.codecs(c)
+	b, err := encode(req, in)
+	if err != nil {
+		return err
+	}
+	cl := callPool.Get().(*call)
+	cl.kind, cl.resp, cl.out, cl.err = m.Kind, resp, out, nil
+	id, err := c.register(cl)
+	if err != nil {
+		putBuf(b)
+		c.putCall(cl)
+		return err
+	}
+	err = c.write(m.ID, 0, id, *b)
+	putBuf(b)
+	if err != nil {
+		if c.unregister(id, cl) {
+			c.putCall(cl)
+		} else {
+			<-cl.done // the connection failed it concurrently
+			c.putCall(cl)
+		}
+		return err
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		if c.unregister(id, cl) {
+			c.abort(id)
+			c.putCall(cl)
+			return ctx.Err()
+		}
+		<-cl.done // the answer is being delivered right now
+	}
+	err = cl.err
+	c.putCall(cl)
+	return err
+}
+
+func (c *Conn) putCall(cl *call) {
+	cl.out, cl.resp, cl.err, cl.stream = nil, nil, nil, nil
+	callPool.Put(cl)
+}
+
+// abort tells the peer to stop working on id, without making the caller wait
+// for a transport that may be full.
+func (c *Conn) abort(id uint32) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.wg.Go(func() { c.write(wire.MethodAbort, 0, id, nil) })
+}
+
+// Send sends a fire-and-forget request (request id 0): it returns once the
+// frame is written, and nothing comes back. A child uses Send to emit events.
+func (c *Conn) Send(ctx context.Context, m Method, in any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.Err(); err != nil {
+		return err
+	}
+	req, _ := m.codecs(c)
+	b, err := encode(req, in)
+	if err != nil {
+		return err
+	}
+	err = c.write(m.ID, 0, 0, *b)
+	putBuf(b)
+	return err
+}
+
+// routeResponse delivers a response or stream frame to its call (reader
+// goroutine), following the Procwire parent's rules (§6.10, §6.13).
+func (c *Conn) routeResponse(f wire.Frame) {
+	c.mu.Lock()
+	cl := c.pending[f.ID]
+	if cl == nil {
+		c.mu.Unlock()
+		c.log.Debug("rpc: dropped a frame for no pending call", "id", f.ID, "flags", f.Flags)
+		return
+	}
+	isStream, isErr := f.Flags.Has(wire.FlagStream), f.Flags.Has(wire.FlagError)
+	if cl.stream != nil {
+		if !isStream && !isErr { // a result or ack for a stream: ignored
+			c.mu.Unlock()
+			return
+		}
+		if isStream && !isErr && !f.Flags.Has(wire.FlagStreamEnd) {
+			c.mu.Unlock()
+			cl.stream.deliver(f)
+			return
+		}
+		delete(c.pending, f.ID)
+		c.mu.Unlock()
+		if isErr {
+			cl.stream.finish(c.remoteError(f))
+		} else {
+			cl.stream.finish(nil)
+		}
+		return
+	}
+	if isStream || (cl.kind == KindResult && f.Flags.Has(wire.FlagAck) && !isErr) {
+		c.mu.Unlock() // a stream frame or an ack for a result call: ignored
+		return
+	}
+	delete(c.pending, f.ID)
+	c.mu.Unlock()
+	switch {
+	case isErr:
+		cl.finish(c.remoteError(f))
+	case len(f.Payload) == 0 && f.Flags.Has(wire.FlagAck):
+		cl.finish(nil) // an ack without data
+	case cl.out == nil:
+		cl.finish(nil)
+	default:
+		if err := unmarshal(cl.resp, f.Payload, f.Owned, cl.out); err != nil {
+			cl.finish(fmt.Errorf("rpc: decode response of method %d: %w", f.Method, err))
+		} else {
+			cl.finish(nil)
+		}
+	}
+}
+
+// remoteError decodes an error frame's payload.
+func (c *Conn) remoteError(f wire.Frame) error {
+	err := decodeError(f.Payload)
+	var re *RemoteError
+	if errors.As(err, &re) && re.Code == "" && re.Message == fmt.Sprintf("Unknown method ID: %d", f.Method) {
+		re.Code = codeUnknownMethod // the reference child's fixed text (§6.7)
+	}
+	return err
+}

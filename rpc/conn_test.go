@@ -1,0 +1,456 @@
+package rpc_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
+	"github.com/procxy/procxy/rpc/wire"
+)
+
+func TestMain(m *testing.M) {
+	if childMain() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func forEachTransport(t *testing.T, fn func(t *testing.T, tr string)) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { fn(t, tr) })
+	}
+}
+
+func TestCallKinds(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		s := newService()
+		cli, _ := pair(t, tr, rpc.Options{Handlers: s.mux()}, rpc.Options{})
+		ctx := t.Context()
+
+		var got map[string]any
+		if err := cli.Call(ctx, echo, map[string]any{"a": 1, "b": "x"}, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got["b"] != "x" || fmt.Sprint(got["a"]) != "1" {
+			t.Errorf("echo = %v", got)
+		}
+
+		var raw []byte
+		if err := cli.Call(ctx, echoRaw, []byte{0xde, 0xad}, &raw); err != nil || !bytes.Equal(raw, []byte{0xde, 0xad}) {
+			t.Errorf("echoRaw = %x, %v", raw, err)
+		}
+
+		var sum int
+		if err := cli.Call(ctx, add, addArgs{2, 3}, &sum); err != nil || sum != 5 {
+			t.Errorf("add(2, 3) = %d, %v; want 5", sum, err)
+		}
+
+		var ack map[string]bool
+		if err := cli.Call(ctx, accept, "job", &ack); err != nil || !ack["accepted"] {
+			t.Errorf("accept = %v, %v", ack, err)
+		}
+
+		var seen []int
+		for v, err := range rpc.StreamOf[int](ctx, cli, count, 5) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, v)
+		}
+		if fmt.Sprint(seen) != "[0 1 2 3 4]" {
+			t.Errorf("count(5) = %v", seen)
+		}
+
+		if err := cli.Send(ctx, notify, "hello"); err != nil {
+			t.Fatal(err)
+		}
+		if v := <-s.notified; v != "hello" {
+			t.Errorf("notified %q", v)
+		}
+	})
+}
+
+func TestRemoteErrors(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		cli, _ := pair(t, tr, rpc.Options{Handlers: newService().mux()}, rpc.Options{})
+		ctx := t.Context()
+
+		err := cli.Call(ctx, fail, "bad input", nil)
+		var re *rpc.RemoteError
+		if !errors.As(err, &re) || re.Message != "bad input" || re.Code != "E_FAIL" {
+			t.Errorf("fail: got %#v, want RemoteError{bad input, E_FAIL}", err)
+		}
+		if !errors.Is(err, &rpc.RemoteError{Code: "E_FAIL"}) {
+			t.Errorf("errors.Is by code failed for %v", err)
+		}
+
+		err = cli.Call(ctx, panicker, nil, nil)
+		if !errors.As(err, &re) || re.Name != "panic" || !strings.Contains(re.Message, "nil map") ||
+			!strings.Contains(re.Stack, "rpc_test.(*service).mux") {
+			t.Errorf("panic: got %v (stack %q)", err, re.Stack)
+		}
+
+		err = cli.Call(ctx, rpc.Method{ID: 999}, nil, nil)
+		if !errors.Is(err, rpc.ErrUnknownMethod) || !errors.As(err, &re) || re.Message != "Unknown method ID: 999" {
+			t.Errorf("unknown method: got %v", err)
+		}
+
+		// A payload the handler cannot decode (a string for an int).
+		err = cli.Call(ctx, add, "not args", nil)
+		if !isRemote(err, "bad_request") {
+			t.Errorf("bad payload: got %v, want a bad_request RemoteError", err)
+		}
+
+		// A result the caller cannot decode.
+		var n int
+		err = cli.Call(ctx, echo, "text", &n)
+		if err == nil || !strings.Contains(err.Error(), "decode response") {
+			t.Errorf("undecodable result: got %v", err)
+		}
+
+		// The connection survived all of it.
+		var sum int
+		if err := cli.Call(ctx, add, addArgs{1, 1}, &sum); err != nil || sum != 2 {
+			t.Errorf("after errors: add = %d, %v", sum, err)
+		}
+	})
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		cli, _ := pair(t, tr, rpc.Options{Handlers: newService().mux()}, rpc.Options{})
+		const n = 10000
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Go(func() {
+				var sum int
+				if err := cli.Call(t.Context(), add, addArgs{i, i}, &sum); err != nil {
+					errs <- err
+				} else if sum != 2*i {
+					errs <- fmt.Errorf("add(%d, %d) = %d: answers crossed", i, i, sum)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if p := cli.Pending(); p != 0 {
+			t.Errorf("%d calls still pending", p)
+		}
+	})
+}
+
+func TestAbortReachesHandler(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		s := newService()
+		cli, srv := pair(t, tr, rpc.Options{Handlers: s.mux()}, rpc.Options{})
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() { errc <- cli.Call(ctx, slow, 60_000, nil) }()
+		for srv.Serving() == 0 { // wait until the handler runs
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want context.Canceled", err)
+		}
+		if ms := <-s.aborted; ms != 60_000 {
+			t.Errorf("aborted handler got %d", ms)
+		}
+	})
+}
+
+func TestDeadline(t *testing.T) {
+	cli, _ := pair(t, "pipe", rpc.Options{Handlers: newService().mux()}, rpc.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := cli.Call(ctx, slow, 10_000, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestRequestIDWrap(t *testing.T) {
+	// Watch the ids on the wire with a raw server.
+	a, b := net.Pipe()
+	cli := rpc.NewConn(a, rpc.Options{})
+	defer cli.Close()
+	defer b.Close()
+	cli.SetNextID(0xFFFFFFFE)
+	ids := make(chan uint32, 3)
+	go func() {
+		r, w := wire.NewReader(b, 0), wire.NewWriter(b)
+		for range 3 {
+			f, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			ids <- f.ID
+			w.WriteFrame(wire.Header{Method: f.Method, Flags: wire.FlagsResult, ID: f.ID}, []byte{0xc0})
+		}
+	}()
+	for range 3 {
+		if err := cli.Call(t.Context(), echo, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := []uint32{<-ids, <-ids, <-ids}
+	if want := []uint32{0xFFFFFFFF, 1, 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ids = %x, want %x", got, want)
+	}
+}
+
+// rawPeer returns a client Conn and the raw other end of its transport.
+func rawPeer(t *testing.T, opts rpc.Options) (*rpc.Conn, net.Conn) {
+	a, b := connPair(t, "unix")
+	cli := rpc.NewConn(a, opts)
+	t.Cleanup(func() { cli.Close(); b.Close() })
+	return cli, b
+}
+
+// TestBadInput: each malformed input closes the connection with a clear
+// error and fails the pending call at once.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		frame []byte
+		want  error
+	}{
+		{"3GiB", wire.Header{Method: 1, Flags: wire.FlagsResult, ID: 1, Len: 3 << 30}.Append(nil), wire.ErrPayloadTooLarge},
+		{"reserved-bits", wire.Header{Method: 1, Flags: 0x40, ID: 1}.Append(nil), wire.ErrReservedFlags},
+		{"method-0", wire.Header{Method: 0, Flags: wire.FlagsResult, ID: 1}.Append(nil), wire.ErrInvalidMethod},
+		{"truncated", wire.Header{Method: 1, Flags: wire.FlagsResult, ID: 1, Len: 100}.Append(nil), io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cli, peer := rawPeer(t, rpc.Options{})
+			errc := make(chan error, 1)
+			go func() { errc <- cli.Call(t.Context(), echo, nil, nil) }()
+			wire.NewReader(peer, 0).ReadFrame() // the request
+			peer.Write(tt.frame)
+			if tt.name == "truncated" {
+				peer.Close()
+			}
+			err := <-errc
+			if !errors.Is(err, rpc.ErrClosed) || !errors.Is(err, tt.want) {
+				t.Fatalf("pending call: got %v, want ErrClosed wrapping %v", err, tt.want)
+			}
+			<-cli.Done()
+			if err := cli.Call(t.Context(), echo, nil, nil); !errors.Is(err, rpc.ErrClosed) {
+				t.Errorf("call after: got %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestIgnoredFrames: frames the Procwire parent drops leave the connection up.
+func TestIgnoredFrames(t *testing.T) {
+	cli, peer := rawPeer(t, rpc.Options{})
+	errc := make(chan error, 1)
+	var out string
+	go func() { errc <- cli.Call(t.Context(), echo, "x", &out) }()
+	f, _ := wire.NewReader(peer, 0).ReadFrame()
+	w := wire.NewWriter(peer)
+	w.WriteFrame(wire.Header{Method: 1, Flags: wire.FlagsResult, ID: 12345}, []byte{0xc0})  // unknown id
+	w.WriteFrame(wire.Header{Method: 1, Flags: wire.FlagsAck, ID: f.ID}, []byte{0xc0})      // ack for a result call
+	w.WriteFrame(wire.Header{Method: 1, Flags: wire.FlagsStreamChunk, ID: f.ID}, []byte{1}) // stream chunk for a call
+	w.WriteFrame(wire.Header{Method: 1, Flags: wire.FlagsResult, ID: 0}, []byte{0xc0})      // response without id
+	w.WriteFrame(wire.Header{Method: 77, Flags: wire.FlagsEvent}, []byte{0xc0})             // event nobody listens to
+	w.WriteFrame(wire.Header{Method: 1, Flags: wire.FlagsResult, ID: f.ID}, []byte{0xa2, 'o', 'k'})
+	if err := <-errc; err != nil || out != "ok" {
+		t.Fatalf("got %q, %v; want ok", out, err)
+	}
+}
+
+// TestUnknownMethodBytes: the reply to an unknown method is byte for byte
+// what the Procwire reference child sends (vector F05).
+func TestUnknownMethodBytes(t *testing.T) {
+	a, b := connPair(t, "unix")
+	srv := rpc.NewConn(b, rpc.Options{Role: rpc.RoleChild})
+	defer srv.Close()
+	defer a.Close()
+	wire.NewWriter(a).WriteFrame(wire.Header{Method: 99, ID: 5}, []byte{0xc0})
+	want := "0063070000000500000016b5556e6b6e6f776e206d6574686f642049443a203939"
+	got := make([]byte, len(want)/2)
+	if _, err := io.ReadFull(a, got); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%x", got) != want {
+		t.Errorf("reply = %x, want %s", got, want)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	token := []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	t.Run("right", func(t *testing.T) {
+		cli, _ := pair(t, "unix", rpc.Options{Handlers: newService().mux(), Token: token}, rpc.Options{Token: token})
+		var sum int
+		if err := cli.Call(t.Context(), add, addArgs{1, 2}, &sum); err != nil || sum != 3 {
+			t.Fatalf("add = %d, %v", sum, err)
+		}
+	})
+	for name, tok := range map[string][]byte{"wrong": []byte("nope"), "missing": nil} {
+		t.Run(name, func(t *testing.T) {
+			cli, srv := pair(t, "unix", rpc.Options{Handlers: newService().mux(), Token: token}, rpc.Options{Token: tok})
+			err := cli.Call(t.Context(), add, addArgs{1, 2}, nil)
+			if !errors.Is(err, rpc.ErrClosed) {
+				t.Fatalf("got %v, want ErrClosed", err)
+			}
+			<-srv.Done()
+			if !errors.Is(srv.Err(), rpc.ErrAuth) {
+				t.Errorf("server: got %v, want ErrAuth", srv.Err())
+			}
+		})
+	}
+}
+
+func TestEventsInOrder(t *testing.T) {
+	got := make(chan int, 1000)
+	m := new(rpc.Mux)
+	m.Handle(1, rpc.NotifyFunc(func(_ context.Context, v int) error { got <- v; return nil }))
+	// The parent listens; the child emits.
+	_, child := pair(t, "unix", rpc.Options{}, rpc.Options{Handlers: m})
+	for i := range 1000 {
+		if err := child.Send(t.Context(), rpc.Method{ID: 1, Kind: rpc.KindNone}, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 1000 {
+		if v := <-got; v != i {
+			t.Fatalf("event %d arrived as %d", i, v)
+		}
+	}
+}
+
+func TestClose(t *testing.T) {
+	s := newService()
+	cli, srv := pair(t, "unix", rpc.Options{Handlers: s.mux()}, rpc.Options{})
+	errc := make(chan error, 2)
+	go func() { errc <- cli.Call(context.Background(), slow, 60_000, nil) }()
+	for srv.Serving() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	st, err := cli.OpenStream(t.Context(), infinite, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	if err := <-errc; !errors.Is(err, rpc.ErrClosed) {
+		t.Errorf("pending call: got %v, want ErrClosed", err)
+	}
+	for st.Next(new([]byte)) {
+	}
+	if !errors.Is(st.Err(), rpc.ErrClosed) {
+		t.Errorf("open stream: got %v, want ErrClosed", st.Err())
+	}
+	if err := cli.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+	if err := cli.Call(t.Context(), add, addArgs{}, nil); !errors.Is(err, rpc.ErrClosed) {
+		t.Errorf("call after Close: got %v", err)
+	}
+	<-srv.Done() // the server sees EOF and cancels its handlers
+	if ms := <-s.aborted; ms != 60_000 {
+		t.Errorf("server handler was not cancelled")
+	}
+}
+
+func TestStreamBreakAborts(t *testing.T) {
+	s := newService()
+	cli, srv := pair(t, "unix", rpc.Options{Handlers: s.mux()}, rpc.Options{})
+	n := 0
+	for _, err := range rpc.StreamOf[[]byte](t.Context(), cli, infinite, 8) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 100 {
+			break
+		}
+	}
+	for srv.Serving() != 0 { // the producer's send fails and its handler returns
+		time.Sleep(time.Millisecond)
+	}
+	if cli.Pending() != 0 {
+		t.Errorf("stream still pending after break")
+	}
+}
+
+func TestStreamError(t *testing.T) {
+	m := new(rpc.Mux)
+	m.Handle(1, rpc.StreamFunc(func(_ context.Context, _ any, send func(int) error) error {
+		send(1)
+		return errors.New("stream broke")
+	}))
+	cli, _ := pair(t, "pipe", rpc.Options{Handlers: m}, rpc.Options{})
+	var got []int
+	var last error
+	for v, err := range rpc.StreamOf[int](t.Context(), cli, rpc.Method{ID: 1, Kind: rpc.KindStream}, nil) {
+		if err != nil {
+			last = err
+			break
+		}
+		got = append(got, v)
+	}
+	var re *rpc.RemoteError
+	if len(got) != 1 || !errors.As(last, &re) || re.Message != "stream broke" {
+		t.Errorf("got %v then %v", got, last)
+	}
+}
+
+func TestMisuse(t *testing.T) {
+	cli, _ := pair(t, "pipe", rpc.Options{Handlers: newService().mux()}, rpc.Options{})
+	if err := cli.Call(t.Context(), count, 1, nil); err == nil {
+		t.Error("Call on a stream method succeeded")
+	}
+	if _, err := cli.OpenStream(t.Context(), echo, 1); err == nil {
+		t.Error("OpenStream on a result method succeeded")
+	}
+	if err := cli.Call(t.Context(), echo, make(chan int), nil); err == nil || !strings.Contains(err.Error(), "encode") {
+		t.Errorf("unencodable argument: got %v", err)
+	}
+	for _, id := range []uint16{0, 0xFFFE, 0xFFFF} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Handle(%#x) did not panic", id)
+				}
+			}()
+			new(rpc.Mux).Handle(id, rpc.NotifyFunc(func(context.Context, any) error { return nil }))
+		}()
+	}
+}
+
+func TestAckWithoutData(t *testing.T) {
+	cli, peer := rawPeer(t, rpc.Options{})
+	errc := make(chan error, 1)
+	out := "untouched"
+	go func() { errc <- cli.Call(t.Context(), accept, nil, &out) }()
+	f, _ := wire.NewReader(peer, 0).ReadFrame()
+	wire.NewWriter(peer).WriteFrame(wire.Header{Method: f.Method, Flags: wire.FlagsAck, ID: f.ID}, nil) // F07
+	if err := <-errc; err != nil || out != "untouched" {
+		t.Fatalf("empty ack: got %q, %v", out, err)
+	}
+}
+
+func TestRawLarge(t *testing.T) {
+	cli, _ := pair(t, "unix", rpc.Options{Handlers: newService().mux()}, rpc.Options{})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16)
+	var out []byte
+	if err := cli.Call(t.Context(), echoRaw, big, &out); err != nil || !bytes.Equal(out, big) {
+		t.Fatalf("10 MiB echo: %d bytes, %v", len(out), err)
+	}
+	_ = codec.Raw
+}

@@ -1,0 +1,30 @@
+// Package rpc is procxy's multiplexed peer engine: one [Conn] per byte
+// stream, speaking Procwire v2 frames (package wire) with payloads encoded by
+// a codec (package codec). It knows nothing of processes, so it runs over a
+// socket, a pipe or anything else that is an io.ReadWriteCloser.
+//
+// # Calling
+//
+// [Conn.Call] sends a request and waits for its result or ack; [OpenStream]
+// and [StreamOf] receive a stream of chunks; [Conn.Send] is fire-and-forget.
+// Every call takes a context: cancelling it sends an abort frame to the peer
+// and returns at once. Failures of the remote handler arrive as
+// *[RemoteError]; when the connection dies, every pending call and open
+// stream fails at once with an error wrapping [ErrClosed] and the cause.
+//
+// # Serving
+//
+// A [Mux] maps method ids to handlers built with [ResultFunc], [AckFunc],
+// [StreamFunc] and [NotifyFunc]. Each request runs in its own goroutine with a
+// context that is cancelled when the peer aborts the call or the connection
+// ends. A handler panic is returned to the caller as a RemoteError carrying
+// the stack; it never takes the connection down. Events and fire-and-forget
+// frames sent by a child are delivered in order on one goroutine.
+//
+// # Flow control
+//
+// Writes block while the transport is full, so producers slow down to the
+// consumer's pace. Incoming stream chunks wait in a bounded buffer; when it is
+// full the connection stops reading, as the Procwire parent does. Request
+// ids wrap within uint32 and skip 0 and ids still pending.
+package rpc

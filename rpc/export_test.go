@@ -1,0 +1,18 @@
+package rpc
+
+// SetNextID makes the next request id id+1, for wrap-around tests.
+func (c *Conn) SetNextID(id uint32) { c.nextID.Store(id) }
+
+// Pending returns the number of calls waiting for an answer.
+func (c *Conn) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// Serving returns the number of abortable requests being served.
+func (c *Conn) Serving() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.serving)
+}

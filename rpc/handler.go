@@ -1,0 +1,148 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/procxy/procxy/rpc/codec"
+)
+
+// Kind is a method's response kind (Procwire's response type).
+type Kind uint8
+
+const (
+	// KindResult: one result frame, or an error frame. The zero Kind means KindResult.
+	KindResult Kind = iota
+	// KindAck: one ack frame (or a result frame), or an error frame.
+	KindAck
+	// KindStream: chunk frames, then an end or error frame.
+	KindStream
+	// KindNone: fire-and-forget; request id 0 and no reply. Events are KindNone too.
+	KindNone
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindResult:
+		return "result"
+	case KindAck:
+		return "ack"
+	case KindStream:
+		return "stream"
+	case KindNone:
+		return "none"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Handler serves one method. Build it with [ResultFunc], [AckFunc],
+// [StreamFunc] or [NotifyFunc]; the zero Handler is not usable.
+type Handler struct {
+	kind      Kind
+	req, resp codec.Codec // nil: the connection's codec
+	// serve decodes the request with dec and runs the user function. For
+	// result and ack handlers it returns the value to send; stream handlers
+	// send their chunks through r and return nil.
+	serve func(ctx context.Context, r *request) (any, error)
+}
+
+// Kind returns the handler's response kind.
+func (h Handler) Kind() Kind { return h.kind }
+
+// WithCodec returns a copy of h that decodes requests and encodes responses with c.
+func (h Handler) WithCodec(c codec.Codec) Handler { h.req, h.resp = c, c; return h }
+
+// WithCodecs returns a copy of h with separate request and response codecs.
+func (h Handler) WithCodecs(request, response codec.Codec) Handler {
+	h.req, h.resp = request, response
+	return h
+}
+
+// ResultFunc returns a handler that answers with fn's result.
+func ResultFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Handler {
+	return Handler{kind: KindResult, serve: func(ctx context.Context, r *request) (any, error) {
+		var in In
+		if err := r.decode(&in); err != nil {
+			return nil, err
+		}
+		return fn(ctx, in)
+	}}
+}
+
+// AckFunc returns a handler that answers with an ack frame carrying fn's
+// result; a nil result sends an ack with no data.
+func AckFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Handler {
+	h := ResultFunc(fn)
+	h.kind = KindAck
+	return h
+}
+
+// StreamFunc returns a handler that streams: each send writes one chunk
+// frame and blocks while the connection cannot take more data, so a slow
+// consumer slows the producer. send fails once the call is aborted or the
+// connection is gone; fn should then return. When fn returns nil the stream
+// ends; an error ends it with a stream error frame.
+func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) error) error) Handler {
+	return Handler{kind: KindStream, serve: func(ctx context.Context, r *request) (any, error) {
+		var in In
+		if err := r.decode(&in); err != nil {
+			return nil, err
+		}
+		return nil, fn(ctx, in, func(v Out) error { return r.sendChunk(v) })
+	}}
+}
+
+// NotifyFunc returns a handler for fire-and-forget requests and events:
+// nothing is sent back, and an error fn returns is only logged.
+func NotifyFunc[In any](fn func(ctx context.Context, in In) error) Handler {
+	return Handler{kind: KindNone, serve: func(ctx context.Context, r *request) (any, error) {
+		var in In
+		if err := r.decode(&in); err != nil {
+			return nil, err
+		}
+		return nil, fn(ctx, in)
+	}}
+}
+
+// Mux maps method ids to handlers. It is safe for concurrent use, and
+// handlers may be added while connections using it are running. The zero
+// Mux has no handlers.
+type Mux struct {
+	mu       sync.Mutex                 // serializes Handle
+	handlers atomic.Pointer[[]*Handler] // copy on write, indexed by method id
+}
+
+// Handle registers h for method id, replacing any earlier handler. It panics
+// if id is one of the reserved ids (0, 0xFFFE, 0xFFFF) or h is the zero Handler.
+func (m *Mux) Handle(id uint16, h Handler) {
+	if id == 0 || id >= 0xFFFE {
+		panic(fmt.Sprintf("rpc: method id %#04x is reserved", id))
+	}
+	if h.serve == nil {
+		panic("rpc: Handle with the zero Handler")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var cur []*Handler
+	if p := m.handlers.Load(); p != nil {
+		cur = *p
+	}
+	next := make([]*Handler, max(len(cur), int(id)+1))
+	copy(next, cur)
+	next[id] = &h
+	m.handlers.Store(&next)
+}
+
+// lookup returns the handler for id, or nil.
+func (m *Mux) lookup(id uint16) *Handler {
+	if m == nil {
+		return nil
+	}
+	p := m.handlers.Load()
+	if p == nil || int(id) >= len(*p) {
+		return nil
+	}
+	return (*p)[id]
+}

@@ -1,0 +1,278 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/procxy/procxy/rpc/codec"
+	"github.com/procxy/procxy/rpc/wire"
+)
+
+// request is one incoming call being served. It is also the handler's
+// context: Done is closed when the peer aborts the call or the connection
+// ends, and the context must not be used after the handler returns.
+type request struct {
+	conn   *Conn
+	h      *Handler
+	method uint16
+	id     uint32
+	event  bool // id 0 frame from a child: delivered in order
+
+	payload []byte
+	buf     *[]byte // pooled copy of the payload, returned after decoding
+	inline  [128]byte
+
+	mu    sync.Mutex
+	done  chan struct{} // made on first use; guarded by mu
+	err   error         // guarded by mu
+	ended bool          // a stream's chunks must stop; guarded by mu
+}
+
+func (r *request) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (r *request) Value(any) any               { return nil }
+
+func (r *request) Done() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done == nil {
+		r.done = make(chan struct{})
+		if r.err != nil {
+			close(r.done)
+		}
+	}
+	return r.done
+}
+
+func (r *request) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// cancel cancels the handler's context; cause only goes to the log.
+func (r *request) cancel(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		r.err = context.Canceled
+		if r.done != nil {
+			close(r.done)
+		}
+	}
+}
+
+func (r *request) String() string {
+	return fmt.Sprintf("rpc.request(method %d, id %d)", r.method, r.id)
+}
+
+func (r *request) codecs() (req, resp codec.Codec) {
+	req, resp = r.h.req, r.h.resp
+	if req == nil {
+		req = r.conn.codec
+	}
+	if resp == nil {
+		resp = r.conn.codec
+	}
+	return req, resp
+}
+
+// decode decodes the request payload into v and releases the payload.
+func (r *request) decode(v any) error {
+	req, _ := r.codecs()
+	err := unmarshal(req, r.payload, r.buf == nil && len(r.payload) > len(r.inline), v)
+	r.payload = nil
+	if r.buf != nil {
+		putBuf(r.buf)
+		r.buf = nil
+	}
+	if err != nil {
+		return &RemoteError{Name: "DecodeError", Code: "bad_request", Message: fmt.Sprintf("method %d: cannot decode the request: %v", r.method, err)}
+	}
+	return nil
+}
+
+// unmarshal decodes payload into v; an owned raw payload is handed over
+// without a copy.
+func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
+	if owned && c == codec.Raw {
+		if p, ok := v.(*[]byte); ok {
+			*p = payload
+			return nil
+		}
+	}
+	return c.Unmarshal(payload, v)
+}
+
+// routeRequest starts serving one request frame (reader goroutine).
+func (c *Conn) routeRequest(f wire.Frame) {
+	h := c.opts.Handlers.lookup(f.Method)
+	if h == nil {
+		c.unknownMethod(f)
+		return
+	}
+	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
+	switch {
+	case f.Owned:
+		r.payload = f.Payload
+	case len(f.Payload) <= len(r.inline):
+		r.payload = r.inline[:copy(r.inline[:], f.Payload)]
+	default:
+		r.buf = getBuf()
+		*r.buf = append((*r.buf)[:0], f.Payload...)
+		r.payload = *r.buf
+	}
+	if f.ID == 0 && f.Flags.Has(wire.FlagToParent) {
+		// An event (or notification) from a child: keep the order.
+		r.event = true
+		select {
+		case c.events <- r:
+		case <-c.done:
+		}
+		return
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.done:
+		return
+	}
+	if f.ID != 0 {
+		c.mu.Lock()
+		if c.closeErr != nil {
+			c.mu.Unlock()
+			<-c.sem
+			return
+		}
+		c.serving[f.ID] = r
+		c.mu.Unlock()
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.sem }()
+		c.serve(r)
+	}()
+}
+
+// unknownMethod answers a request for a method without a handler with the
+// exact error the Procwire reference child sends. Events from a child that
+// nobody listens to are dropped.
+func (c *Conn) unknownMethod(f wire.Frame) {
+	if f.ID == 0 && f.Flags.Has(wire.FlagToParent) {
+		c.log.Debug("rpc: dropped an event without listener", "event", f.Method)
+		return
+	}
+	msg := fmt.Sprintf("Unknown method ID: %d", f.Method)
+	c.wg.Go(func() { // never write from the reader goroutine
+		b := getBuf()
+		*b, _ = codec.Msgpack.Append((*b)[:0], msg)
+		c.write(f.Method, wire.FlagResponse|wire.FlagError, f.ID, *b)
+		putBuf(b)
+	})
+}
+
+func (c *Conn) abortServing(id uint32) {
+	c.mu.Lock()
+	r := c.serving[id]
+	c.mu.Unlock()
+	if r != nil {
+		r.cancel(errors.New("aborted by the peer"))
+	}
+}
+
+func (c *Conn) dispatchEvents() {
+	for {
+		select {
+		case r := <-c.events:
+			c.serve(r)
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// serve runs the handler and sends its reply.
+func (c *Conn) serve(r *request) {
+	v, err := c.run(r)
+	if r.id != 0 {
+		c.mu.Lock()
+		if c.serving[r.id] == r {
+			delete(c.serving, r.id)
+		}
+		c.mu.Unlock()
+	}
+	if r.id == 0 { // fire-and-forget: nothing goes back
+		if err != nil {
+			c.log.Warn("rpc: fire-and-forget handler failed", "method", r.method, "err", err)
+		}
+		return
+	}
+	if err != nil {
+		flags := wire.FlagResponse | wire.FlagError
+		if r.h.kind == KindStream {
+			flags |= wire.FlagStream
+		}
+		b := getBuf()
+		*b = appendError((*b)[:0], err)
+		c.write(r.method, flags, r.id, *b)
+		putBuf(b)
+		return
+	}
+	switch r.h.kind {
+	case KindStream:
+		c.write(r.method, wire.FlagResponse|wire.FlagStream|wire.FlagStreamEnd, r.id, nil)
+	case KindAck:
+		c.reply(r, wire.FlagResponse|wire.FlagAck, v)
+	default:
+		c.reply(r, wire.FlagResponse, v)
+	}
+}
+
+// run calls the handler, turning a panic into a RemoteError with the stack.
+func (c *Conn) run(r *request) (v any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &RemoteError{Name: "panic", Message: fmt.Sprint(p), Stack: string(debug.Stack())}
+			c.log.Error("rpc: handler panicked", "method", r.method, "panic", p)
+		}
+	}()
+	return r.h.serve(r, r)
+}
+
+// reply encodes v with the response codec and sends it; an encoding failure
+// becomes an error reply, so the caller is never left waiting.
+func (c *Conn) reply(r *request, flags wire.Flags, v any) {
+	_, resp := r.codecs()
+	b := getBuf()
+	var err error
+	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {
+		*b = (*b)[:0] // an ack without data
+	} else {
+		*b, err = resp.Append((*b)[:0], v)
+	}
+	if err != nil {
+		*b = appendError((*b)[:0], &RemoteError{Name: "EncodeError", Code: "bad_response",
+			Message: fmt.Sprintf("method %d: cannot encode the result: %v", r.method, err)})
+		flags = wire.FlagResponse | wire.FlagError
+	}
+	c.write(r.method, flags, r.id, *b)
+	putBuf(b)
+}
+
+// sendChunk writes one stream chunk; it blocks while the transport is full.
+func (r *request) sendChunk(v any) error {
+	if err := r.Err(); err != nil {
+		return ErrStreamAbandoned
+	}
+	_, resp := r.codecs()
+	b := getBuf()
+	defer putBuf(b)
+	var err error
+	if *b, err = resp.Append((*b)[:0], v); err != nil {
+		return fmt.Errorf("rpc: encode stream chunk: %w", err)
+	}
+	return r.conn.write(r.method, wire.FlagResponse|wire.FlagStream, r.id, *b)
+}

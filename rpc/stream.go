@@ -1,0 +1,201 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync"
+
+	"github.com/procxy/procxy/rpc/codec"
+	"github.com/procxy/procxy/rpc/wire"
+)
+
+// Stream is the caller's end of a stream call: the chunks the peer sends,
+// in order, then the end or an error. At most Options.StreamBuffer chunks
+// wait in memory; past that the connection stops reading until the consumer
+// catches up, so a slow consumer slows the producer instead of growing memory.
+//
+// Next and Close may be called from one goroutine at a time; Close may also be
+// called concurrently with Next.
+type Stream struct {
+	conn  *Conn
+	id    uint32
+	cl    *call
+	resp  codec.Codec
+	ctx   context.Context
+	items chan chunk    // buffered chunks; closed never
+	gone  chan struct{} // closed by Close: the reader stops delivering
+
+	mu       sync.Mutex
+	closed   bool  // guarded by mu
+	finished bool  // the terminal item was queued; guarded by mu
+	err      error // the terminal error seen by Next
+	stop     context.CancelFunc
+}
+
+type chunk struct {
+	payload []byte
+	owned   bool
+	end     bool
+	err     error
+}
+
+// OpenStream sends a request for a stream method and returns the stream.
+// Cancelling ctx aborts the call: the peer gets an abort frame and Next
+// returns ctx.Err().
+func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error) {
+	if m.Kind != KindStream {
+		return nil, fmt.Errorf("rpc: OpenStream on a %s method %d", m.Kind, m.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req, resp := m.codecs(c)
+	b, err := encode(req, in)
+	if err != nil {
+		return nil, err
+	}
+	defer putBuf(b)
+	s := &Stream{conn: c, resp: resp, items: make(chan chunk, c.opts.StreamBuffer), gone: make(chan struct{})}
+	s.cl = &call{kind: KindStream, stream: s}
+	if s.id, err = c.register(s.cl); err != nil {
+		return nil, err
+	}
+	s.ctx, s.stop = context.WithCancel(ctx)
+	if err := c.write(m.ID, 0, s.id, *b); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// deliver queues one chunk (reader goroutine). It blocks while the buffer is
+// full, which stops the connection's reading: that is the backpressure.
+func (s *Stream) deliver(f wire.Frame) {
+	ch := chunk{payload: f.Payload, owned: f.Owned}
+	if !f.Owned {
+		ch.payload = append([]byte(nil), f.Payload...)
+	}
+	select {
+	case s.items <- ch:
+	case <-s.gone:
+	case <-s.conn.done:
+	}
+}
+
+// finish queues the terminal item; err nil means a normal end.
+func (s *Stream) finish(err error) {
+	s.mu.Lock()
+	if s.finished {
+		s.mu.Unlock()
+		return
+	}
+	s.finished = true
+	s.mu.Unlock()
+	select {
+	case s.items <- chunk{end: true, err: err}:
+	case <-s.gone:
+	case <-s.conn.done:
+		// The connection ended while the buffer was full: Next reports
+		// the connection's error once it has drained what arrived.
+	}
+}
+
+// Next decodes the next chunk into v. It returns false when the stream is
+// over; Err then tells whether it ended normally.
+func (s *Stream) Next(v any) bool {
+	if s.err != nil {
+		return false
+	}
+	var it chunk
+	select {
+	case it = <-s.items:
+	default:
+		select {
+		case it = <-s.items:
+		case <-s.ctx.Done():
+			s.err = s.ctx.Err()
+			s.Close()
+			return false
+		case <-s.conn.done:
+			select {
+			case it = <-s.items: // deliver what arrived before the end
+			default:
+				s.err = s.conn.closedErr()
+				return false
+			}
+		}
+	}
+	if it.end {
+		s.err = it.err
+		if s.err == nil {
+			s.err = errEnd
+		}
+		return false
+	}
+	if err := unmarshal(s.resp, it.payload, it.owned, v); err != nil {
+		s.err = fmt.Errorf("rpc: decode stream chunk: %w", err)
+		s.Close()
+		return false
+	}
+	return true
+}
+
+var errEnd = fmt.Errorf("rpc: end of stream")
+
+// Err returns the error that ended the stream, or nil if it ended normally
+// or has not ended.
+func (s *Stream) Err() error {
+	if s.err == errEnd {
+		return nil
+	}
+	return s.err
+}
+
+// Close stops the stream. If it has not ended, the peer gets an abort frame
+// and the producer's send fails. Close is idempotent.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.gone)
+	if s.conn.unregister(s.id, s.cl) {
+		s.conn.abort(s.id)
+	}
+	if s.stop != nil {
+		s.stop()
+	}
+	return nil
+}
+
+// StreamOf calls a stream method and yields its chunks decoded as T. The
+// request is sent when iteration starts; breaking out of the loop aborts the
+// call. A failure is yielded once as the last pair, with the zero T.
+func StreamOf[T any](ctx context.Context, c *Conn, m Method, in any) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		s, err := c.OpenStream(ctx, m, in)
+		if err != nil {
+			var zero T
+			yield(zero, err)
+			return
+		}
+		defer s.Close()
+		for {
+			var v T
+			if !s.Next(&v) {
+				break
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err := s.Err(); err != nil {
+			var zero T
+			yield(zero, err)
+		}
+	}
+}
