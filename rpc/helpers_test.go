@@ -129,9 +129,9 @@ func (s *service) mux() *rpc.Mux {
 
 // pair returns a client and a server Conn over an in-memory or socket
 // transport; both are closed at the end of the test.
-func pair(t testing.TB, transport string, srvOpts, cliOpts rpc.Options) (cli, srv *rpc.Conn) {
+func pair(t testing.TB, tr string, srvOpts, cliOpts rpc.Options) (cli, srv *rpc.Conn) {
 	t.Helper()
-	a, b := connPair(t, transport)
+	a, b := connPair(t, tr)
 	srvOpts.Role = rpc.RoleChild
 	cliOpts.Role = rpc.RoleParent
 	srv = rpc.NewConn(b, srvOpts)
@@ -143,9 +143,9 @@ func pair(t testing.TB, transport string, srvOpts, cliOpts rpc.Options) (cli, sr
 	return cli, srv
 }
 
-func connPair(t testing.TB, transport string) (net.Conn, net.Conn) {
+func connPair(t testing.TB, tr string) (net.Conn, net.Conn) {
 	t.Helper()
-	switch transport {
+	switch tr {
 	case "pipe":
 		a, b := transport.Pipe()
 		return a, b
@@ -171,7 +171,7 @@ func connPair(t testing.TB, transport string) (net.Conn, net.Conn) {
 		}
 		return a, r.c
 	}
-	t.Fatalf("unknown transport %q", transport)
+	t.Fatalf("unknown transport %q", tr)
 	return nil, nil
 }
 
