@@ -59,7 +59,7 @@ func (c *Conn) register(cl *call) (uint32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeErr != nil {
-		return 0, c.closeErr
+		return 0, fmt.Errorf("%w: %w", ErrNotSent, c.closeErr)
 	}
 	for {
 		id := c.nextID.Add(1)

@@ -13,6 +13,9 @@ var (
 	// ErrClosed means the connection is closed, by Close or because it died.
 	// When it died, the error also wraps the cause (io.EOF, a *wire.HeaderError, …).
 	ErrClosed = errors.New("rpc: connection closed")
+	// ErrNotSent marks a call that failed before its request was written:
+	// the peer provably never saw it, so it is safe to retry elsewhere.
+	ErrNotSent = errors.New("rpc: request not sent")
 	// ErrAuth means the peer's first frame was not the expected auth frame.
 	ErrAuth = errors.New("rpc: authentication failed")
 	// ErrUnknownMethod is the Code of the RemoteError returned for a method

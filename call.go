@@ -1,0 +1,113 @@
+package procxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/procxy/procxy/rpc"
+)
+
+// Call calls method on the proxied object with args and returns its result
+// decoded as R (use any, or struct{} for methods without a value). It fails
+// with ErrUnknownMethod for a method the type does not have, a RemoteError
+// with CodeBadArguments for arguments that do not fit, the method's own
+// error as a *RemoteError, context.DeadlineExceeded when the proxy's Timeout
+// or ctx's deadline passes first, and an *ExitError when the child died.
+func Call[R, T any](ctx context.Context, p *Proxy[T], method string, args ...any) (R, error) {
+	var out R
+	err := p.call(ctx, method, args, &out)
+	return out, err
+}
+
+func (p *Proxy[T]) call(ctx context.Context, name string, args []any, out any) error {
+	for attempt := 0; ; attempt++ {
+		s, err := p.session(ctx)
+		if err != nil {
+			return err
+		}
+		m, err := s.method(p.o.key, name, len(args), false)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := ctx, context.CancelFunc(nil)
+		if p.o.timeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, p.o.timeout)
+		}
+		err = s.conn.Call(cctx, rpc.Method{ID: m.ID}, args, out)
+		if cancel != nil {
+			cancel()
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
+		}
+		err = s.explain(err)
+		if attempt < p.o.retries && p.retryable(err, name) {
+			continue
+		}
+		return err
+	}
+}
+
+// retryable: the child died and the call provably never started, or the
+// method is idempotent.
+func (p *Proxy[T]) retryable(err error, name string) bool {
+	var ee *ExitError
+	if !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
+		return false
+	}
+	return errors.Is(err, rpc.ErrNotSent) || p.o.idempotent[name]
+}
+
+// method finds a callable method and checks the argument count locally.
+func (s *session) method(key, name string, nargs int, stream bool) (*method, error) {
+	m := s.methods[name]
+	switch {
+	case m == nil:
+		return nil, fmt.Errorf("%w: %s has no exported method %q", ErrUnknownMethod, key, name)
+	case m.Problem != "":
+		return nil, fmt.Errorf("procxy: %s.%s cannot be called: %s", key, name, m.Problem)
+	case m.Stream != stream && stream:
+		return nil, fmt.Errorf("procxy: %s.%s does not return a stream; use Call", key, name)
+	case m.Stream != stream:
+		return nil, fmt.Errorf("procxy: %s.%s returns a stream; use Stream", key, name)
+	case nargs != m.NumIn:
+		return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
+			Message: fmt.Sprintf("%s.%s takes %d arguments, got %d", key, name, m.NumIn, nargs)}
+	}
+	return m, nil
+}
+
+// Stream calls a method that returns iter.Seq[V], iter.Seq2[V, error] or
+// <-chan V and yields its items decoded as R. The child produces items only
+// as fast as the loop consumes them (plus a bounded buffer); breaking out of
+// the loop or cancelling ctx stops the producer. Streams are bounded by ctx,
+// not by the proxy's Timeout. A failure is yielded once, last.
+func Stream[R, T any](ctx context.Context, p *Proxy[T], method string, args ...any) iter.Seq2[R, error] {
+	return func(yield func(R, error) bool) {
+		var zero R
+		s, err := p.session(ctx)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		m, err := s.method(p.o.key, method, len(args), true)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		for v, err := range rpc.StreamOf[R](ctx, s.conn, rpc.Method{ID: m.ID, Kind: rpc.KindStream}, args) {
+			if err != nil {
+				yield(zero, s.explain(err))
+				return
+			}
+			if !yield(v, nil) {
+				return
+			}
+		}
+	}
+}

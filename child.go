@@ -1,0 +1,138 @@
+package procxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
+	"github.com/procxy/procxy/transport"
+)
+
+// Environment of a child started by New. envChild marks the process as a
+// procxy child; the connection to the parent is inherited as file descriptor 3.
+const (
+	envChild = "PROCXY_CHILD"
+	childFD  = 3
+)
+
+var msgpackCodec = codec.Msgpack
+
+// Main must be the first statement of main (and of TestMain). In a parent
+// it returns at once. In a child started by New it serves the parent and
+// never returns: the process exits when the parent closes the proxy or dies.
+func Main() {
+	if os.Getenv(envChild) == "" {
+		return
+	}
+	os.Exit(serveChild())
+}
+
+// newRequest is the payload of the idNew call.
+type newRequest struct {
+	Key        string `msgpack:"key"`
+	Config     []byte `msgpack:"config"` // msgpack of the constructor's config, or empty
+	Serialized bool   `msgpack:"serialized"`
+}
+
+// schema answers idNew: the methods the parent may call.
+type schema struct {
+	PID     int       `msgpack:"pid"`
+	Methods []*method `msgpack:"methods"`
+}
+
+func serveChild() int {
+	os.Unsetenv(envChild) // processes this child starts are not procxy children
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("procxy", "child")
+	f := os.NewFile(childFD, "procxy-parent")
+	nc, err := transport.FileConn(f)
+	f.Close()
+	if err != nil {
+		log.Error("no connection to the parent on fd 3", "err", err)
+		return 2
+	}
+	mux := new(rpc.Mux)
+	var conn *rpc.Conn
+	var once sync.Once
+	mux.Handle(idNew, rpc.ResultFunc(func(ctx context.Context, req newRequest) (schema, error) {
+		var s schema
+		err := errors.New("procxy: object already constructed")
+		once.Do(func() { s, err = construct(ctx, conn, mux, req) })
+		return s, err
+	}))
+	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log})
+	<-conn.Done() // the parent closed the proxy, or died
+	return 0
+}
+
+// construct builds the object and registers its methods on mux.
+func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest) (schema, error) {
+	c := lookup(req.Key)
+	if c == nil {
+		return schema{}, &RemoteError{Code: CodeNotRegistered, Name: "NotRegistered",
+			Message: fmt.Sprintf("%s is not registered in this executable (%s); call procxy.Register in an init function", req.Key, os.Args[0])}
+	}
+	obj, err := c.construct(ctx, req.Config)
+	if err != nil {
+		return schema{}, err
+	}
+	if e, ok := obj.(interface{ procxyEmitter() *Emitter }); ok {
+		e.procxyEmitter().attach(conn)
+	}
+	recv := reflect.ValueOf(obj)
+	var serial *sync.Mutex
+	if req.Serialized {
+		serial = new(sync.Mutex)
+	}
+	for _, m := range c.methods {
+		if m.Problem != "" {
+			continue
+		}
+		mux.Handle(m.ID, handlerFor(m, recv, serial))
+	}
+	return schema{PID: os.Getpid(), Methods: c.methods}, nil
+}
+
+// handlerFor serves one method by reflection.
+func handlerFor(m *method, recv reflect.Value, serial *sync.Mutex) rpc.Handler {
+	lock := func() func() {
+		if serial == nil {
+			return func() {}
+		}
+		serial.Lock()
+		return serial.Unlock
+	}
+	if !m.Stream {
+		return rpc.ResultFunc(func(ctx context.Context, raw []msgpack.RawMessage) (any, error) {
+			args, err := m.decodeArgs(raw)
+			if err != nil {
+				return nil, err
+			}
+			defer lock()()
+			v, err := m.invoke(ctx, recv, args)
+			if err != nil || !v.IsValid() {
+				return nil, err
+			}
+			return v.Interface(), nil
+		})
+	}
+	return rpc.StreamFunc(func(ctx context.Context, raw []msgpack.RawMessage, send func(any) error) error {
+		args, err := m.decodeArgs(raw)
+		if err != nil {
+			return err
+		}
+		defer lock()()
+		v, err := m.invoke(ctx, recv, args)
+		if err != nil {
+			return err
+		}
+		return m.each(ctx, v, send)
+	})
+}

@@ -1,0 +1,47 @@
+// Package procxy runs Go values in child processes and lets the parent use
+// them as if they were local: typed calls with context cancellation and
+// timeouts, streams, events, and errors that carry the remote stack.
+//
+// A child is the same executable re-run, so every type the parent knows is
+// compiled into it. Register a constructor, call Main first thing in main,
+// and construct the value in a child with New:
+//
+//	type Calculator struct{}
+//
+//	func (*Calculator) Add(a, b int) int { return a + b }
+//
+//	func init() { procxy.Register[Calculator](nil) }
+//
+//	func main() {
+//		procxy.Main() // in a child, serves and never returns
+//		calc, err := procxy.New[Calculator](ctx)
+//		…
+//		sum, err := procxy.Call[int](ctx, calc, "Add", 2, 3) // 5
+//	}
+//
+// `procxy gen` writes typed stubs, so that calc.Add(ctx, 2, 3) returns
+// (int, error) and is checked by the compiler.
+//
+// # Methods
+//
+// Every exported method of *T can be called. It may take a context.Context
+// first (cancelling the caller's context cancels it in the child), and
+// return nothing, a value, an error, or a value and an error. A method that
+// returns iter.Seq[V], iter.Seq2[V, error] or <-chan V (optionally with an
+// error) is a stream: call it with Stream. Arguments and results travel as
+// msgpack (package rpc/codec), so they must be serializable; time.Time
+// values keep millisecond precision, as in Procwire.
+//
+// Calls run concurrently in the child, each in its own goroutine; the type
+// must be safe for concurrent use unless the proxy is made with Serialized.
+//
+// # Lifecycle
+//
+// The child talks to the parent over an inherited socketpair. Its stdout and
+// stderr are forwarded line by line to a *slog.Logger. It never outlives the
+// parent: on Linux it gets SIGKILL when the parent dies, and everywhere it
+// exits when its end of the socket reaches EOF, which happens however the
+// parent ends. If the child dies, pending calls fail at once with an
+// *ExitError carrying the exit status or signal, the child's panic report
+// and its last stderr lines.
+package procxy

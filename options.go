@@ -1,0 +1,116 @@
+package procxy
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Option configures New, NewPool and Func.Start.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// Defaults.
+const (
+	DefaultTimeout      = 30 * time.Second // per call
+	DefaultStartTimeout = 30 * time.Second // spawn and construct
+	DefaultCloseGrace   = 5 * time.Second  // Close waits this long before killing
+)
+
+type options struct {
+	key          string
+	env          []string
+	dir          string
+	args         []string
+	executable   string
+	timeout      time.Duration
+	startTimeout time.Duration
+	closeGrace   time.Duration
+	retries      int
+	idempotent   map[string]bool
+	logger       *slog.Logger
+	config       any
+	hasConfig    bool
+	serialized   bool
+}
+
+func newOptions(key string, opts []Option) options {
+	o := options{key: key, timeout: DefaultTimeout, startTimeout: DefaultStartTimeout, closeGrace: DefaultCloseGrace}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	return o
+}
+
+// Env adds "KEY=value" entries to the child's environment, which is
+// otherwise the parent's.
+func Env(kv ...string) Option {
+	return optionFunc(func(o *options) { o.env = append(o.env, kv...) })
+}
+
+// Dir sets the child's working directory; the default is the parent's.
+func Dir(dir string) Option { return optionFunc(func(o *options) { o.dir = dir }) }
+
+// Args sets the child's command-line arguments (os.Args[1:] in the child).
+func Args(args ...string) Option { return optionFunc(func(o *options) { o.args = args }) }
+
+// Executable runs another binary as the child instead of this one. It must
+// call procxy.Main first and Register the type under the same key.
+func Executable(path string) Option { return optionFunc(func(o *options) { o.executable = path }) }
+
+// Timeout bounds each call; the default is DefaultTimeout (30 s), and zero
+// or negative means no timeout. A context deadline that comes sooner wins.
+// Streams are bounded only by their context.
+func Timeout(d time.Duration) Option { return optionFunc(func(o *options) { o.timeout = d }) }
+
+// StartTimeout bounds starting the child and constructing the object;
+// the default is DefaultStartTimeout. A child that never starts serving
+// (for example because it does not call Main) fails New with ErrNoMain.
+func StartTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.startTimeout = d })
+}
+
+// CloseGrace is how long Close waits for the child to exit before killing
+// it; the default is DefaultCloseGrace.
+func CloseGrace(d time.Duration) Option { return optionFunc(func(o *options) { o.closeGrace = d }) }
+
+// Retries lets a call be tried again, up to n more times, when it provably
+// never started in the child (the child was already gone), or when its method
+// is marked with Idempotent. A proxy with retries replaces a child that died
+// by a new one — constructed anew, so its state starts over — at the next
+// call; without retries a dead child ends the proxy.
+func Retries(n int) Option { return optionFunc(func(o *options) { o.retries = n }) }
+
+// Idempotent marks methods that may safely run twice, so Retries also
+// applies when the child died in the middle of them.
+func Idempotent(methods ...string) Option {
+	return optionFunc(func(o *options) {
+		if o.idempotent == nil {
+			o.idempotent = make(map[string]bool)
+		}
+		for _, m := range methods {
+			o.idempotent[m] = true
+		}
+	})
+}
+
+// Logger receives the child's stdout and stderr, line by line, tagged with
+// the type's key and the child's pid; the default is slog.Default().
+func Logger(l *slog.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
+
+// Config is the value passed to the type's constructor in the child. It is
+// encoded before anything is started, so a value that cannot be sent fails
+// New at once.
+func Config(v any) Option {
+	return optionFunc(func(o *options) { o.config, o.hasConfig = v, true })
+}
+
+// Serialized makes the child run one method call at a time. By default
+// calls run concurrently, each in its own goroutine, so the type must be
+// safe for concurrent use.
+func Serialized() Option { return optionFunc(func(o *options) { o.serialized = true }) }

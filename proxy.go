@@ -1,0 +1,269 @@
+package procxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/transport"
+)
+
+// Proxy is a T that lives in a child process. Call its methods with Call
+// and Stream, or through stubs written by `procxy gen`. A Proxy is safe for
+// concurrent use; calls run concurrently in the child unless the proxy was
+// made with Serialized.
+type Proxy[T any] struct {
+	o      options
+	cfg    []byte // the encoded config
+	events listeners
+
+	mu     sync.Mutex
+	cur    *session // the live child; nil after Close or before a restart
+	closed bool     // Close or Kill was called
+	err    error    // why the proxy ended; guarded by mu
+
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// session is one child process and its connection.
+type session struct {
+	child   *child
+	conn    *rpc.Conn
+	pid     int
+	methods map[string]*method
+	exited  chan struct{} // closed once exitErr is set
+	exitErr *ExitError
+	watched chan struct{} // closed when watch has returned
+}
+
+// New starts a child process, constructs a T in it with the constructor
+// given to Register, and returns the proxy. ctx bounds the start only; the
+// child lives until Close, Kill, or the parent's exit. A constructor error
+// in the child is New's error.
+func New[T any](ctx context.Context, opts ...Option) (*Proxy[T], error) {
+	o := newOptions(keyOf(reflect.TypeFor[T]()), opts)
+	return newProxy[T](ctx, o)
+}
+
+func newProxy[T any](ctx context.Context, o options) (*Proxy[T], error) {
+	if os.Getenv(envChild) != "" {
+		return nil, fmt.Errorf("procxy: New called in a child before procxy.Main: %w", ErrNoMain)
+	}
+	p := &Proxy[T]{o: o, done: make(chan struct{})}
+	p.events.log = o.logger.Warn
+	if o.hasConfig {
+		var err error
+		if p.cfg, err = msgpackCodec.Append(nil, o.config); err != nil {
+			return nil, fmt.Errorf("procxy: config for %s cannot be sent to the child: %w", o.key, err)
+		}
+		if c := lookup(o.key); c != nil && c.cfg != nil {
+			if err := msgpackCodec.Unmarshal(p.cfg, reflect.New(c.cfg).Interface()); err != nil {
+				return nil, fmt.Errorf("procxy: config %T does not fit %s's constructor (%v): %w", o.config, o.key, c.cfg, err)
+			}
+		}
+	}
+	s, err := p.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.cur = s
+	return p, nil
+}
+
+// start spawns a child and constructs the object in it.
+func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
+	c, err := spawn(&p.o)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := transport.FileConn(c.conn)
+	c.conn.Close()
+	if err != nil {
+		c.proc.Kill(syscall.SIGKILL)
+		return nil, err
+	}
+	mux := new(rpc.Mux)
+	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch))
+	s := &session{child: c, pid: c.proc.PID(), exited: make(chan struct{}), watched: make(chan struct{})}
+	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger})
+	go p.watch(s)
+
+	ctx, cancel := context.WithTimeout(ctx, p.o.startTimeout)
+	defer cancel()
+	var sc schema
+	err = s.conn.Call(ctx, rpc.Method{ID: idNew}, newRequest{Key: p.o.key, Config: p.cfg, Serialized: p.o.serialized}, &sc)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			err = fmt.Errorf("procxy: start %s: no answer within %v: %w", p.o.key, p.o.startTimeout, ErrNoMain)
+		} else if errors.Is(err, rpc.ErrClosed) {
+			err = fmt.Errorf("procxy: start %s: %w", p.o.key, s.explain(err))
+		} else {
+			err = fmt.Errorf("procxy: construct %s: %w", p.o.key, err)
+		}
+		s.stop(0)
+		return nil, err
+	}
+	s.methods = make(map[string]*method, len(sc.Methods))
+	for _, m := range sc.Methods {
+		s.methods[m.Name] = m
+	}
+	return s, nil
+}
+
+// watch waits for the child to exit and fails everything pending with the
+// exit status. It owns the session's end.
+func (p *Proxy[T]) watch(s *session) {
+	defer close(s.watched)
+	<-s.child.proc.Exited()
+	waitErr := s.child.proc.Wait(context.Background())
+	fwd := make(chan struct{})
+	go func() { s.child.wg.Wait(); close(fwd) }()
+	select { // let the forwarders read the last stderr lines (a panic stack)
+	case <-fwd:
+	case <-time.After(time.Second):
+	}
+	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), waitErr, s.child.stderr)
+	s.exitErr = e
+	close(s.exited)
+	s.conn.CloseWithError(e)
+
+	p.mu.Lock()
+	ended := p.cur == s && !p.closed && p.o.retries == 0
+	if p.cur == s {
+		p.cur = nil
+	}
+	if ended && p.err == nil {
+		p.err = e
+	}
+	p.mu.Unlock()
+	if ended {
+		p.doneOnce.Do(func() { close(p.done) })
+	}
+}
+
+// explain turns a closed-connection error into the child's exit error when
+// the child is exiting.
+func (s *session) explain(err error) error {
+	if !errors.Is(err, rpc.ErrClosed) {
+		return err
+	}
+	select {
+	case <-s.exited:
+		if errors.Is(err, rpc.ErrNotSent) {
+			return fmt.Errorf("%w: %w", rpc.ErrNotSent, s.exitErr)
+		}
+		return s.exitErr
+	case <-time.After(2 * time.Second):
+		return err
+	}
+}
+
+// stop ends the session: close the connection (the child exits on EOF),
+// wait up to grace, then kill.
+func (s *session) stop(grace time.Duration) {
+	s.conn.Close()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+	case <-t.C:
+		s.child.proc.Kill(syscall.SIGKILL)
+	}
+	<-s.watched
+}
+
+// session returns the live session, starting a new child if the last one
+// died and the proxy has retries.
+func (p *Proxy[T]) session(ctx context.Context) (*session, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return nil, ErrClosed
+	case p.cur != nil:
+		return p.cur, nil
+	case p.err != nil:
+		return nil, p.err
+	}
+	s, err := p.start(ctx) // under mu: one restart at a time
+	if err != nil {
+		return nil, err
+	}
+	p.cur = s
+	return s, nil
+}
+
+// Close ends the child gracefully: it closes the connection, waits for the
+// child to exit (up to CloseGrace), then kills it. Calls after Close fail
+// with ErrClosed. Close is idempotent.
+func (p *Proxy[T]) Close() error { return p.shut(p.o.closeGrace) }
+
+// Kill ends the child at once with SIGKILL. Calls after Kill fail with ErrClosed.
+func (p *Proxy[T]) Kill() error { return p.shut(0) }
+
+func (p *Proxy[T]) shut(grace time.Duration) error {
+	p.mu.Lock()
+	s := p.cur
+	first := !p.closed
+	p.closed, p.cur = true, nil
+	if first && p.err == nil {
+		p.err = ErrClosed
+	}
+	p.mu.Unlock()
+	if s != nil {
+		s.stop(grace)
+	}
+	p.doneOnce.Do(func() { close(p.done) })
+	return nil
+}
+
+// Done is closed when the proxy has ended: by Close or Kill, or because the
+// child died and the proxy has no retries.
+func (p *Proxy[T]) Done() <-chan struct{} { return p.done }
+
+// Err says why the proxy ended (ErrClosed, or the child's *ExitError), or
+// nil while it is live.
+func (p *Proxy[T]) Err() error {
+	select {
+	case <-p.done:
+	default:
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Process returns the current child process, or nil when there is none.
+func (p *Proxy[T]) Process() *os.Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return nil
+	}
+	proc, _ := os.FindProcess(p.cur.pid)
+	return proc
+}
+
+// Methods lists the methods the child's type has, by name.
+func (p *Proxy[T]) Methods() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return nil
+	}
+	names := make([]string, 0, len(p.cur.methods))
+	for name := range p.cur.methods {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,55 @@
+// Package codec turns application values into Procwire payloads and back.
+//
+// A [Codec] is chosen per method and per direction on each side of a
+// connection; codecs are never negotiated (protocol §7.1). Three are
+// provided:
+//
+//   - [Msgpack], the default: MessagePack byte-compatible with the Node.js
+//     reference (@procwire/codecs 2.0.0).
+//   - [Raw]: the payload is the bytes themselves.
+//   - [JSON]: encoding/json, without a trailing newline.
+//
+// # Msgpack encoding
+//
+// Values are encoded by github.com/vmihailenco/msgpack/v5, so `msgpack`
+// struct tags and its Marshaler/CustomEncoder interfaces apply, and the
+// result is then rewritten into the form JavaScript's encoder produces:
+//
+//   - integers use the smallest format, unsigned for values >= 0;
+//   - a float64 or float32 that holds an integer within ±(2^53−1) is written
+//     as that integer (2.0 → 02, −0.0 → 00), any other as float64 (cb):
+//     JavaScript has one number type and cannot tell them apart;
+//   - []byte becomes extension type 1 (a Node Buffer), never bin;
+//   - time.Time becomes the timestamp extension (−1), truncated to the
+//     millisecond as a JavaScript Date is;
+//   - struct fields are written in declaration order, which gives
+//     byte-identical maps; Go maps have no order, so a map's entries come
+//     out in random order (the same data, but not the same bytes).
+//
+// # Msgpack decoding
+//
+// A payload must hold exactly one value: an empty payload or trailing bytes
+// are errors. Every length is checked against the bytes present before
+// anything is allocated, nesting is limited to 1000 levels, and map keys must
+// be strings or integers. Both the Buffer extension (1) and bin decode into
+// []byte; both the timestamp (−1) and Date (2) extensions decode into
+// time.Time, always in UTC.
+//
+// Decoding into any uses these rules:
+//
+//	nil              nil
+//	true, false      bool
+//	integers         int64, or uint64 above math.MaxInt64
+//	float32/float64  float64
+//	str              string
+//	bin, ext 1       []byte
+//	ext −1, ext 2    time.Time (UTC)
+//	other ext types  [Ext]
+//	array            []any
+//	map              map[string]any (integer keys become decimal strings)
+//
+// The same rules apply to maps met through interface values inside typed
+// targets. The library decodes the rest of a typed target; it cannot decode
+// a float64 into a float32 field (vmihailenco/msgpack#353), so declare
+// float64 fields for numbers coming from JavaScript.
+package codec

@@ -1,0 +1,174 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Msgpack is the Procwire default codec: MessagePack, byte-compatible with
+// @procwire/codecs 2.0.0 (protocol §7.2). It encodes with
+// github.com/vmihailenco/msgpack/v5 (struct tags `msgpack:"name,omitempty"`,
+// msgpack.CustomEncoder and friends all apply) and normalizes the result;
+// see the package doc for the value rules.
+var Msgpack Codec = msgpackCodec{}
+
+type msgpackCodec struct{}
+
+func (msgpackCodec) Name() string { return "msgpack" }
+
+// maxPooled is the largest scratch buffer kept for reuse; bigger ones, from
+// an occasional large payload, are left to the garbage collector.
+const maxPooled = 64 << 10
+
+// encState is a library encoder bound to its own growing scratch buffer.
+type encState struct {
+	w   appendWriter
+	enc *msgpack.Encoder
+}
+
+// appendWriter is the library's writer: it appends to b and never fails.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
+
+var encPool = sync.Pool{New: func() any {
+	s := new(encState)
+	s.enc = msgpack.NewEncoder(&s.w)
+	s.enc.UseCompactInts(true) // smallest integer formats, unsigned when >= 0
+	return s
+}}
+
+// Append encodes v and appends it to dst. On error dst is returned unchanged.
+func (msgpackCodec) Append(dst []byte, v any) ([]byte, error) {
+	s := encPool.Get().(*encState)
+	s.w.b = s.w.b[:0]
+	if err := s.enc.Encode(v); err != nil {
+		// s is not returned to the pool: the library does not promise a
+		// usable encoder after a failure.
+		return dst, fmt.Errorf("codec: msgpack: encode %T: %w", v, err)
+	}
+	out, _, err := normalize(dst, s.w.b, toWire)
+	if cap(s.w.b) > maxPooled {
+		s.w.b = nil
+	}
+	encPool.Put(s)
+	if err != nil {
+		return dst, fmt.Errorf("codec: msgpack: encode %T: invalid encoder output: %w", v, err)
+	}
+	return out, nil
+}
+
+// decState is a library decoder reading a normalized copy of the payload.
+type decState struct {
+	r   bytes.Reader
+	buf []byte
+	dec *msgpack.Decoder
+}
+
+var decPool = sync.Pool{New: func() any {
+	s := new(decState)
+	s.dec = msgpack.NewDecoder(&s.r) // a bytes.Reader is read directly, without bufio
+	s.dec.SetMapDecoder(decodeLoose)
+	return s
+}}
+
+// Unmarshal decodes the single value in data into v, a non-nil pointer.
+// Decoding into *any, *map[string]any or *[]any replaces the target with a
+// fresh value built by the package's dynamic rules; other targets are filled
+// by the library as encoding/json fills them.
+func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	s := decPool.Get().(*decState)
+	norm, info, err := normalize(s.buf[:0], data, toLibrary)
+	if err != nil {
+		decPool.Put(s)
+		return fmt.Errorf("codec: msgpack: %w", err)
+	}
+	s.buf = norm
+	s.r.Reset(norm)
+	if err := s.decode(v, info); err != nil {
+		// The library can leave state behind after a failure (a half-recorded
+		// raw value, for one), so this decoder is not reused.
+		return fmt.Errorf("codec: msgpack: decode into %T: %w", v, err)
+	}
+	if n := s.r.Len(); n != 0 {
+		return fmt.Errorf("codec: msgpack: decode into %T: %d bytes of the value left unread", v, n)
+	}
+	s.r.Reset(nil)
+	if cap(s.buf) > maxPooled {
+		s.buf = nil
+	}
+	decPool.Put(s)
+	return nil
+}
+
+var errNilTarget = errors.New("nil pointer")
+
+func (s *decState) decode(v any, info scanInfo) error {
+	switch p := v.(type) {
+	case *any:
+		if p == nil {
+			return errNilTarget
+		}
+		x, err := decodeLoose(s.dec)
+		if err != nil {
+			return err
+		}
+		*p = x
+		return nil
+	case *map[string]any:
+		if p == nil {
+			return errNilTarget
+		}
+		x, err := decodeLoose(s.dec)
+		if err != nil {
+			return err
+		}
+		m, ok := x.(map[string]any)
+		if !ok && x != nil {
+			return fmt.Errorf("cannot decode %T into a map", x)
+		}
+		*p = m
+		return nil
+	case *[]any:
+		if p == nil {
+			return errNilTarget
+		}
+		x, err := decodeLoose(s.dec)
+		if err != nil {
+			return err
+		}
+		a, ok := x.([]any)
+		if !ok && x != nil {
+			return fmt.Errorf("cannot decode %T into a slice", x)
+		}
+		*p = a
+		return nil
+	}
+	if err := s.libraryDecode(v); err != nil {
+		return err
+	}
+	if info.times || info.float32s {
+		fixDecoded(reflect.ValueOf(v), 0)
+	}
+	return nil
+}
+
+// libraryDecode runs the library's decoder, turning its panics into errors.
+// The library panics on some inputs, for example when a map key repeats for
+// an interface field that already holds a map (reflect.Value.Addr of an
+// unaddressable value in decodeMapStringInterfaceValue), and wire input must
+// never take the process down.
+func (s *decState) libraryDecode(v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("msgpack library panic: %v", p)
+		}
+	}()
+	return s.dec.Decode(v)
+}
