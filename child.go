@@ -60,14 +60,17 @@ func serveChild() int {
 	}
 	mux := new(rpc.Mux)
 	var conn *rpc.Conn
+	ready := make(chan struct{}) // conn is set
 	var once sync.Once
 	mux.Handle(idNew, rpc.ResultFunc(func(ctx context.Context, req newRequest) (schema, error) {
+		<-ready
 		var s schema
 		err := errors.New("procxy: object already constructed")
 		once.Do(func() { s, err = construct(ctx, conn, mux, req) })
 		return s, err
 	}))
 	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log})
+	close(ready)
 	<-conn.Done() // the parent closed the proxy, or died
 	return 0
 }

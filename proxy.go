@@ -131,19 +131,18 @@ func (p *Proxy[T]) watch(s *session) {
 	case <-time.After(time.Second):
 	}
 	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), waitErr, s.child.stderr)
-	s.exitErr = e
-	close(s.exited)
-	s.conn.CloseWithError(e)
-
 	p.mu.Lock()
+	s.exitErr = e
 	ended := p.cur == s && !p.closed && p.o.retries == 0
 	if p.cur == s {
-		p.cur = nil
+		p.cur = nil // the next call starts a new child, if retries allow
 	}
 	if ended && p.err == nil {
 		p.err = e
 	}
 	p.mu.Unlock()
+	close(s.exited)
+	s.conn.CloseWithError(e)
 	if ended {
 		p.doneOnce.Do(func() { close(p.done) })
 	}

@@ -21,6 +21,7 @@ import (
 
 func TestMain(m *testing.M) {
 	procxy.Main()
+	os.Setenv("GORACE", "atexit_sleep_ms=0") // children exit without the race detector's pause
 	if runKillMatrixParent() {
 		return
 	}
@@ -130,7 +131,7 @@ func init() {
 
 func newCalc(t *testing.T, opts ...procxy.Option) *procxy.Proxy[Calculator] {
 	t.Helper()
-	p, err := procxy.New[Calculator](t.Context(), opts...)
+	p, err := procxy.New[Calculator](t.Context(), append([]procxy.Option{procxy.Logger(childLog(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func TestClose(t *testing.T) {
 func TestCrash(t *testing.T) {
 	for _, how := range []string{"exit", "panic"} {
 		t.Run(how, func(t *testing.T) {
-			p := newCalc(t, procxy.Logger(discard()))
+			p := newCalc(t)
 			slow := make(chan error, 1)
 			go func() { _, err := procxy.Call[int](context.Background(), p, "Sleep", 60_000); slow <- err }()
 			_, err := procxy.Call[any](t.Context(), p, "Crash", how)
@@ -422,7 +423,7 @@ func TestKill(t *testing.T) {
 }
 
 func TestRetriesRestart(t *testing.T) {
-	p := newCalc(t, procxy.Retries(1), procxy.Logger(discard()))
+	p := newCalc(t, procxy.Retries(1))
 	first := p.Process().Pid
 	procxy.Call[any](t.Context(), p, "Crash", "exit")
 	// The next call finds the child gone, starts a new one and succeeds.
