@@ -15,42 +15,62 @@ import (
 // with CodeBadArguments for arguments that do not fit, the method's own
 // error as a *RemoteError, context.DeadlineExceeded when the proxy's Timeout
 // or ctx's deadline passes first, and an *ExitError when the child died.
-func Call[R, T any](ctx context.Context, p *Proxy[T], method string, args ...any) (R, error) {
+func Call[R, T any](ctx context.Context, t Target[T], method string, args ...any) (R, error) {
 	var out R
-	err := p.call(ctx, method, args, &out)
+	err := call(ctx, t, method, args, &out)
 	return out, err
 }
 
-func (p *Proxy[T]) call(ctx context.Context, name string, args []any, out any) error {
+// Target is what calls go to: a *Proxy[T], or a *Pool[T] that picks one of
+// its proxies for each call.
+type Target[T any] interface {
+	// acquire returns the proxy for one attempt and a func to call after it.
+	acquire(ctx context.Context) (*Proxy[T], func(), error)
+	// retryLimit is how many times a failed call may be tried again.
+	retryLimit() int
+}
+
+func call[T any](ctx context.Context, t Target[T], name string, args []any, out any) error {
 	for attempt := 0; ; attempt++ {
-		s, err := p.session(ctx)
+		p, release, err := t.acquire(ctx)
 		if err != nil {
 			return err
 		}
-		m, err := s.method(p.o.key, name, len(args), false)
-		if err != nil {
+		err = p.callOnce(ctx, name, args, out)
+		release()
+		if err == nil || attempt >= t.retryLimit() || !p.retryable(err, name) {
 			return err
 		}
-		cctx, cancel := ctx, context.CancelFunc(nil)
-		if p.o.timeout > 0 {
-			cctx, cancel = context.WithTimeout(ctx, p.o.timeout)
-		}
-		err = s.conn.Call(cctx, rpc.Method{ID: m.ID}, args, out)
-		if cancel != nil {
-			cancel()
-		}
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
-		}
-		err = s.explain(err)
-		if attempt < p.o.retries && p.retryable(err, name) {
-			continue
-		}
+	}
+}
+
+func (p *Proxy[T]) acquire(context.Context) (*Proxy[T], func(), error) { return p, func() {}, nil }
+func (p *Proxy[T]) retryLimit() int                                    { return p.o.retries }
+
+func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out any) error {
+	s, err := p.session(ctx)
+	if err != nil {
 		return err
 	}
+	m, err := s.method(p.o.key, name, len(args), false)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := ctx, context.CancelFunc(nil)
+	if p.o.timeout > 0 {
+		cctx, cancel = context.WithTimeout(ctx, p.o.timeout)
+	}
+	err = s.conn.Call(cctx, rpc.Method{ID: m.ID}, args, out)
+	if cancel != nil {
+		cancel()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
+	}
+	return s.explain(err)
 }
 
 // retryable: the child died and the call provably never started, or the
@@ -87,9 +107,15 @@ func (s *session) method(key, name string, nargs int, stream bool) (*method, err
 // as fast as the loop consumes them (plus a bounded buffer); breaking out of
 // the loop or cancelling ctx stops the producer. Streams are bounded by ctx,
 // not by the proxy's Timeout. A failure is yielded once, last.
-func Stream[R, T any](ctx context.Context, p *Proxy[T], method string, args ...any) iter.Seq2[R, error] {
+func Stream[R, T any](ctx context.Context, t Target[T], method string, args ...any) iter.Seq2[R, error] {
 	return func(yield func(R, error) bool) {
 		var zero R
+		p, release, err := t.acquire(ctx)
+		if err != nil {
+			yield(zero, err)
+			return
+		}
+		defer release()
 		s, err := p.session(ctx)
 		if err != nil {
 			yield(zero, err)

@@ -3,12 +3,24 @@ package procxy_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func pid() int { return os.Getpid() }
+
+// waitFor polls cond until it holds; the test's own timeout bounds it.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func runKillMatrixParent() bool { return false }
 

@@ -125,6 +125,17 @@ func (c *Calculator) Letters(s string) <-chan string {
 
 func (c *Calculator) Pair(a int) (int, int) { return a, a } // unsupported shape
 
+// SlowPID streams its pid once after ms.
+func (c *Calculator) SlowPID(ctx context.Context, ms int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			yield(os.Getpid())
+		case <-ctx.Done():
+		}
+	}
+}
+
 func init() {
 	procxy.Register[Calculator](NewCalculator)
 }

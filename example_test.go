@@ -1,0 +1,155 @@
+package procxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/procxy/procxy"
+)
+
+// Greeter is registered in init, so a child (this same executable) can build it.
+type Greeter struct {
+	procxy.Emitter
+	greeting string
+}
+
+func NewGreeter(greeting string) (*Greeter, error) { return &Greeter{greeting: greeting}, nil }
+
+func (g *Greeter) Greet(name string) string { return g.greeting + ", " + name + "!" }
+
+func (g *Greeter) Shout(name string) (string, error) {
+	if name == "" {
+		return "", errors.New("nobody to shout at")
+	}
+	return strings.ToUpper(g.Greet(name)), nil
+}
+
+// Wait is cancelled in the child when the caller's context ends.
+func (g *Greeter) Wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Greeter) Countdown(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := n; i > 0 && yield(i); i-- {
+		}
+	}
+}
+
+func (g *Greeter) GreetAll(names []string) int {
+	for _, n := range names {
+		g.Emit("greeted", g.Greet(n))
+	}
+	return len(names)
+}
+
+func init() { procxy.Register[Greeter](NewGreeter) }
+
+func ExampleNew() {
+	ctx := context.Background()
+	g, err := procxy.New[Greeter](ctx, procxy.Config("Hello"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Close()
+	msg, _ := procxy.Call[string](ctx, g, "Greet", "world")
+	fmt.Println(msg)
+	// Output: Hello, world!
+}
+
+func ExampleCall() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"), procxy.Timeout(time.Second))
+	defer g.Close()
+
+	s, err := procxy.Call[string](ctx, g, "Shout", "gopher")
+	fmt.Println(s, err)
+
+	_, err = procxy.Call[string](ctx, g, "Shout", "")
+	var re *procxy.RemoteError
+	fmt.Println(errors.As(err, &re), re.Message)
+
+	err = func() error {
+		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		_, err := procxy.Call[any](ctx, g, "Wait", time.Minute)
+		return err
+	}()
+	fmt.Println(errors.Is(err, context.DeadlineExceeded))
+	// Output:
+	// HI, GOPHER! <nil>
+	// true nobody to shout at
+	// true
+}
+
+func ExampleStream() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"))
+	defer g.Close()
+	for n, err := range procxy.Stream[int](ctx, g, "Countdown", 3) {
+		if err != nil {
+			fmt.Println(err)
+			break
+		}
+		fmt.Println(n)
+	}
+	// Output:
+	// 3
+	// 2
+	// 1
+}
+
+func ExampleEmitter() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hey"))
+	defer g.Close()
+	got := make(chan string, 2)
+	procxy.On(g, "greeted", func(msg string) { got <- msg })
+	procxy.Call[int](ctx, g, "GreetAll", []string{"Ann", "Bob"})
+	fmt.Println(<-got)
+	fmt.Println(<-got)
+	// Output:
+	// Hey, Ann!
+	// Hey, Bob!
+}
+
+// hash is a Func: declared at package level so the child knows it too.
+var hash = procxy.Func("hash", func(_ context.Context, s string) (uint32, error) {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h, nil
+}, procxy.PoolSize(2))
+
+func ExampleFunc() {
+	ctx := context.Background()
+	defer hash.Close()
+	remote, _ := hash.Call(ctx, "procxy") // in a child process
+	local, _ := hash.Local(ctx, "procxy") // here
+	fmt.Println(remote == local)
+	// Output: true
+}
+
+func ExampleNewPool() {
+	ctx := context.Background()
+	pool, err := procxy.NewPool[Greeter](ctx, 2, procxy.Config("Hello"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.Close()
+	msg, _ := procxy.Call[string](ctx, pool, "Greet", "pool")
+	fmt.Println(msg, len(pool.PIDs()))
+	// Output: Hello, pool! 2
+}

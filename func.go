@@ -1,0 +1,129 @@
+package procxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// funcHost is the type children construct to run Funcs.
+type funcHost struct{}
+
+const funcHostKey = "procxy.func"
+
+func init() { Register[funcHost](nil, Name(funcHostKey)) }
+
+// funcs holds the functions made by Func, by name.
+var funcs struct {
+	sync.Mutex
+	byName map[string]func(ctx context.Context, arg []byte) (any, error)
+}
+
+// Invoke runs the function registered under name (in the child).
+func (funcHost) Invoke(ctx context.Context, name string, arg msgpack.RawMessage) (any, error) {
+	funcs.Lock()
+	fn := funcs.byName[name]
+	funcs.Unlock()
+	if fn == nil {
+		return nil, &RemoteError{Code: CodeNotRegistered, Name: "NotRegistered",
+			Message: fmt.Sprintf("function %q is not registered in the child; call procxy.Func at package level", name)}
+	}
+	return fn(ctx, arg)
+}
+
+// Function is a function that can run in child processes. Make one with
+// Func at package level, so that the child, which is the same executable,
+// knows it too.
+type Function[A, R any] struct {
+	name string
+	fn   func(context.Context, A) (R, error)
+	size int
+	opts []Option
+
+	mu   sync.Mutex
+	pool *Pool[funcHost] // started by the first Call; guarded by mu
+}
+
+// Func registers fn under name and returns it as a Function: Call runs it in
+// a pool of child processes (started on first use), Local runs it here.
+// Options: PoolSize, and those of New (Timeout, Env, Retries, …).
+// Func panics if name is used twice.
+func Func[A, R any](name string, fn func(ctx context.Context, arg A) (R, error), opts ...Option) *Function[A, R] {
+	funcs.Lock()
+	defer funcs.Unlock()
+	if funcs.byName == nil {
+		funcs.byName = make(map[string]func(context.Context, []byte) (any, error))
+	}
+	if _, dup := funcs.byName[name]; dup {
+		panic(fmt.Sprintf("procxy: Func %q registered twice", name))
+	}
+	funcs.byName[name] = func(ctx context.Context, raw []byte) (any, error) {
+		var a A
+		if err := msgpackCodec.Unmarshal(raw, &a); err != nil {
+			return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
+				Message: fmt.Sprintf("%s: argument does not decode: %v", name, err)}
+		}
+		return fn(ctx, a)
+	}
+	f := &Function[A, R]{name: name, fn: fn, size: 1}
+	for _, o := range opts {
+		if ps, ok := o.(poolSize); ok {
+			f.size = int(ps)
+		} else {
+			f.opts = append(f.opts, o)
+		}
+	}
+	return f
+}
+
+type poolSize int
+
+func (poolSize) apply(*options) {}
+
+// PoolSize sets how many children a Func runs in; the default is 1.
+func PoolSize(n int) Option { return poolSize(n) }
+
+// Name returns the name the function was registered under.
+func (f *Function[A, R]) Name() string { return f.name }
+
+// Local calls the function in this process.
+func (f *Function[A, R]) Local(ctx context.Context, arg A) (R, error) { return f.fn(ctx, arg) }
+
+// Call runs the function in a child process, starting the pool on first use.
+func (f *Function[A, R]) Call(ctx context.Context, arg A) (R, error) {
+	var zero R
+	pl, err := f.start(ctx)
+	if err != nil {
+		return zero, err
+	}
+	return Call[R](ctx, pl, "Invoke", f.name, arg)
+}
+
+func (f *Function[A, R]) start(ctx context.Context) (*Pool[funcHost], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pool == nil {
+		o := newOptions(funcHostKey, f.opts)
+		pl, err := newPool[funcHost](ctx, f.size, o)
+		if err != nil {
+			return nil, fmt.Errorf("procxy: start Func %q: %w", f.name, err)
+		}
+		f.pool = pl
+	}
+	return f.pool, nil
+}
+
+// Close stops the function's children, after the calls in flight. A later
+// Call starts them again.
+func (f *Function[A, R]) Close() error {
+	f.mu.Lock()
+	pl := f.pool
+	f.pool = nil
+	f.mu.Unlock()
+	if pl == nil {
+		return nil
+	}
+	return pl.Close()
+}
