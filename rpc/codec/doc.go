@@ -44,12 +44,17 @@
 //	str              string
 //	bin, ext 1       []byte
 //	ext −1, ext 2    time.Time (UTC)
-//	other ext types  [Ext]
+//	other ext types  codec.Ext
 //	array            []any
 //	map              map[string]any (integer keys become decimal strings)
 //
-// The same rules apply to maps met through interface values inside typed
-// targets. The library decodes the rest of a typed target; it cannot decode
-// a float64 into a float32 field (vmihailenco/msgpack#353), so declare
-// float64 fields for numbers coming from JavaScript.
+// These rules fill *any, *[]any and *map[string]any targets, and every map
+// met through an interface value inside a typed target. The rest of a typed
+// target is filled by the library from the normalized payload and gets the
+// same types, with one exception: an interface field that directly holds an
+// extension of another type (not inside a map) is an error unless the type
+// is registered with msgpack.RegisterExt; declare such a field as [Ext].
+// The library cannot decode a float64 into a float32 field
+// (vmihailenco/msgpack#353), so declare float64 fields for numbers coming
+// from JavaScript.
 package codec

@@ -76,11 +76,15 @@ func fixDecoded(v reflect.Value, depth int) {
 		if v.IsNil() || !mayHold(v.Type().Elem()) {
 			return
 		}
+		// Keys are taken first: a NaN key, never found again, would make
+		// SetMapIndex add entries while a range loop runs.
 		e := reflect.New(v.Type().Elem()).Elem()
-		for it := v.MapRange(); it.Next(); {
-			e.Set(it.Value())
-			fixDecoded(e, depth+1)
-			v.SetMapIndex(it.Key(), e)
+		for _, k := range v.MapKeys() {
+			if x := v.MapIndex(k); x.IsValid() {
+				e.Set(x)
+				fixDecoded(e, depth+1)
+				v.SetMapIndex(k, e)
+			}
 		}
 	}
 }

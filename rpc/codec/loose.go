@@ -172,21 +172,13 @@ func decodeLooseExt(d *msgpack.Decoder) (any, error) {
 	if err := d.ReadFull(data); err != nil {
 		return nil, err
 	}
-	switch typ {
-	case extTimestamp:
-		sec, nsec, ok := parseTimestamp(data)
-		if !ok {
-			return nil, fmt.Errorf("codec: msgpack: timestamp extension of %d bytes", l)
-		}
-		return time.Unix(sec, int64(nsec)).UTC(), nil
-	case extBuffer:
-		return data, nil
-	case extDate:
-		sec, nsec, err := parseDate(data)
-		if err != nil {
-			return nil, fmt.Errorf("codec: msgpack: date extension: %w", err)
-		}
-		return time.Unix(sec, int64(nsec)).UTC(), nil
+	// Normalization turned ext 1 into bin and ext 2 into a timestamp.
+	if typ != extTimestamp {
+		return Ext{Type: typ, Data: data}, nil
 	}
-	return Ext{Type: typ, Data: data}, nil
+	sec, nsec, ok := parseTimestamp(data)
+	if !ok {
+		return nil, fmt.Errorf("codec: msgpack: timestamp extension of %d bytes", l)
+	}
+	return time.Unix(sec, int64(nsec)).UTC(), nil
 }

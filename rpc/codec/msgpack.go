@@ -80,8 +80,8 @@ var decPool = sync.Pool{New: func() any {
 
 // Unmarshal decodes the single value in data into v, a non-nil pointer.
 // Decoding into *any, *map[string]any or *[]any replaces the target with a
-// fresh value built by the package's dynamic rules; other targets are filled
-// by the library as encoding/json fills them.
+// fresh value built by the package's dynamic rules (see the package doc);
+// other targets are filled by the library, following `msgpack` struct tags.
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
 	s := decPool.Get().(*decState)
 	norm, info, err := normalize(s.buf[:0], data, toLibrary)
@@ -112,63 +112,55 @@ var errNilTarget = errors.New("nil pointer")
 func (s *decState) decode(v any, info scanInfo) error {
 	switch p := v.(type) {
 	case *any:
-		if p == nil {
-			return errNilTarget
-		}
-		x, err := decodeLoose(s.dec)
-		if err != nil {
-			return err
-		}
-		*p = x
-		return nil
+		return decodeLooseInto(s.dec, p)
 	case *map[string]any:
-		if p == nil {
-			return errNilTarget
-		}
-		x, err := decodeLoose(s.dec)
-		if err != nil {
-			return err
-		}
-		m, ok := x.(map[string]any)
-		if !ok && x != nil {
-			return fmt.Errorf("cannot decode %T into a map", x)
-		}
-		*p = m
-		return nil
+		return decodeLooseInto(s.dec, p)
 	case *[]any:
-		if p == nil {
-			return errNilTarget
-		}
-		x, err := decodeLoose(s.dec)
-		if err != nil {
-			return err
-		}
-		a, ok := x.([]any)
-		if !ok && x != nil {
-			return fmt.Errorf("cannot decode %T into a slice", x)
-		}
-		*p = a
+		return decodeLooseInto(s.dec, p)
+	}
+	return s.libraryDecode(v, info)
+}
+
+// decodeLooseInto sets *p to the next value decoded by the dynamic rules;
+// nil sets the zero value.
+func decodeLooseInto[T any](d *msgpack.Decoder, p *T) error {
+	if p == nil {
+		return errNilTarget
+	}
+	x, err := decodeLoose(d)
+	if err != nil {
+		return err
+	}
+	if x == nil {
+		var zero T
+		*p = zero
 		return nil
 	}
-	if err := s.libraryDecode(v); err != nil {
+	t, ok := x.(T)
+	if !ok {
+		return fmt.Errorf("cannot decode %T into %T", x, *p)
+	}
+	*p = t
+	return nil
+}
+
+// libraryDecode runs the library's decoder and the fix-up walk, turning
+// panics into errors.
+// The library panics on some inputs, for example when a map key repeats for
+// an interface field that already holds a map (reflect.Value.Addr of an
+// unaddressable value in decodeMapStringInterfaceValue), and wire input must
+// never take the process down.
+func (s *decState) libraryDecode(v any, info scanInfo) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("msgpack library panic: %v", p)
+		}
+	}()
+	if err := s.dec.Decode(v); err != nil {
 		return err
 	}
 	if info.times || info.float32s {
 		fixDecoded(reflect.ValueOf(v), 0)
 	}
 	return nil
-}
-
-// libraryDecode runs the library's decoder, turning its panics into errors.
-// The library panics on some inputs, for example when a map key repeats for
-// an interface field that already holds a map (reflect.Value.Addr of an
-// unaddressable value in decodeMapStringInterfaceValue), and wire input must
-// never take the process down.
-func (s *decState) libraryDecode(v any) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("msgpack library panic: %v", p)
-		}
-	}()
-	return s.dec.Decode(v)
 }

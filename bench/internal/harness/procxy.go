@@ -1,0 +1,74 @@
+package harness
+
+import (
+	"context"
+	"net"
+
+	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
+)
+
+// procxy: an rpc.Conn in each process. The child serves method 1 (raw
+// codec echo: the request payload is the response payload) and method 2
+// (msgpack [2]int → int, the "add" call); the parent calls them.
+
+const procxyRole = "procxy"
+
+var (
+	procxyEcho = rpc.Method{ID: 1, Request: codec.Raw, Response: codec.Raw}
+	procxyAdd  = rpc.Method{ID: 2}
+)
+
+func init() { servers[procxyRole] = serveProcxy }
+
+func procxyMux() *rpc.Mux {
+	mux := new(rpc.Mux)
+	mux.Handle(procxyEcho.ID, rpc.ResultFunc(func(_ context.Context, b []byte) ([]byte, error) {
+		return b, nil
+	}).WithCodec(codec.Raw))
+	mux.Handle(procxyAdd.ID, rpc.ResultFunc(func(_ context.Context, a [2]int) (int, error) {
+		return a[0] + a[1], nil
+	}))
+	return mux
+}
+
+func serveProcxy(l net.Listener) error {
+	mux := procxyMux()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		// The Conn's own goroutines serve it until the parent hangs up.
+		rpc.NewConn(c, rpc.Options{Role: rpc.RoleChild, Handlers: mux})
+	}
+}
+
+type procxyClient struct {
+	child *Child
+	conn  *rpc.Conn
+}
+
+func startProcxy(tr Transport) (Client, error) {
+	child, c, err := spawnDial(procxyRole, tr)
+	if err != nil {
+		return nil, err
+	}
+	return &procxyClient{child: child, conn: rpc.NewConn(c, rpc.Options{Role: rpc.RoleParent})}, nil
+}
+
+func (c *procxyClient) Echo(ctx context.Context, in, out []byte) ([]byte, error) {
+	err := c.conn.Call(ctx, procxyEcho, in, &out)
+	return out, err
+}
+
+func (c *procxyClient) Add(ctx context.Context, a, b int) (int, error) {
+	var sum int
+	err := c.conn.Call(ctx, procxyAdd, [2]int{a, b}, &sum)
+	return sum, err
+}
+
+func (c *procxyClient) Close() error {
+	c.conn.Close()
+	return c.child.Close()
+}
