@@ -84,16 +84,20 @@ func (c *Conn) unregister(id uint32, cl *call) bool {
 	return false
 }
 
-// encode encodes v with cd into a pooled buffer. A msgpack payload is never
-// empty (nil encodes as c0), as Procwire children require.
-func encode(cd codec.Codec, v any) (*[]byte, error) {
-	b := getBuf()
-	var err error
-	if *b, err = cd.Append((*b)[:0], v); err != nil {
-		putBuf(b)
-		return nil, fmt.Errorf("rpc: encode request: %w", err)
+// encode encodes v with cd. The payload is in a pooled buffer to release
+// with putBuf, except raw bytes, which are sent as they are (buf is nil). A
+// msgpack payload is never empty (nil encodes as c0), as Procwire children
+// require.
+func encode(cd codec.Codec, v any) (payload []byte, buf *[]byte, err error) {
+	if b, ok := v.([]byte); ok && cd == codec.Raw {
+		return b, nil, nil
 	}
-	return b, nil
+	buf = getBuf()
+	if *buf, err = cd.Append((*buf)[:0], v); err != nil {
+		putBuf(buf)
+		return nil, nil, fmt.Errorf("rpc: encode request: %w", err)
+	}
+	return *buf, buf, nil
 }
 
 // Call sends a request for a result or ack method and decodes the answer
@@ -109,7 +113,7 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 		return err
 	}
 	req, resp := m.codecs(c)
-	b, err := encode(req, in)
+	payload, b, err := encode(req, in)
 	if err != nil {
 		return err
 	}
@@ -121,7 +125,7 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 		c.putCall(cl)
 		return err
 	}
-	err = c.write(m.ID, 0, id, *b)
+	err = c.write(m.ID, 0, id, payload)
 	putBuf(b)
 	if err != nil {
 		if c.unregister(id, cl) {
@@ -173,11 +177,11 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 		return err
 	}
 	req, _ := m.codecs(c)
-	b, err := encode(req, in)
+	payload, b, err := encode(req, in)
 	if err != nil {
 		return err
 	}
-	err = c.write(m.ID, 0, 0, *b)
+	err = c.write(m.ID, 0, 0, payload)
 	putBuf(b)
 	return err
 }

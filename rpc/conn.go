@@ -212,13 +212,26 @@ func (c *Conn) readLoop() {
 			return
 		}
 	}
+	c.readFrames()
+}
+
+// readFrames reads and routes frames until the connection ends or a request
+// arrives. The goroutine that read a request serves it itself and hands
+// reading over to a new goroutine (leader/follower): the reply does not wait
+// for a handler goroutine to be scheduled.
+func (c *Conn) readFrames() {
 	for {
 		f, err := c.r.ReadFrame()
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		c.route(f)
+		if r := c.route(f); r != nil {
+			c.wg.Go(c.readFrames)
+			c.serve(r)
+			<-c.sem
+			return
+		}
 	}
 }
 
@@ -237,7 +250,8 @@ func (c *Conn) checkAuth() error {
 }
 
 // route handles one frame on the reader goroutine (Procwire §6.10, §6.11).
-func (c *Conn) route(f wire.Frame) {
+// It returns a request for the caller to serve, holding a handler token.
+func (c *Conn) route(f wire.Frame) *request {
 	switch {
 	case f.Method == wire.MethodAuth && !f.Flags.Has(wire.FlagResponse):
 		// Stray or late auth frames are ignored, never answered (§6.9).
@@ -248,8 +262,9 @@ func (c *Conn) route(f wire.Frame) {
 	case f.Flags.Has(wire.FlagResponse):
 		c.log.Debug("rpc: dropped a response without request id", "method", f.Method, "flags", f.Flags)
 	default:
-		c.routeRequest(f)
+		return c.routeRequest(f)
 	}
+	return nil
 }
 
 // write sends one frame with this end's direction bit.
@@ -270,7 +285,7 @@ const maxPooled = 64 << 10
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
 func putBuf(b *[]byte) {
-	if cap(*b) > maxPooled {
+	if b == nil || cap(*b) > maxPooled {
 		return
 	}
 	*b = (*b)[:0]

@@ -107,12 +107,14 @@ func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
 	return c.Unmarshal(payload, v)
 }
 
-// routeRequest starts serving one request frame (reader goroutine).
-func (c *Conn) routeRequest(f wire.Frame) {
+// routeRequest prepares one request frame for serving (reader goroutine).
+// Events go to the in-order dispatcher; other requests are returned to be
+// served, with a handler token taken.
+func (c *Conn) routeRequest(f wire.Frame) *request {
 	h := c.opts.Handlers.lookup(f.Method)
 	if h == nil {
 		c.unknownMethod(f)
-		return
+		return nil
 	}
 	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
 	switch {
@@ -132,29 +134,24 @@ func (c *Conn) routeRequest(f wire.Frame) {
 		case c.events <- r:
 		case <-c.done:
 		}
-		return
+		return nil
 	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.done:
-		return
+		return nil
 	}
 	if f.ID != 0 {
 		c.mu.Lock()
 		if c.closeErr != nil {
 			c.mu.Unlock()
 			<-c.sem
-			return
+			return nil
 		}
 		c.serving[f.ID] = r
 		c.mu.Unlock()
 	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() { <-c.sem }()
-		c.serve(r)
-	}()
+	return r
 }
 
 // unknownMethod answers a request for a method without a handler with the
@@ -246,6 +243,10 @@ func (c *Conn) run(r *request) (v any, err error) {
 // becomes an error reply, so the caller is never left waiting.
 func (c *Conn) reply(r *request, flags wire.Flags, v any) {
 	_, resp := r.codecs()
+	if p, ok := v.([]byte); ok && resp == codec.Raw {
+		c.write(r.method, flags, r.id, p) // raw bytes go out as they are
+		return
+	}
 	b := getBuf()
 	var err error
 	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {

@@ -51,7 +51,7 @@ func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error
 		return nil, err
 	}
 	req, resp := m.codecs(c)
-	b, err := encode(req, in)
+	payload, b, err := encode(req, in)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error
 		return nil, err
 	}
 	s.ctx, s.stop = context.WithCancel(ctx)
-	if err := c.write(m.ID, 0, s.id, *b); err != nil {
+	if err := c.write(m.ID, 0, s.id, payload); err != nil {
 		s.Close()
 		return nil, err
 	}
