@@ -16,13 +16,13 @@ import (
 func FuzzConn(f *testing.F) {
 	seeds := []string{
 		"000100000000010000000e83a16101a162a178a16393010203", // F01 echo
-		"0002000000000200000004" + "81a16e02",                 // stream request
-		"ffff000000000400000000",                              // abort
-		"fffe00000000000000000130",                            // stray auth
-		"0063000000000500000001c0",                            // unknown method
-		"000a000000000100000001c1",                            // undecodable payload
-		"000100000000010000000e83a16101",                      // truncated
-		"0001400000000100000000",                              // reserved bits
+		"0002000000000200000004" + "81a16e02",                // stream request
+		"ffff000000000400000000",                             // abort
+		"fffe00000000000000000130",                           // stray auth
+		"0063000000000500000001c0",                           // unknown method
+		"000a000000000100000001c1",                           // undecodable payload
+		"000100000000010000000e83a16101",                     // truncated
+		"0001400000000100000000",                             // reserved bits
 	}
 	for _, s := range seeds {
 		b, _ := hex.DecodeString(s)

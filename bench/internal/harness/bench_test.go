@@ -6,12 +6,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/procxy/procxy"
 	"go.uber.org/goleak"
 )
 
-// TestMain lets the test binary serve as its own child process, and
-// checks that the parent leaks no goroutine.
+// TestMain lets the test binary serve as its own child process (procxy's
+// object child first, then the harness's roles), and checks that the
+// parent leaks no goroutine.
 func TestMain(m *testing.M) {
+	procxy.Main()
 	MaybeChild()
 	goleak.VerifyTestMain(m)
 }
@@ -34,6 +37,50 @@ func TestEcho(t *testing.T) {
 			if a, ok := cli.(Adder); ok {
 				if sum, err := a.Add(t.Context(), 2, 3); err != nil || sum != 5 {
 					t.Fatalf("Add(2, 3) = %d, %v", sum, err)
+				}
+			}
+		})
+	}
+}
+
+// TestCall checks every contender of the call section once.
+func TestCall(t *testing.T) {
+	for _, c := range CallContenders() {
+		t.Run(c.Label(), func(t *testing.T) {
+			cli := startCall(t, c)
+			for _, ab := range [][2]int{{2, 3}, {0, 0}, {-7, 1 << 40}} {
+				if sum, err := cli.Add(t.Context(), ab[0], ab[1]); err != nil || sum != ab[0]+ab[1] {
+					t.Fatalf("Add(%d, %d) = %d, %v", ab[0], ab[1], sum, err)
+				}
+			}
+		})
+	}
+}
+
+func startCall(tb testing.TB, c CallContender) CallClient {
+	tb.Helper()
+	cli, err := c.Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := cli.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return cli
+}
+
+// BenchmarkCall: the call section's contenders, sequential Add calls
+// (go test -run='^$' -bench=Call ./...).
+func BenchmarkCall(b *testing.B) {
+	for _, c := range CallContenders() {
+		b.Run(c.Label(), func(b *testing.B) {
+			cli := startCall(b, c)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cli.Add(b.Context(), 2, 3); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

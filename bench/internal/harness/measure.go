@@ -20,18 +20,22 @@ type Config struct {
 	InFlight     int           // concurrent callers in the throughput run
 	ParallelTime time.Duration // length of the throughput run (after a warm-up of a tenth of it)
 	BigCalls     int           // timed 10 MiB echoes (after one untimed)
+	CallWarmup   int           // untimed Add calls before each call-section run
+	CallCalls    int           // timed sequential Add calls per call-section run
 }
 
 // DefaultConfig finishes all contenders in about two minutes on 2 cores.
 // Three rounds in rotation, rather than one long run each, keep a burst of
 // load from another process from landing on a single contender.
 func DefaultConfig() Config {
-	return Config{Rounds: 3, Warmup: 1000, Calls: 10000, InFlight: 64, ParallelTime: 1500 * time.Millisecond, BigCalls: 20}
+	return Config{Rounds: 3, Warmup: 1000, Calls: 10000, InFlight: 64, ParallelTime: 1500 * time.Millisecond, BigCalls: 20,
+		CallWarmup: 2000, CallCalls: 20000}
 }
 
 // QuickConfig is a smoke run of a few thousand calls per contender.
 func QuickConfig() Config {
-	return Config{Rounds: 1, Warmup: 200, Calls: 2000, InFlight: 64, ParallelTime: 300 * time.Millisecond, BigCalls: 5}
+	return Config{Rounds: 1, Warmup: 200, Calls: 2000, InFlight: 64, ParallelTime: 300 * time.Millisecond, BigCalls: 5,
+		CallWarmup: 200, CallCalls: 2000}
 }
 
 // Payload sizes.

@@ -39,17 +39,17 @@ var pluginHandshake = plugin.HandshakeConfig{
 }
 
 func init() {
-	pluginServers[pluginNetRPC] = func() { servePlugin(netRPCPlugin{}) }
-	pluginServers[pluginGRPC] = func() { servePlugin(grpcPlugin{}) }
+	pluginServers[pluginNetRPC] = func() { servePlugin(pluginName, netRPCPlugin{}) }
+	pluginServers[pluginGRPC] = func() { servePlugin(pluginName, grpcPlugin{}) }
 }
 
-func servePlugin(p plugin.Plugin) {
+func servePlugin(name string, p plugin.Plugin) {
 	// go-plugin's net/rpc server logs a "[DEBUG] … use of closed network
 	// connection" line through package log when the host kills it.
 	log.SetOutput(io.Discard)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: pluginHandshake,
-		Plugins:         plugin.PluginSet{pluginName: p},
+		Plugins:         plugin.PluginSet{name: p},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpcServerOptions()...)...)
 		},
@@ -101,9 +101,30 @@ type pluginClient struct {
 }
 
 func startPlugin(role string) (_ Client, err error) {
-	dir, err := os.MkdirTemp("", "pxb")
+	proto, p := plugin.ProtocolNetRPC, plugin.Plugin(netRPCPlugin{})
+	if role == pluginGRPC {
+		proto, p = plugin.ProtocolGRPC, grpcPlugin{}
+	}
+	client, raw, dir, err := launchPlugin(role, proto, pluginName, p)
 	if err != nil {
 		return nil, err
+	}
+	echo, ok := raw.(pluginEchoer)
+	if !ok {
+		client.Kill()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("go-plugin: dispensed %T", raw)
+	}
+	return &pluginClient{client: client, echo: echo, dir: dir}, nil
+}
+
+// launchPlugin starts this executable as the plugin for role, speaking
+// proto, and dispenses name (served by p). The caller kills the client and
+// removes dir, which holds go-plugin's socket.
+func launchPlugin(role string, proto plugin.Protocol, name string, p plugin.Plugin) (_ *plugin.Client, _ any, _ string, err error) {
+	dir, err := os.MkdirTemp("", "pxb")
+	if err != nil {
+		return nil, nil, "", err
 	}
 	var client *plugin.Client
 	defer func() {
@@ -116,13 +137,9 @@ func startPlugin(role string) (_ Client, err error) {
 	}()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = []string{EnvRole + "=" + role} // go-plugin appends os.Environ()
-	proto, p := plugin.ProtocolNetRPC, plugin.Plugin(netRPCPlugin{})
-	if role == pluginGRPC {
-		proto, p = plugin.ProtocolGRPC, grpcPlugin{}
-	}
 	client = plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  pluginHandshake,
-		Plugins:          plugin.PluginSet{pluginName: p},
+		Plugins:          plugin.PluginSet{name: p},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{proto},
 		GRPCDialOptions:  []grpc.DialOption{grpcCallOptions()},
@@ -132,17 +149,13 @@ func startPlugin(role string) (_ Client, err error) {
 	})
 	rpcClient, err := client.Client()
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	raw, err := rpcClient.Dispense(pluginName)
+	raw, err := rpcClient.Dispense(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	echo, ok := raw.(pluginEchoer)
-	if !ok {
-		return nil, fmt.Errorf("go-plugin: dispensed %T", raw)
-	}
-	return &pluginClient{client: client, echo: echo, dir: dir}, nil
+	return client, raw, dir, nil
 }
 
 func (c *pluginClient) Echo(ctx context.Context, in, out []byte) ([]byte, error) {
