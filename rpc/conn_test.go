@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
+	"github.com/procxy/procxy/transport"
 )
 
 func TestMain(m *testing.M) {
@@ -453,4 +455,53 @@ func TestRawLarge(t *testing.T) {
 		t.Fatalf("10 MiB echo: %d bytes, %v", len(out), err)
 	}
 	_ = codec.Raw
+}
+
+// TestSlowConsumerPipe: over an in-memory pipe, a consumer that stops
+// reading stops the producer after the stream buffer and the pipe's own
+// buffer are full, and heap stays flat while 128 MiB flow afterwards.
+func TestSlowConsumerPipe(t *testing.T) {
+	const chunk, buffer = 64 << 10, 16
+	s := newService()
+	cli, _ := pair(t, "pipe", rpc.Options{Handlers: s.mux()}, rpc.Options{StreamBuffer: buffer})
+	st, err := cli.OpenStream(t.Context(), infinite, chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var b []byte
+	if !st.Next(&b) {
+		t.Fatal(st.Err())
+	}
+	// The producer reports each chunk; it is stuck once no report comes for a while.
+	produced := 0
+	for {
+		select {
+		case n := <-s.produced:
+			produced = n
+			continue
+		case <-time.After(200 * time.Millisecond):
+		}
+		break
+	}
+	limit := buffer + 4 + transport.PipeBufferSize/chunk // + the consumer's, the reader's and the writer's chunk in hand
+	t.Logf("producer stalled after %d chunks of %d KiB (limit %d)", produced, chunk>>10, limit)
+	if produced > limit {
+		t.Errorf("producer ran %d chunks ahead of a stopped consumer, want at most %d", produced, limit)
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapInuse
+	for range 2048 {
+		if !st.Next(&b) || len(b) != chunk {
+			t.Fatalf("chunk: %d bytes, %v", len(b), st.Err())
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	t.Logf("heap in use %d → %d KiB while 128 MiB streamed", before>>10, ms.HeapInuse>>10)
+	if grow := int64(ms.HeapInuse) - int64(before); grow > 16<<20 {
+		t.Errorf("heap grew by %d KiB", grow>>10)
+	}
 }
