@@ -189,6 +189,11 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 // routeResponse delivers a response or stream frame to its call (reader
 // goroutine), following the Procwire parent's rules (§6.10, §6.13).
 func (c *Conn) routeResponse(f wire.Frame) {
+	if cl := c.claimed; cl != nil && f.Owned {
+		c.claimed = nil // its payload was read into the caller's buffer
+		cl.finish(unmarshal(cl.resp, f.Payload, true, cl.out))
+		return
+	}
 	c.mu.Lock()
 	cl := c.pending[f.ID]
 	if cl == nil {
@@ -236,6 +241,29 @@ func (c *Conn) routeResponse(f wire.Frame) {
 			cl.finish(nil)
 		}
 	}
+}
+
+// responseBuffer is the frame reader's destination hook: a large raw result
+// for a call whose out is a *[]byte with room for it is read straight into
+// that buffer. The call is claimed first, so the caller cannot give up on it
+// (and reuse the buffer) while the reader writes into it.
+func (c *Conn) responseBuffer(h wire.Header) []byte {
+	if h.ID == 0 || !h.Flags.Has(wire.FlagResponse) || h.Flags&(wire.FlagError|wire.FlagStream) != 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.pending[h.ID]
+	if cl == nil || cl.stream != nil || cl.resp != codec.Raw || (cl.kind == KindResult && h.Flags.Has(wire.FlagAck)) {
+		return nil
+	}
+	p, ok := cl.out.(*[]byte)
+	if !ok || cap(*p) < int(h.Len) {
+		return nil
+	}
+	delete(c.pending, h.ID)
+	c.claimed = cl
+	return (*p)[:h.Len]
 }
 
 // remoteError decodes an error frame's payload.

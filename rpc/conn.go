@@ -75,6 +75,11 @@ type Conn struct {
 
 	nextID atomic.Uint32
 
+	// claimed is a call whose large raw response is being read straight into
+	// the caller's buffer; it is no longer in pending. Owned by the reading
+	// goroutine.
+	claimed *call
+
 	mu       sync.Mutex
 	pending  map[uint32]*call    // outgoing calls and streams; guarded by mu
 	serving  map[uint32]*request // incoming calls that can be aborted; guarded by mu
@@ -122,6 +127,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 			c.fail(err)
 		}
 	}
+	c.r.SetDest(c.responseBuffer)
 	c.wg.Go(c.readLoop)
 	c.wg.Go(c.dispatchEvents)
 	return c
@@ -224,6 +230,10 @@ func (c *Conn) readFrames() {
 		f, err := c.r.ReadFrame()
 		if err != nil {
 			c.fail(err)
+			if cl := c.claimed; cl != nil {
+				c.claimed = nil
+				cl.finish(c.Err())
+			}
 			return
 		}
 		if r := c.route(f); r != nil {

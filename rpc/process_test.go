@@ -99,6 +99,15 @@ func startChild(t *testing.T, opts rpc.Options) *child {
 	return ch
 }
 
+// produced asks the child how many chunks its infinite stream has sent.
+func produced(t *testing.T, c *child) int {
+	var n int
+	if err := c.ctrl.Call(t.Context(), rpc.Method{ID: mProduced}, nil, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // rss returns a process's resident set size in bytes (Linux).
 func rss(t *testing.T, pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -188,15 +197,8 @@ func TestProcessSlowConsumer(t *testing.T) {
 		t.Fatal(st.Err())
 	}
 	// Wait until the producer is stuck.
-	produced := func() int {
-		var n int
-		if err := c.ctrl.Call(t.Context(), rpc.Method{ID: mProduced}, nil, &n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	prev := -1
-	for n := produced(); n != prev; n = produced() {
+	for n := produced(t, c); n != prev; n = produced(t, c) {
 		prev = n
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -275,6 +277,12 @@ func TestProcessKilledWhileStalled(t *testing.T) {
 	go func() { errc <- c.data.Call(context.Background(), slow, 60_000, nil) }()
 	for c.data.Pending() < 2 {
 		time.Sleep(time.Millisecond)
+	}
+	// Wait until the producer is stuck, so the data connection has stopped reading.
+	prev := -1
+	for n := produced(t, c); n != prev; n = produced(t, c) {
+		prev = n
+		time.Sleep(100 * time.Millisecond)
 	}
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	exit := c.cmd.Wait()

@@ -40,7 +40,15 @@ type Reader struct {
 	start int // unread data is buf[start:end]
 	end   int
 	err   error // sticky: once a read or a header fails, every later call returns it
+	dest  func(Header) []byte
 }
+
+// SetDest sets a function asked where to put each payload too large for the
+// Reader's buffer: it returns a slice of exactly h.Len bytes to read the
+// payload into (the frame is then Owned and its Payload is that slice), or
+// nil to let the Reader allocate one. It is called on the reading goroutine,
+// after the header is validated.
+func (r *Reader) SetDest(fn func(h Header) []byte) { r.dest = fn }
 
 // NewReader returns a Reader that rejects payloads larger than max bytes
 // (zero or negative: DefaultMaxPayload; clamped to AbsoluteMaxPayload).
@@ -87,7 +95,13 @@ func (r *Reader) readFrame() (Frame, error) {
 		r.start += n
 		return Frame{Header: h, Payload: p}, nil
 	}
-	p, err := r.readLarge(n)
+	var into []byte
+	if r.dest != nil {
+		if into = r.dest(h); len(into) != n {
+			into = nil
+		}
+	}
+	p, err := r.readLarge(n, into)
 	if err != nil {
 		return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
 	}
@@ -119,11 +133,14 @@ func (r *Reader) fill(n int) error {
 	return nil
 }
 
-// readLarge reads an n-byte payload into a slice of its own: what is already
-// buffered is copied once, the rest is read straight into place.
-func (r *Reader) readLarge(n int) ([]byte, error) {
-	size := min(n, eagerAlloc)
-	p := make([]byte, size)
+// readLarge reads an n-byte payload into a slice of its own (into, if it is
+// not nil): what is already buffered is copied once, the rest is read
+// straight into place.
+func (r *Reader) readLarge(n int, into []byte) ([]byte, error) {
+	p := into
+	if p == nil {
+		p = make([]byte, min(n, eagerAlloc))
+	}
 	got := copy(p, r.buf[r.start:r.end])
 	r.start += got
 	for got < n {
