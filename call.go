@@ -69,6 +69,8 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 		return nil
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	}
 	return s.explain(err)
 }

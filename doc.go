@@ -32,6 +32,11 @@
 // msgpack (package rpc/codec), so they must be serializable; time.Time
 // values keep millisecond precision, as in Procwire.
 //
+// Methods promoted from an embedded Emitter are not callable remotely. A
+// type's own Close, Kill, Done, Err, Process or Methods can be called with
+// Call; on stubs from `procxy gen` they hide the Proxy's methods of the same
+// name, which stay reachable as stub.Proxy.Close and so on.
+//
 // Calls run concurrently in the child, each in its own goroutine; the type
 // must be safe for concurrent use unless the proxy is made with Serialized.
 //

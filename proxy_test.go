@@ -474,3 +474,10 @@ func TestSerialized(t *testing.T) {
 		t.Errorf("3 serialized 100 ms calls took %v: they overlapped", d)
 	}
 }
+
+func TestEmitNotRemote(t *testing.T) {
+	p := newCalc(t)
+	if _, err := procxy.Call[any](t.Context(), p, "Emit", "progress", 1); !errors.Is(err, procxy.ErrUnknownMethod) {
+		t.Errorf("Emit through the proxy: got %v, want ErrUnknownMethod", err)
+	}
+}

@@ -129,12 +129,13 @@ func newCtor(t reflect.Type, fn any) (*ctor, error) {
 	}
 	pt := reflect.PointerTo(t)
 	c.byName = make(map[string]*method)
+	_, emits := reflect.New(t).Interface().(interface{ procxyEmitter() *Emitter })
 	for i := range pt.NumMethod() {
-		m := analyze(pt.Method(i))
-		if m == nil {
-			continue
+		rm := pt.Method(i)
+		if emits && rm.Name == "Emit" {
+			continue // promoted from Emitter: the child's to call, not the parent's
 		}
-		c.methods = append(c.methods, m)
+		c.methods = append(c.methods, analyze(rm))
 	}
 	sort.Slice(c.methods, func(i, j int) bool { return c.methods[i].Name < c.methods[j].Name })
 	for i, m := range c.methods {

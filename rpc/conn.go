@@ -83,6 +83,7 @@ type Conn struct {
 	mu       sync.Mutex
 	pending  map[uint32]*call    // outgoing calls and streams; guarded by mu
 	serving  map[uint32]*request // incoming calls that can be aborted; guarded by mu
+	anon     map[*request]bool   // running fire-and-forget requests and events; guarded by mu
 	closeErr error               // set once when the connection ends; guarded by mu
 
 	done      chan struct{} // closed when the connection ends
@@ -102,6 +103,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		log:     opts.Logger,
 		pending: make(map[uint32]*call),
 		serving: make(map[uint32]*request),
+		anon:    make(map[*request]bool),
 		done:    make(chan struct{}),
 	}
 	if c.codec == nil {
@@ -175,8 +177,8 @@ func (c *Conn) fail(cause error) {
 		}
 		c.mu.Lock()
 		c.closeErr = err
-		pending, serving := c.pending, c.serving
-		c.pending, c.serving = map[uint32]*call{}, map[uint32]*request{}
+		pending, serving, anon := c.pending, c.serving, c.anon
+		c.pending, c.serving, c.anon = map[uint32]*call{}, map[uint32]*request{}, map[*request]bool{}
 		c.mu.Unlock()
 		close(c.done)
 		c.rwc.Close()
@@ -184,6 +186,9 @@ func (c *Conn) fail(cause error) {
 			cl.finish(err)
 		}
 		for _, r := range serving {
+			r.cancel(err)
+		}
+		for r := range anon {
 			r.cancel(err)
 		}
 		if cause != nil {

@@ -505,3 +505,23 @@ func TestSlowConsumerPipe(t *testing.T) {
 		t.Errorf("heap grew by %d KiB", grow>>10)
 	}
 }
+
+// TestCloseCancelsFireAndForget: Close cancels handlers of fire-and-forget
+// requests and events too, so it never waits for ever.
+func TestCloseCancelsFireAndForget(t *testing.T) {
+	started := make(chan struct{}, 2)
+	m := new(rpc.Mux)
+	m.Handle(1, rpc.NotifyFunc(func(ctx context.Context, _ any) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil
+	}))
+	// The child serves a fire-and-forget request; the parent serves an event.
+	cli, srv := pair(t, "pipe", rpc.Options{Handlers: m}, rpc.Options{Handlers: m})
+	cli.Send(t.Context(), rpc.Method{ID: 1, Kind: rpc.KindNone}, nil)
+	srv.Send(t.Context(), rpc.Method{ID: 1, Kind: rpc.KindNone}, nil)
+	<-started
+	<-started
+	srv.Close()
+	cli.Close()
+}

@@ -141,17 +141,27 @@ func (c *Conn) routeRequest(f wire.Frame) *request {
 	case <-c.done:
 		return nil
 	}
-	if f.ID != 0 {
-		c.mu.Lock()
-		if c.closeErr != nil {
-			c.mu.Unlock()
-			<-c.sem
-			return nil
-		}
-		c.serving[f.ID] = r
-		c.mu.Unlock()
+	if !c.track(r) {
+		<-c.sem
+		return nil
 	}
 	return r
+}
+
+// track records a request so that the connection's end cancels it; it
+// reports false when the connection has already ended.
+func (c *Conn) track(r *request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return false
+	}
+	if r.id != 0 {
+		c.serving[r.id] = r
+	} else {
+		c.anon[r] = true
+	}
+	return true
 }
 
 // unknownMethod answers a request for a method without a handler with the
@@ -184,7 +194,9 @@ func (c *Conn) dispatchEvents() {
 	for {
 		select {
 		case r := <-c.events:
-			c.serve(r)
+			if c.track(r) {
+				c.serve(r)
+			}
 		case <-c.done:
 			return
 		}
@@ -194,13 +206,13 @@ func (c *Conn) dispatchEvents() {
 // serve runs the handler and sends its reply.
 func (c *Conn) serve(r *request) {
 	v, err := c.run(r)
-	if r.id != 0 {
-		c.mu.Lock()
-		if c.serving[r.id] == r {
-			delete(c.serving, r.id)
-		}
-		c.mu.Unlock()
+	c.mu.Lock()
+	if r.id == 0 {
+		delete(c.anon, r)
+	} else if c.serving[r.id] == r {
+		delete(c.serving, r.id)
 	}
+	c.mu.Unlock()
 	if r.id == 0 { // fire-and-forget: nothing goes back
 		if err != nil {
 			c.log.Warn("rpc: fire-and-forget handler failed", "method", r.method, "err", err)
@@ -233,7 +245,7 @@ func (c *Conn) run(r *request) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &RemoteError{Name: "panic", Message: fmt.Sprint(p), Stack: string(debug.Stack())}
-			c.log.Error("rpc: handler panicked", "method", r.method, "panic", p)
+			c.log.Debug("rpc: handler panicked", "method", r.method, "panic", p) // the caller gets it
 		}
 	}()
 	return r.h.serve(r, r)

@@ -1,0 +1,25 @@
+// Command procxy generates typed stubs for procxy (procxy gen) and gives a
+// short tour of the library (procxy demo). Run "procxy help" for usage.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/procxy/procxy"
+	"github.com/procxy/procxy/internal/cli"
+)
+
+func main() {
+	procxy.Main() // the demo's children are this binary, re-run: they serve here
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "procxy:", err)
+		os.Exit(cli.ExitCode(err))
+	}
+}

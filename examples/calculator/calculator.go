@@ -1,0 +1,68 @@
+// Package calculator shows procxy with generated stubs. Calculator is an
+// ordinary Go type; `procxy gen` wrote [CalculatorProxy], whose methods run
+// a Calculator's methods in a child process with the same signatures plus a
+// context first and an error last:
+//
+//	calc, err := calculator.NewCalculatorProxy(ctx) // starts the child
+//	if err != nil { … }
+//	defer calc.Close()
+//	sum, err := calc.Add(ctx, 2, 3) // 5, computed in the child
+//
+// The program (or test binary) must call procxy.Main first thing in main
+// (or TestMain): the child is the same executable, re-run.
+package calculator
+
+//go:generate go run github.com/procxy/procxy/cmd/procxy gen -type Calculator
+
+import (
+	"context"
+	"iter"
+	"time"
+
+	"github.com/procxy/procxy"
+)
+
+// Calculator does arithmetic. It has no state, so it is safe for concurrent use.
+type Calculator struct{}
+
+func init() { procxy.Register[Calculator](nil) }
+
+// ErrDivByZero is Div's error for a zero divisor. It reaches the parent as
+// a *procxy.RemoteError with the same Code, which errors.Is matches.
+var ErrDivByZero = &procxy.RemoteError{Code: "E_DIV_ZERO", Message: "division by zero"}
+
+// Add returns a + b.
+func (*Calculator) Add(a, b int) int { return a + b }
+
+// Div returns a / b, or ErrDivByZero if b is zero.
+func (*Calculator) Div(a, b float64) (float64, error) {
+	if b == 0 {
+		return 0, ErrDivByZero
+	}
+	return a / b, nil
+}
+
+// Slow waits for d and returns it, or returns ctx.Err() if ctx ends first.
+func (*Calculator) Slow(ctx context.Context, d time.Duration) (time.Duration, error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return d, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// Fibonacci yields the first n Fibonacci numbers.
+func (*Calculator) Fibonacci(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		a, b := 0, 1
+		for range n {
+			if !yield(a) {
+				return
+			}
+			a, b = b, a+b
+		}
+	}
+}
