@@ -1,0 +1,9 @@
+//go:build unix && !linux
+
+package host
+
+import "github.com/procxy/procxy/childproc"
+
+// Without a parent-death signal, the child learns of the parent's death
+// from the EOF on its stdin.
+func setProcAttrs(o *childproc.Options, _ bool) { o.ProcessGroup = true }

@@ -1,0 +1,382 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
+	"github.com/procxy/procxy/transport"
+)
+
+// drainWait bounds how long the exit watcher waits for the child's output
+// pipes to close after it exited (a grandchild may hold them open).
+const drainWait = 500 * time.Millisecond
+
+// exitWait is how long a child whose data channel closed may take to exit
+// before the channel's loss is taken for a fault of a live process.
+const exitWait = 250 * time.Millisecond
+
+// session is one child process and, once connected, its data plane. It
+// lives from the start of a spawn attempt to the child's exit.
+type session struct {
+	m     *Module
+	proc  *process
+	token []byte
+	ctl   ctlWriter
+	tail  tail // last stderr lines
+
+	initc chan control  // the first $init or $error line
+	pongs chan struct{} // $pong lines, coalesced
+
+	stopHB func()        // stops the heartbeat; idempotent
+	hbStop chan struct{} // closed by stopHB
+
+	mu       sync.Mutex
+	conn     *rpc.Conn // set once connected; guarded by mu
+	sch      *schema   // set with conn; guarded by mu
+	pipe     string    // the socket path from $init; guarded by mu
+	cause    error     // why the parent ended the child; first wins; guarded by mu
+	stopping bool      // Shutdown is stopping it; guarded by mu
+	over     bool      // the watcher has finished; guarded by mu
+
+	done chan struct{} // closed when the child exited and the session is over
+	err  error         // why it ended (cause, or *ExitError); set before done is closed
+}
+
+// newSession starts the goroutines that read the child's stdout and stderr
+// and wait for its exit.
+func newSession(m *Module, proc *process, token []byte) *session {
+	s := &session{
+		m:      m,
+		proc:   proc,
+		token:  token,
+		ctl:    ctlWriter{w: proc.stdin},
+		initc:  make(chan control, 1),
+		pongs:  make(chan struct{}, 1),
+		hbStop: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	s.stopHB = sync.OnceFunc(func() { close(s.hbStop) })
+	m.wg.Go(s.readStdout)
+	m.wg.Go(s.readStderr)
+	m.wg.Go(s.watch)
+	return s
+}
+
+// readStdout reads the control plane for the child's whole life (§4.6):
+// control lines are acted on, everything else is logged.
+func (s *session) readStdout() {
+	lr := newLineReader(s.proc.stdout, MaxLineSize)
+	initSeen := false
+	for {
+		line, cut, err := lr.next()
+		if err != nil {
+			return
+		}
+		if c, ok := parseControl(line); ok && !cut {
+			switch {
+			case c.Method == "$pong":
+				if s.m.pongHook != nil {
+					s.m.pongHook()
+				}
+				select {
+				case s.pongs <- struct{}{}:
+				default:
+				}
+				continue
+			case !initSeen:
+				initSeen = true
+				s.initc <- c
+				continue
+			}
+			// A later $init or $error is ignored (§4.6); log it like output.
+		}
+		s.output("stdout", line, cut)
+	}
+}
+
+func (s *session) readStderr() {
+	lr := newLineReader(s.proc.stderr, MaxLineSize)
+	for {
+		line, cut, err := lr.next()
+		if err != nil {
+			return
+		}
+		s.tail.add(line)
+		s.output("stderr", line, cut)
+	}
+}
+
+// output logs one line of the child's output.
+func (s *session) output(stream string, line []byte, cut bool) {
+	if cut {
+		s.m.log.Info(string(line), "stream", stream, "pid", s.proc.pid(), "truncated", true)
+		return
+	}
+	s.m.log.Info(string(line), "stream", stream, "pid", s.proc.pid())
+}
+
+// awaitInit waits for $init (§3.2 step 4) and checks it against the config.
+func (s *session) awaitInit(ctx context.Context) (*schema, error) {
+	name := s.m.cfg.Name
+	var timeout <-chan time.Time
+	if d := s.m.cfg.Policy.InitTimeout; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case c := <-s.initc:
+		if c.Method == "$error" {
+			var p struct {
+				Message string `json:"message"`
+			}
+			json.Unmarshal(c.Params, &p)
+			if p.Message == "" {
+				p.Message = "Unknown"
+			}
+			return nil, fmt.Errorf("%w: module %q: %s", ErrInitFailed, name, p.Message)
+		}
+		return parseInit(&s.m.cfg, c.Params)
+	case <-s.done:
+		return nil, fmt.Errorf("host: module %q exited before sending $init: %w", name, s.err)
+	case <-timeout:
+		return nil, fmt.Errorf("%w: module %q sent none within %v", ErrInitTimeout, name, s.m.cfg.Policy.InitTimeout)
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// connect dials the announced socket and starts the rpc connection, which
+// sends the AUTH frame first when there is a token (§3.2 steps 6–7).
+func (s *session) connect(ctx context.Context, sch *schema) error {
+	s.mu.Lock()
+	s.pipe = sch.pipe
+	s.mu.Unlock()
+	dctx, cancel := context.WithTimeoutCause(ctx, ConnectTimeout,
+		fmt.Errorf("connection to %q timed out after %v", sch.pipe, ConnectTimeout))
+	defer cancel()
+	nc, err := transport.Dial(dctx, "unix", sch.pipe)
+	if err != nil {
+		if cause := context.Cause(dctx); cause != nil && dctx.Err() != nil {
+			err = cause
+		}
+		return fmt.Errorf("host: module %q: data channel connect failed: %w", s.m.cfg.Name, err)
+	}
+	var rwc io.ReadWriteCloser = nc
+	if s.m.wrapConn != nil {
+		rwc = s.m.wrapConn(rwc)
+	}
+	mux := new(rpc.Mux)
+	for id, name := range sch.events {
+		mux.Handle(id, rpc.NotifyFunc(func(_ context.Context, p []byte) error {
+			s.m.deliver(name, p)
+			return nil
+		}).WithCodec(codec.Raw))
+	}
+	conn := rpc.NewConn(rwc, rpc.Options{
+		Role:       rpc.RoleParent,
+		Token:      s.token,
+		Handlers:   mux,
+		MaxPayload: s.m.cfg.MaxPayload,
+		Logger:     s.m.log,
+	})
+	if err := conn.Err(); err != nil { // writing the AUTH frame failed
+		conn.Close()
+		return fmt.Errorf("host: module %q: data channel: %w", s.m.cfg.Name, err)
+	}
+	s.mu.Lock()
+	if s.over { // the child exited while we connected
+		s.mu.Unlock()
+		conn.CloseWithError(s.err)
+		return s.err
+	}
+	s.conn, s.sch = conn, sch
+	s.mu.Unlock()
+	return nil
+}
+
+// run starts the goroutines of a ready session: the data-plane monitor
+// and the heartbeat.
+func (s *session) run() {
+	conn := s.conn
+	s.m.wg.Go(func() {
+		select {
+		case <-conn.Done():
+		case <-s.done:
+			return
+		}
+		if s.isStopping() {
+			return // Shutdown closed it
+		}
+		// A crashing child closes its socket just before its exit is
+		// reaped: give it a moment, so that a crash is reported with its
+		// exit status and not as a lost channel.
+		t := time.NewTimer(exitWait)
+		defer t.Stop()
+		select {
+		case <-s.proc.exited():
+			return
+		case <-t.C:
+		}
+		if !s.isStopping() {
+			// The data channel closed while the process lives: kill it so
+			// that the crash path and restart policy apply (§3.6).
+			s.kill(fmt.Errorf("%w: module %q: %w", ErrConnLost, s.m.cfg.Name, conn.Err()))
+		}
+	})
+	if hb := s.m.cfg.Policy.Heartbeat; hb.Interval > 0 {
+		s.m.wg.Go(func() {
+			ping := func() error { return s.ctl.send(linePing) }
+			if err := heartbeat(s.hbStop, hb.Interval, hb.Timeout, ping, s.pongs); err != nil {
+				s.kill(fmt.Errorf("%w: module %q", err, s.m.cfg.Name))
+			}
+		})
+	}
+}
+
+func (s *session) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
+}
+
+// kill ends the child because of cause: pending calls fail at once with
+// it, then the process gets SIGKILL. A kill during Shutdown, or after
+// another kill, keeps the first cause.
+func (s *session) kill(cause error) {
+	s.mu.Lock()
+	if s.cause == nil {
+		s.cause = cause
+	}
+	cause, conn := s.cause, s.conn
+	s.mu.Unlock()
+	s.stopHB()
+	if conn != nil {
+		conn.CloseWithError(cause)
+	}
+	if err := s.proc.kill(); err != nil {
+		s.m.log.Warn("host: kill failed", "pid", s.proc.pid(), "err", err)
+	}
+}
+
+// abandon ends a session that never became ready and waits for its end.
+func (s *session) abandon(cause error) {
+	s.kill(cause)
+	<-s.done
+}
+
+// stop is the graceful shutdown of §3.4, steps 3–6.
+func (s *session) stop(ctx context.Context, grace time.Duration) error {
+	s.mu.Lock()
+	s.stopping = true
+	if s.cause == nil {
+		s.cause = fmt.Errorf("%w: module %q", ErrShutdown, s.m.cfg.Name)
+	}
+	cause, conn := s.cause, s.conn
+	s.mu.Unlock()
+	s.stopHB()
+	s.ctl.send(lineShutdown) // a failed write is ignored: the kill follows
+	if conn != nil {
+		conn.CloseWithError(cause)
+	}
+	var err error
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-s.proc.exited():
+	case <-t.C:
+		s.m.log.Warn("host: child ignored $shutdown; killing it", "pid", s.proc.pid(), "grace", grace)
+		s.proc.kill()
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+		s.proc.kill()
+	}
+	<-s.done
+	return err
+}
+
+// watch waits for the child's exit, fails everything pending with the
+// reason, and reports the end to the module.
+func (s *session) watch() {
+	<-s.proc.exited()
+	s.proc.killGroup()
+	t := time.NewTimer(drainWait)
+	select {
+	case <-s.proc.done(): // stdout and stderr were read to the end
+	case <-t.C:
+		// A descendant holds the pipes open: stop reading them, so that
+		// the readers (and Shutdown, which waits for them) return.
+		s.proc.stdout.Close()
+		s.proc.stderr.Close()
+	}
+	t.Stop()
+	code, sig := s.proc.status()
+	exit := &ExitError{Module: s.m.cfg.Name, PID: s.proc.pid(), Code: code, Signal: sig, Stderr: s.tail.get()}
+
+	s.mu.Lock()
+	s.err = exit
+	if s.cause != nil {
+		s.err = s.cause
+	}
+	s.over = true
+	conn, pipe := s.conn, s.pipe
+	s.mu.Unlock()
+	s.stopHB()
+	if conn != nil {
+		conn.CloseWithError(s.err)
+	}
+	if pipe != "" {
+		removeSocket(pipe) // a killed child may leave it behind (§13.25)
+	}
+	close(s.done)
+	s.m.sessionEnded(s)
+}
+
+// wrap turns the error of a call on this session into what the caller
+// sees: when the connection ended, the reason the session ended (for a
+// crash, the *ExitError); when the call's own timeout fired, the timeout.
+func (s *session) wrap(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, rpc.ErrClosed) {
+		s.mu.Lock()
+		cause := s.cause
+		s.mu.Unlock()
+		if cause != nil { // we ended it: Shutdown, heartbeat, lost channel
+			return fmt.Errorf("%w: %w", rpc.ErrClosed, cause)
+		}
+		// The socket often closes just before the exit is reaped; wait for
+		// the session to know why, within bounds.
+		t := time.NewTimer(drainWait + time.Second)
+		defer t.Stop()
+		select {
+		case <-s.done:
+			return fmt.Errorf("%w: %w", rpc.ErrClosed, s.err)
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return err
+	}
+	var ct *callTimeout
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &ct) {
+		return ct
+	}
+	return err
+}
+
+// removeSocket removes path if it is a socket file.
+func removeSocket(path string) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		os.Remove(path)
+	}
+}
