@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -35,6 +36,10 @@ type Module struct {
 	restarts    limiter                  // guarded by mu
 	subs        map[string][]*subscriber // event listeners by name; guarded by mu
 	mgr         *Manager                 // gets the changes too; set by Manager.Register; guarded by mu
+
+	// ids allocates request ids for every child of the module, so that
+	// they survive restarts (Procwire §5.5).
+	ids rpc.IDCounter
 
 	// wg tracks every goroutine of the module except the notifier's:
 	// spawns, restarts and the goroutines of each child.

@@ -183,6 +183,7 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 		}).WithCodec(codec.Raw))
 	}
 	conn := rpc.NewConn(rwc, rpc.Options{
+		IDs:        &s.m.ids,
 		Role:       rpc.RoleParent,
 		Token:      s.token,
 		Handlers:   mux,

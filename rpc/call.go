@@ -62,10 +62,7 @@ func (c *Conn) register(cl *call) (uint32, error) {
 		return 0, fmt.Errorf("%w: %w", ErrNotSent, c.closeErr)
 	}
 	for {
-		id := c.nextID.Add(1)
-		if id == 0 {
-			continue
-		}
+		id := c.ids.next()
 		if _, busy := c.pending[id]; !busy {
 			c.pending[id] = cl
 			return id, nil

@@ -49,6 +49,10 @@ type Options struct {
 	// frame before anything else; a child requires that frame first and
 	// closes the connection (ErrAuth) on anything else or a wrong token.
 	Token []byte
+	// IDs allocates the request ids of calls; nil gives the Conn its own
+	// counter. A Procwire parent shares one between the connections to the
+	// successive children of a module, so ids survive restarts.
+	IDs *IDCounter
 	// Logger receives what cannot be returned to a caller (dropped frames,
 	// handler errors on fire-and-forget calls). nil discards.
 	Logger *slog.Logger
@@ -73,7 +77,7 @@ type Conn struct {
 	sem    chan struct{} // one token per running handler
 	events chan *request // in-order dispatch of id-0 frames from a child
 
-	nextID atomic.Uint32
+	ids *IDCounter
 
 	// claimed is a call whose large raw response is being read straight into
 	// the caller's buffer; it is no longer in pending. Owned by the reading
@@ -120,6 +124,10 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	}
 	if c.opts.MaxHandlers <= 0 {
 		c.opts.MaxHandlers = 1 << 16
+	}
+	c.ids = opts.IDs
+	if c.ids == nil {
+		c.ids = new(IDCounter)
 	}
 	c.sem = make(chan struct{}, c.opts.MaxHandlers)
 	c.events = make(chan *request, 64)
@@ -305,6 +313,21 @@ func putBuf(b *[]byte) {
 	}
 	*b = (*b)[:0]
 	bufPool.Put(b)
+}
+
+// IDCounter hands out request ids: 1, 2, … up to 0xFFFFFFFF, then 1 again
+// (0 is skipped). The zero value starts at 1. It is safe for concurrent use.
+type IDCounter struct{ n atomic.Uint32 }
+
+// SetNext makes id the next id handed out (0 means 1).
+func (c *IDCounter) SetNext(id uint32) { c.n.Store(id - 1) }
+
+func (c *IDCounter) next() uint32 {
+	for {
+		if id := c.n.Add(1); id != 0 {
+			return id
+		}
+	}
 }
 
 // closedErr is the error for an operation on an ended connection.

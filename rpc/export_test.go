@@ -1,7 +1,7 @@
 package rpc
 
 // SetNextID makes the next request id id+1, for wrap-around tests.
-func (c *Conn) SetNextID(id uint32) { c.nextID.Store(id) }
+func (c *Conn) SetNextID(id uint32) { c.ids.SetNext(id + 1) }
 
 // Pending returns the number of calls waiting for an answer.
 func (c *Conn) Pending() int {
