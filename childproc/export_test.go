@@ -31,3 +31,5 @@ var (
 	LookPath      = lookPath
 	ChildEnv      = childEnv
 )
+
+var ValidJSON = validJSON

@@ -125,7 +125,7 @@ func parseLine(line []byte) (msg []byte, cmd string, err error) {
 	if len(line) == 0 {
 		return nil, "", fmt.Errorf("%w: empty line", ErrProtocol)
 	}
-	if !json.Valid(line) {
+	if !validJSON(line) {
 		return nil, "", fmt.Errorf("%w: line is not JSON: %q", ErrProtocol, truncate(line, 64))
 	}
 	return line, internalCmd(line), nil
@@ -169,10 +169,21 @@ type encoder struct {
 	enc *json.Encoder
 }
 
-// appendMessage encodes v as one line: compact JSON plus '\n', the only
-// form a Node peer accepts (an invalid or empty line kills it). It refuses
-// internal messages and messages longer than max.
+// appendMessage encodes v as one line: JSON without a newline, plus '\n',
+// the only form a Node peer accepts (an invalid or empty line kills it). It
+// refuses internal messages and messages longer than max.
 func appendMessage(dst []byte, v any, max int) ([]byte, error) {
+	if raw, ok := v.(json.RawMessage); ok && bytes.IndexByte(raw, '\n') < 0 && validJSON(raw) {
+		// Already one valid line (a received message, say): write it as
+		// is rather than compacting it again.
+		if len(raw) > max {
+			return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, len(raw), max)
+		}
+		if cmd := internalCmd(bytes.Trim(raw, " \t\r")); cmd != "" {
+			return dst, fmt.Errorf("%w: %q", ErrInternalMessage, cmd)
+		}
+		return append(append(dst, raw...), '\n'), nil
+	}
 	e := encoders.Get().(*encoder)
 	defer func() {
 		if e.buf.Cap() <= shrinkAbove {

@@ -1,8 +1,11 @@
 // Command rpcbench measures procxy's rpc against a raw-socket floor,
 // net/rpc, gRPC and go-plugin, each echoing bytes between this process and
-// a child process (this binary re-executed), and prints one table.
+// a child process (this binary re-executed), and prints one table. A second
+// section measures a proxied method call, Add(a, b int) int, through
+// procxy's object proxy (procxy.New and procxy.Call), procxy's rpc layer
+// and go-plugin, against the same floor.
 //
-//	go run ./cmd/rpcbench [-quick] [-json results.json] [-only REGEXP]
+//	go run ./cmd/rpcbench [-quick] [-json results.json] [-only REGEXP] [-section all|echo|call]
 package main
 
 import (
@@ -20,11 +23,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procxy/procxy"
 	"github.com/procxy/procxy/bench/internal/harness"
 )
 
 func main() {
-	harness.MaybeChild() // in the child: serve and exit
+	// In a child started by procxy.New (PROCXY_CHILD is set): serve the
+	// Calculator and never return. Everywhere else it returns at once.
+	procxy.Main()
+	// In a child started by the harness or go-plugin (PROCXYBENCH_ROLE is
+	// set): serve that role and exit. A procxy child never gets here, and
+	// the harness's children do not have PROCXY_CHILD.
+	harness.MaybeChild()
 
 	// The first interrupt stops after the contender being measured; a
 	// second one kills (the children exit when our end of their stdin closes).
@@ -48,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
 	rounds := fs.Int("rounds", 0, "run every contender this many times in rotation and print medians (default 3, 1 with -quick)")
 	only := fs.String("only", "", "run only contenders whose name/transport matches this regexp (the floor always runs)")
+	section := fs.String("section", "all", "which section to run: echo (the echo table), call (the proxied Add call), or all")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to a file (children: set "+harness.EnvChildProfile+"=prefix)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -71,59 +82,84 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *rounds > 0 {
 		cfg.Rounds = *rounds
 	}
-	var contenders []harness.Contender
-	for _, c := range harness.Contenders() {
-		if *only == "" || c.Name == "floor" {
-			contenders = append(contenders, c)
-			continue
-		}
-		match, err := regexp.MatchString(*only, c.Label())
-		if err != nil {
+	runEcho, runCall := *section == "all" || *section == "echo", *section == "all" || *section == "call"
+	if !runEcho && !runCall {
+		return fmt.Errorf("-section %q: want all, echo or call", *section)
+	}
+	var onlyRE *regexp.Regexp
+	if *only != "" {
+		var err error
+		if onlyRE, err = regexp.Compile(*only); err != nil {
 			return fmt.Errorf("-only: %w", err)
 		}
-		if match {
-			contenders = append(contenders, c)
+	}
+	keep := func(name, label string) bool { return onlyRE == nil || name == "floor" || onlyRE.MatchString(label) }
+	var contenders []harness.Contender
+	if runEcho {
+		for _, c := range harness.Contenders() {
+			if keep(c.Name, c.Label()) {
+				contenders = append(contenders, c)
+			}
+		}
+	}
+	var callContenders []harness.CallContender
+	if runCall {
+		for _, c := range harness.CallContenders() {
+			if keep(c.Name, c.Label()) {
+				callContenders = append(callContenders, c)
+			}
 		}
 	}
 
 	loadBefore := loadAverage()
-	var failed []string                               // "label: error" of every failed run
-	runs := make([][]harness.Result, len(contenders)) // per contender, per round
-	for round := 1; round <= cfg.Rounds; round++ {
-		for i, c := range contenders {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "rpcbench: round %d/%d %-24s", round, cfg.Rounds, c.Label())
-			t0 := time.Now()
-			r := harness.Run(ctx, c, cfg)
-			fmt.Fprintf(stderr, " %5.1fs %s\n", time.Since(t0).Seconds(), r.Error)
-			runs[i] = append(runs[i], r)
-			if r.Error != "" {
-				failed = append(failed, c.Label()+": "+r.Error)
-			}
-			runtime.GC()
-		}
+	var failed []string // "label: error" of every failed run
+	runs, err := rotate(ctx, stderr, cfg.Rounds, "", contenders, harness.Contender.Label,
+		func(c harness.Contender) harness.Result { return harness.Run(ctx, c, cfg) },
+		func(r harness.Result) string { return r.Error }, &failed)
+	if err != nil {
+		return err
 	}
-	results := make([]harness.Result, len(contenders))
+	callRuns, err := rotate(ctx, stderr, cfg.Rounds, "call ", callContenders, harness.CallContender.Label,
+		func(c harness.CallContender) harness.CallResult { return harness.RunCall(ctx, c, cfg) },
+		func(r harness.CallResult) string { return r.Error }, &failed)
+	if err != nil {
+		return err
+	}
+	results := make([]harness.Result, len(runs))
 	for i := range runs {
 		results[i] = harness.Median(runs[i])
 	}
+	callResults := make([]harness.CallResult, len(callRuns))
+	for i := range callRuns {
+		callResults[i] = harness.MedianCall(callRuns[i])
+	}
 
-	fmt.Fprintf(stdout, "%s %s/%s, %d CPUs; median of %d round(s), each: %d timed calls per latency run, %d in flight for %s, %d × 10 MiB\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
-		cfg.Rounds, cfg.Calls, cfg.InFlight, cfg.ParallelTime, cfg.BigCalls)
+	fmt.Fprintf(stdout, "%s %s/%s, %d CPUs; median of %d round(s)\n\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cfg.Rounds)
 	if loadBefore != "" {
 		// Other work on the machine moves these numbers, the floor's least.
 		fmt.Fprintf(stdout, "1-minute load average: %s before, %s after\n\n", loadBefore, loadAverage())
 	}
-	printTable(stdout, results)
-	printAdd(stdout, results)
+	if runEcho {
+		fmt.Fprintf(stdout, "## Echo (each round: %d timed calls per latency run, %d in flight for %s, %d × 10 MiB)\n\n",
+			cfg.Calls, cfg.InFlight, cfg.ParallelTime, cfg.BigCalls)
+		printTable(stdout, results)
+		printAdd(stdout, results)
+	}
+	if runCall {
+		if runEcho {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintf(stdout, "## Proxied call: Add(a, b int) int (each round: %d sequential calls after %d untimed)\n\n",
+			cfg.CallCalls, cfg.CallWarmup)
+		printCall(stdout, callResults)
+	}
 
 	if *jsonPath != "" {
 		out, err := json.MarshalIndent(map[string]any{
 			"go": runtime.Version(), "goos": runtime.GOOS, "goarch": runtime.GOARCH,
 			"cpus": runtime.NumCPU(), "config": cfg, "results": results, "rounds": runs,
+			"call_results": callResults, "call_rounds": callRuns,
 		}, "", "  ")
 		if err != nil {
 			return err
@@ -136,6 +172,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d run(s) failed: %s", len(failed), strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// rotate runs every contender rounds times, in rotation (each run with a
+// fresh child), and returns each contender's runs. Failed runs are added to
+// failed as "label: error".
+func rotate[C, R any](ctx context.Context, stderr io.Writer, rounds int, prefix string, contenders []C,
+	label func(C) string, run func(C) R, errOf func(R) string, failed *[]string) ([][]R, error) {
+	runs := make([][]R, len(contenders)) // per contender, per round
+	for round := 1; round <= rounds; round++ {
+		for i, c := range contenders {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(stderr, "rpcbench: round %d/%d %-44s", round, rounds, prefix+label(c))
+			t0 := time.Now()
+			r := run(c)
+			fmt.Fprintf(stderr, " %5.1fs %s\n", time.Since(t0).Seconds(), errOf(r))
+			runs[i] = append(runs[i], r)
+			if e := errOf(r); e != "" {
+				*failed = append(*failed, prefix+label(c)+": "+e)
+			}
+			runtime.GC()
+		}
+	}
+	return runs, nil
 }
 
 // loadAverage returns the 1-minute load average, or "" where there is no /proc/loadavg.
@@ -239,6 +300,74 @@ func printAdd(w io.Writer, results []harness.Result) {
 	if len(rows) > 1 {
 		fmt.Fprintln(w)
 		writeMarkdown(w, rows)
+	}
+}
+
+// targetContender is the call-section row held to p50 ≤ 1.5× the floor.
+const targetContender = "procxy object Call"
+
+// printCall prints the call section: p50 and p99 with their ratio to the
+// floor's, and client allocations per call.
+func printCall(w io.Writer, results []harness.CallResult) {
+	var floor *harness.CallResult
+	for i := range results {
+		if results[i].Contender == "floor" && results[i].Error == "" {
+			floor = &results[i]
+		}
+	}
+	cell := func(v, f int64) string {
+		if v == 0 {
+			return "—"
+		}
+		s := dur(float64(v))
+		if floor != nil && f != 0 {
+			s += fmt.Sprintf(" (%.2f×)", float64(v)/float64(f))
+		}
+		return s
+	}
+	cpu := func(v int64) string {
+		if v <= 0 {
+			return "—"
+		}
+		return dur(float64(v))
+	}
+	rows := [][]string{{"Add(a, b int) int", "transport", "p50", "p99", "p10", "allocs/call", "CPU/call parent", "CPU/call child", "CPU/call both"}}
+	for _, r := range results {
+		var fp10, fp50, fp99, fcpu int64
+		if floor != nil {
+			fp10, fp50, fp99, fcpu = floor.P10, floor.P50, floor.P99, floor.ParentCPU+floor.ChildCPU
+		}
+		name, allocs := r.Contender, fmt.Sprintf("%.1f", r.Allocs)
+		if r.Error != "" {
+			name += " ⚠"
+			if r.P50 == 0 {
+				allocs = "—"
+			}
+		}
+		both := "—"
+		if r.ParentCPU > 0 && r.ChildCPU > 0 {
+			both = cell(r.ParentCPU+r.ChildCPU, fcpu)
+		}
+		rows = append(rows, []string{name, r.Transport, cell(r.P50, fp50), cell(r.P99, fp99), cell(r.P10, fp10), allocs,
+			cpu(r.ParentCPU), cpu(r.ChildCPU), both})
+	}
+	writeMarkdown(w, rows)
+	for _, r := range results {
+		if r.Error != "" {
+			fmt.Fprintf(w, "\n⚠ %s/%s failed: %s", r.Contender, r.Transport, r.Error)
+		}
+	}
+	fmt.Fprintln(w, "\nratios are contender ÷ floor (the floor is a 16-byte echo: two int64s each way); p10 is the least disturbed by other load;")
+	fmt.Fprintln(w, "allocs are client-process mallocs per call; CPU/call is user+system time over the timed calls ÷ calls, for the whole")
+	fmt.Fprintln(w, "parent process and for the child (/proc, 10 ms ticks).")
+	for _, r := range results {
+		if r.Contender == targetContender && r.Error == "" && floor != nil && floor.P50 > 0 {
+			verdict := "met"
+			if float64(r.P50) > 1.5*float64(floor.P50) {
+				verdict = "missed"
+			}
+			fmt.Fprintf(w, "target %s p50 ≤ 1.5× the floor's: %.2f×, %s\n", targetContender, float64(r.P50)/float64(floor.P50), verdict)
+		}
 	}
 }
 

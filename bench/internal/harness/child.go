@@ -190,6 +190,9 @@ func Spawn(role string, tr Transport) (_ *Child, err error) {
 	return c, nil
 }
 
+// PID is the child's process id.
+func (c *Child) PID() int { return c.cmd.Process.Pid }
+
 // Dial returns a new connection to the child. Over a socketpair there is
 // exactly one, so a second Dial fails.
 func (c *Child) Dial() (net.Conn, error) {

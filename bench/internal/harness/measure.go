@@ -47,8 +47,8 @@ const (
 
 // Latency summarises a sequential run.
 type Latency struct {
-	P50, P99 time.Duration
-	Allocs   float64 // client-process mallocs per call (runtime.MemStats)
+	P10, P50, P99 time.Duration
+	Allocs        float64 // client-process mallocs per call (runtime.MemStats)
 }
 
 // Result is everything measured for one contender. Throughputs count the
@@ -149,10 +149,22 @@ func MeasureLatency(ctx context.Context, cli Client, size, warmup, n int) (Laten
 	})
 }
 
-// MeasureAdd is MeasureLatency for the procxy "add" call.
+// MeasureAdd is MeasureLatency for an Add call.
 func MeasureAdd(ctx context.Context, a Adder, warmup, n int) (Latency, error) {
+	call := adder(ctx, a)
+	for range warmup {
+		if err := call(); err != nil {
+			return Latency{}, err
+		}
+	}
+	return timeCalls(n, call)
+}
+
+// adder returns a func making one Add(i, 3) call (i counting up) and
+// checking its result.
+func adder(ctx context.Context, a Adder) func() error {
 	i := 0
-	call := func() error {
+	return func() error {
 		i++
 		sum, err := a.Add(ctx, i, 3)
 		if err == nil && sum != i+3 {
@@ -160,12 +172,6 @@ func MeasureAdd(ctx context.Context, a Adder, warmup, n int) (Latency, error) {
 		}
 		return err
 	}
-	for range warmup {
-		if err := call(); err != nil {
-			return Latency{}, err
-		}
-	}
-	return timeCalls(n, call)
 }
 
 // timeCalls runs call n times, timing each call and counting the mallocs
@@ -187,6 +193,7 @@ func timeCalls(n int, call func() error) (Latency, error) {
 	runtime.ReadMemStats(&after)
 	slices.Sort(durs)
 	return Latency{
+		P10:    durs[n/10],
 		P50:    durs[n/2],
 		P99:    durs[min(n-1, n*99/100)],
 		Allocs: float64(after.Mallocs-before.Mallocs) / float64(n),
