@@ -77,6 +77,16 @@ func (c *Calculator) Crash(how string) {
 	}
 }
 
+// CrashOnce exits the child the first time it is called for marker, and
+// succeeds in any later child.
+func (c *Calculator) CrashOnce(marker string) (string, error) {
+	if _, err := os.Stat(marker); err != nil {
+		os.WriteFile(marker, nil, 0o600)
+		os.Exit(9)
+	}
+	return "ok", nil
+}
+
 func (c *Calculator) Getenv(name string) string { return os.Getenv(name) }
 func (c *Calculator) Getwd() (string, error)    { return os.Getwd() }
 func (c *Calculator) Args() []string            { return os.Args[1:] }
@@ -479,5 +489,33 @@ func TestEmitNotRemote(t *testing.T) {
 	p := newCalc(t)
 	if _, err := procxy.Call[any](t.Context(), p, "Emit", "progress", 1); !errors.Is(err, procxy.ErrUnknownMethod) {
 		t.Errorf("Emit through the proxy: got %v, want ErrUnknownMethod", err)
+	}
+}
+
+func TestKilledBySignal(t *testing.T) {
+	p := newCalc(t)
+	errc := make(chan error, 1)
+	go func() { _, err := procxy.Call[int](context.Background(), p, "Sleep", 60_000); errc <- err }()
+	time.Sleep(50 * time.Millisecond)
+	p.Process().Signal(syscall.SIGKILL) // killed from outside
+	var ee *procxy.ExitError
+	if err := <-errc; !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL || ee.ExitCode != -1 {
+		t.Fatalf("got %v, want an ExitError for SIGKILL", err)
+	}
+}
+
+func TestIdempotentRetry(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "crashed")
+	// Not idempotent: the call died in the middle, so it is not retried.
+	p := newCalc(t, procxy.Retries(1))
+	var ee *procxy.ExitError
+	if _, err := procxy.Call[string](t.Context(), p, "CrashOnce", marker); !errors.As(err, &ee) || ee.ExitCode != 9 {
+		t.Fatalf("non-idempotent: got %v, want the ExitError", err)
+	}
+	// Idempotent: retried in a new child, where it succeeds.
+	os.Remove(marker)
+	q := newCalc(t, procxy.Retries(1), procxy.Idempotent("CrashOnce"))
+	if v, err := procxy.Call[string](t.Context(), q, "CrashOnce", marker); err != nil || v != "ok" {
+		t.Fatalf("idempotent: got %q, %v; want ok after a retry", v, err)
 	}
 }
