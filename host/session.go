@@ -190,7 +190,10 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 		MaxPayload: s.m.cfg.MaxPayload,
 		Logger:     s.m.log,
 	})
-	if err := conn.Err(); err != nil { // writing the AUTH frame failed
+	// Only a failed AUTH write fails the attempt: a child that drops the
+	// connection right away is a data-channel loss after ready, as with
+	// the reference parent (§8.5).
+	if err := conn.Err(); errors.Is(err, rpc.ErrAuthWrite) {
 		conn.Close()
 		return fmt.Errorf("host: module %q: data channel: %w", s.m.cfg.Name, err)
 	}

@@ -134,7 +134,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	if opts.Role == RoleParent && opts.Token != nil {
 		// The auth frame must be the first frame on the connection.
 		if err := c.w.WriteFrame(wire.Header{Method: wire.MethodAuth}, opts.Token); err != nil {
-			c.fail(err)
+			c.fail(fmt.Errorf("%w: %w", ErrAuthWrite, err))
 		}
 	}
 	c.r.SetDest(c.responseBuffer)

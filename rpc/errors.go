@@ -16,6 +16,9 @@ var (
 	// ErrNotSent marks a call that failed before its request was written:
 	// the peer provably never saw it, so it is safe to retry elsewhere.
 	ErrNotSent = errors.New("rpc: request not sent")
+	// ErrAuthWrite means a parent's auth frame could not be written; the
+	// connection is closed and Err returns an error wrapping it.
+	ErrAuthWrite = errors.New("rpc: cannot write the auth frame")
 	// ErrAuth means the peer's first frame was not the expected auth frame.
 	ErrAuth = errors.New("rpc: authentication failed")
 	// ErrUnknownMethod is the Code of the RemoteError returned for a method
