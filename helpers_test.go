@@ -22,7 +22,6 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-
 // childLog returns a logger for children's output that fails t if a child
 // reports a data race: the race detector in a child cannot fail the test
 // by itself.
