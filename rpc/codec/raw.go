@@ -5,8 +5,9 @@ import "fmt"
 // Raw is the Procwire raw codec (§7.3): the payload is the bytes themselves.
 //
 // Append accepts []byte, *[]byte, string and nil (an empty payload).
-// Unmarshal copies the payload into a *[]byte, *string or *any (as []byte);
-// the copy is never nil.
+// Unmarshal copies the payload into a *[]byte, reusing the slice's capacity
+// when it is large enough (so a caller can decode into one buffer again and
+// again), or into a *string or *any (as a new []byte); the result is never nil.
 var Raw Codec = rawCodec{}
 
 type rawCodec struct{}
@@ -33,7 +34,10 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	switch p := v.(type) {
 	case *[]byte:
 		if p != nil {
-			*p = append([]byte{}, data...)
+			if *p == nil {
+				*p = []byte{}
+			}
+			*p = append((*p)[:0], data...)
 			return nil
 		}
 	case *string:
