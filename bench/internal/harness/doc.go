@@ -8,4 +8,10 @@
 // the bytes it is sent. [Run] measures one contender: sequential latency
 // percentiles, throughput with many calls in flight, a 10 MiB echo, and
 // client-side allocations per call.
+//
+// The call section ([CallContenders], [RunCall]) measures one proxied method
+// call, Add(a, b int) int, including through procxy's object proxy: the
+// package registers [Calculator] with procxy.Register, so a binary using it
+// must call procxy.Main before [MaybeChild] (procxy.New re-runs the binary
+// with PROCXY_CHILD set, not [EnvRole]).
 package harness

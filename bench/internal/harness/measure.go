@@ -24,7 +24,8 @@ type Config struct {
 	CallCalls    int           // timed sequential Add calls per call-section run
 }
 
-// DefaultConfig finishes all contenders in about two minutes on 2 cores.
+// DefaultConfig finishes all contenders of both sections in under two
+// minutes on 2 cores.
 // Three rounds in rotation, rather than one long run each, keep a burst of
 // load from another process from landing on a single contender.
 func DefaultConfig() Config {
