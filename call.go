@@ -44,8 +44,11 @@ func call[T any](ctx context.Context, t Target[T], name string, args []any, out 
 	}
 }
 
-func (p *Proxy[T]) acquire(context.Context) (*Proxy[T], func(), error) { return p, func() {}, nil }
-func (p *Proxy[T]) retryLimit() int                                    { return p.o.retries }
+func (p *Proxy[T]) acquire(context.Context) (*Proxy[T], func(), error) { return p, noRelease, nil }
+
+var noRelease = func() {}
+
+func (p *Proxy[T]) retryLimit() int { return p.o.retries }
 
 func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out any) error {
 	s, err := p.session(ctx)
@@ -56,14 +59,7 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err != nil {
 		return err
 	}
-	cctx, cancel := ctx, context.CancelFunc(nil)
-	if p.o.timeout > 0 {
-		cctx, cancel = context.WithTimeout(ctx, p.o.timeout)
-	}
-	err = s.conn.Call(cctx, rpc.Method{ID: m.ID}, args, out)
-	if cancel != nil {
-		cancel()
-	}
+	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout}, args, out)
 	switch {
 	case err == nil:
 		return nil

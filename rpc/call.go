@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
@@ -16,6 +17,10 @@ type Method struct {
 	Kind Kind   // how the peer answers; the zero value is KindResult
 	// Request and Response are the payload codecs; nil means the connection's codec.
 	Request, Response codec.Codec
+	// Timeout bounds a Call (not a stream) as a context deadline would, without
+	// the cost of a derived context; zero means none. The call then fails with
+	// context.DeadlineExceeded after sending an abort frame.
+	Timeout time.Duration
 }
 
 func (m Method) codecs(c *Conn) (req, resp codec.Codec) {
@@ -39,9 +44,27 @@ type call struct {
 	err    error
 	done   chan struct{} // receives one value when the call completes
 	stream *Stream
+	timer  *time.Timer // for Method.Timeout; made on first use, kept with the pooled call
 }
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+// expiry returns a channel that fires after d, or nil when d is zero or ctx
+// ends sooner anyway.
+func (cl *call) expiry(ctx context.Context, d time.Duration) <-chan time.Time {
+	if d <= 0 {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return nil
+	}
+	if cl.timer == nil {
+		cl.timer = time.NewTimer(d)
+	} else {
+		cl.timer.Reset(d)
+	}
+	return cl.timer.C
+}
 
 // finish completes a call that was removed from the pending table.
 func (cl *call) finish(err error) {
@@ -133,13 +156,23 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 		}
 		return err
 	}
+	expired := cl.expiry(ctx, m.Timeout)
+	var gaveUp error
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
+		gaveUp = ctx.Err()
+	case <-expired:
+		gaveUp = context.DeadlineExceeded
+	}
+	if expired != nil {
+		cl.timer.Stop()
+	}
+	if gaveUp != nil {
 		if c.unregister(id, cl) {
 			c.abort(id)
 			c.putCall(cl)
-			return ctx.Err()
+			return gaveUp
 		}
 		<-cl.done // the answer is being delivered right now
 	}

@@ -75,6 +75,8 @@ type Conn struct {
 	dir    wire.Flags // FlagToParent for a child, 0 for a parent
 	log    *slog.Logger
 	sem    chan struct{} // one token per running handler
+	wake   chan struct{} // unbuffered: hands reading to an idle goroutine
+	idlers atomic.Int32  // goroutines waiting on wake
 	events chan *request // in-order dispatch of id-0 frames from a child
 
 	ids *IDCounter
@@ -130,6 +132,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		c.ids = new(IDCounter)
 	}
 	c.sem = make(chan struct{}, c.opts.MaxHandlers)
+	c.wake = make(chan struct{})
 	c.events = make(chan *request, 64)
 	if opts.Role == RoleParent && opts.Token != nil {
 		// The auth frame must be the first frame on the connection.
@@ -234,11 +237,33 @@ func (c *Conn) readLoop() {
 	c.readFrames()
 }
 
-// readFrames reads and routes frames until the connection ends or a request
-// arrives. The goroutine that read a request serves it itself and hands
-// reading over to a new goroutine (leader/follower): the reply does not wait
-// for a handler goroutine to be scheduled.
+// readFrames reads and routes frames until the connection ends. The
+// goroutine that reads a request serves it itself and hands reading over to
+// another goroutine (leader/follower): the reply does not wait for a handler
+// goroutine to be scheduled. After serving it parks as an idle follower, so
+// that sequential calls reuse goroutines whose stacks have already grown.
 func (c *Conn) readFrames() {
+	for {
+		r := c.readUntilRequest()
+		if r == nil {
+			return
+		}
+		select {
+		case c.wake <- struct{}{}: // an idle goroutine takes over reading
+		default:
+			c.wg.Go(c.readFrames)
+		}
+		c.serve(r)
+		<-c.sem
+		if !c.idle() {
+			return
+		}
+	}
+}
+
+// readUntilRequest routes frames until one is a request to serve; it
+// returns nil when the connection has ended.
+func (c *Conn) readUntilRequest() *request {
 	for {
 		f, err := c.r.ReadFrame()
 		if err != nil {
@@ -247,14 +272,30 @@ func (c *Conn) readFrames() {
 				c.claimed = nil
 				cl.finish(c.Err())
 			}
-			return
+			return nil
 		}
 		if r := c.route(f); r != nil {
-			c.wg.Go(c.readFrames)
-			c.serve(r)
-			<-c.sem
-			return
+			return r
 		}
+	}
+}
+
+// maxIdle bounds the goroutines kept waiting to read next.
+const maxIdle = 8
+
+// idle waits to be woken as the next reader; it reports false when the
+// goroutine should exit instead (too many idle, or the connection ended).
+func (c *Conn) idle() bool {
+	if c.idlers.Add(1) > maxIdle {
+		c.idlers.Add(-1)
+		return false
+	}
+	defer c.idlers.Add(-1)
+	select {
+	case <-c.wake:
+		return true
+	case <-c.done:
+		return false
 	}
 }
 

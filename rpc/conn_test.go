@@ -525,3 +525,23 @@ func TestCloseCancelsFireAndForget(t *testing.T) {
 	srv.Close()
 	cli.Close()
 }
+
+func TestMethodTimeout(t *testing.T) {
+	s := newService()
+	cli, _ := pair(t, "pipe", rpc.Options{Handlers: s.mux()}, rpc.Options{})
+	m := slow
+	m.Timeout = 50 * time.Millisecond
+	if err := cli.Call(t.Context(), m, 10_000, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	if ms := <-s.aborted; ms != 10_000 {
+		t.Errorf("the handler was not aborted")
+	}
+	// The pooled timer is reused and does not fire late.
+	for range 5 {
+		var n int
+		if err := cli.Call(t.Context(), m, 1, &n); err != nil || n != 1 {
+			t.Fatalf("after a timeout: %d, %v", n, err)
+		}
+	}
+}
