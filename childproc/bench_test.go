@@ -1,3 +1,5 @@
+//go:build linux
+
 package childproc_test
 
 import (
@@ -19,6 +21,10 @@ func BenchmarkChannel(b *testing.B) {
 		for _, peer := range []string{"inproc", "go-child", "node-child"} {
 			b.Run(peer+"/"+itoa(size)+"B", func(b *testing.B) {
 				ch := benchPeer(b, peer)
+				if err := ch.Send(b.Context(), "warm-up"); err != nil { // the peer is up and echoing
+					b.Fatal(err)
+				}
+				<-ch.Messages()
 				b.SetBytes(int64(2 * size))
 				b.ReportAllocs()
 				ctx := b.Context()

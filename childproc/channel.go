@@ -13,10 +13,19 @@ import (
 	"time"
 )
 
-// messageBuffer is how many received messages wait for the consumer before
-// the reader stops reading, which makes the peer's writes block (Go) or
-// queue (Node: send() returns false).
-const messageBuffer = 64
+// Received messages wait for the consumer in a buffer of up to
+// maxQueued messages, fewer when messages may be large, so that at most
+// about queueBudget bytes wait. When it is full the reader stops reading,
+// which makes the peer's writes block (Go) or queue (Node: send() returns
+// false).
+const (
+	maxQueued   = 64
+	queueBudget = 256 << 20
+)
+
+func queueLen(maxMessage int) int {
+	return max(1, min(maxQueued, queueBudget/maxMessage))
+}
 
 // nack is the reply to a NODE_HANDLE message: childproc does not accept
 // handles, and Node stalls the channel until it gets an answer (§3.2).
@@ -40,7 +49,7 @@ type Channel struct {
 	onGone     func()        // called once, by the reader, just before gone closes
 	wg         sync.WaitGroup
 
-	wmu sync.Mutex // serialises writes, so lines never interleave; guards wbuf
+	wmu  sync.Mutex // serialises writes, so lines never interleave; guards wbuf
 	wbuf []byte
 
 	mu        sync.Mutex // guards connected and err
@@ -59,7 +68,7 @@ func newChannel(conn net.Conn, maxMessage int, onGone func()) *Channel {
 	c := &Channel{
 		conn:       conn,
 		maxMessage: maxMessage,
-		msgs:       make(chan json.RawMessage, messageBuffer),
+		msgs:       make(chan json.RawMessage, queueLen(maxMessage)),
 		stopping:   make(chan struct{}),
 		gone:       make(chan struct{}),
 		onGone:     onGone,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -136,6 +137,7 @@ func (c *Child) Done() <-chan struct{} { return c.done }
 func (c *Child) Wait(ctx context.Context) error {
 	select {
 	case <-c.done:
+		c.wg.Wait() // the waiter goroutine returns right after closing done
 		return c.exitErr()
 	case <-ctx.Done():
 		return ctx.Err()
@@ -177,8 +179,8 @@ func (c *Child) Kill(sig syscall.Signal) error { return c.send(sig, false) }
 // that grandchildren die too. The child must have been started with
 // Options.ProcessGroup, Detached or KillGroup, else it returns
 // ErrNoProcessGroup. It works after the child itself has exited, as long
-// as a member of the group is left; when none is, it returns
-// os.ErrProcessDone.
+// as a member of the group is left (an unreaped zombie counts); when none
+// is, it returns os.ErrProcessDone.
 func (c *Child) KillGroup(sig syscall.Signal) error {
 	if !c.ownGroup {
 		return ErrNoProcessGroup
@@ -239,10 +241,12 @@ func (c *Child) addTimer(stop func() bool) {
 // has exited.
 func (c *Child) waitProcess() {
 	ps, err := c.proc.Wait()
-	if err != nil { // cannot happen for a child we started; keep a state anyway
+	code, sig := -1, syscall.Signal(0)
+	if err == nil {
+		code, sig = exitStatus(ps)
+	} else { // cannot happen for a child we started; record an unknown end
 		ps = &os.ProcessState{}
 	}
-	code, sig := exitStatus(ps)
 	c.mu.Lock()
 	c.state, c.code, c.signal = ps, code, sig
 	timers := c.timers
@@ -285,14 +289,21 @@ type outPipe struct {
 	f     *os.File
 	once  sync.Once
 	child *Child
+	eof   atomic.Bool
 
 	// guarded by child.mu
 	taken, counted, ended bool
 }
 
 func (p *outPipe) Read(b []byte) (int, error) {
+	if p.eof.Load() {
+		return 0, io.EOF // the file is closed, but the reader saw EOF
+	}
 	n, err := p.f.Read(b)
 	if err != nil {
+		if err == io.EOF {
+			p.eof.Store(true)
+		}
 		p.finish()
 	}
 	return n, err

@@ -84,6 +84,8 @@ func run(ctx context.Context, file string, args []string, r resolved, syscallNam
 
 	var outs [2][]byte
 	var wg sync.WaitGroup
+	var overflowMu sync.Mutex
+	var overflow error // the first MaxBufferError, even if the child had already exited
 	for i, p := range pipes {
 		if p == nil {
 			continue
@@ -91,7 +93,13 @@ func run(ctx context.Context, file string, args []string, r resolved, syscallNam
 		stream := [2]string{"stdout", "stderr"}[i]
 		wg.Go(func() {
 			outs[i] = collect(p, r.maxBuffer, func() {
-				c.killFor(&MaxBufferError{Stream: stream, Limit: r.maxBuffer})
+				err := &MaxBufferError{Stream: stream, Limit: r.maxBuffer}
+				overflowMu.Lock()
+				if overflow == nil {
+					overflow = err
+				}
+				overflowMu.Unlock()
+				c.killFor(err)
 			})
 		})
 	}
@@ -110,8 +118,11 @@ func run(ctx context.Context, file string, args []string, r resolved, syscallNam
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	res := runResult{pid: c.pid, stdout: outs[0], stderr: outs[1], code: c.code, signal: c.signal, cause: c.cause}
-	if c.code != 0 || c.signal != 0 || c.cause != nil {
-		res.exitErr = &ExitError{PID: c.pid, Code: c.code, Signal: c.signal, Killed: c.killed, Cause: c.cause}
+	if res.cause == nil {
+		res.cause = overflow // the child exited before it could be killed
+	}
+	if c.code != 0 || c.signal != 0 || res.cause != nil {
+		res.exitErr = &ExitError{PID: c.pid, Code: c.code, Signal: c.signal, Killed: c.killed, Cause: res.cause}
 	}
 	return res, nil
 }

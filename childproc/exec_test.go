@@ -1,3 +1,5 @@
+//go:build linux
+
 package childproc_test
 
 import (
@@ -26,6 +28,15 @@ func TestExec(t *testing.T) {
 	stdout, _, err = childproc.ExecFile(t.Context(), "cat", nil, childproc.Options{})
 	if err != nil || len(stdout) != 0 {
 		t.Errorf("ExecFile(cat) without Input = %q, %v; want empty (stdin is the null device)", stdout, err)
+	}
+	// Unlike Node, which ignores them for exec/execFile, Argv0 and Detached apply.
+	stdout, _, err = childproc.ExecFile(t.Context(), "cat", []string{"/proc/self/cmdline"}, childproc.Options{Argv0: "renamed"})
+	if err != nil || string(stdout) != "renamed\x00/proc/self/cmdline\x00" {
+		t.Errorf("ExecFile with Argv0 = %q, %v", stdout, err)
+	}
+	stdout, _, err = childproc.ExecFile(t.Context(), "cat", []string{"/proc/self/stat"}, childproc.Options{Detached: true})
+	if pid, _, sid := procStat(t, string(stdout)); err != nil || pid != sid {
+		t.Errorf("ExecFile with Detached: sid %d, pid %d, %v; want a new session", sid, pid, err)
 	}
 	stdout, _, err = childproc.Exec(t.Context(), "echo $BASH_VERSION", childproc.Options{Shell: "/bin/bash"})
 	if err != nil || len(stdout) < 3 {

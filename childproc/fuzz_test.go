@@ -1,3 +1,5 @@
+//go:build linux
+
 package childproc_test
 
 import (
@@ -6,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/procxy/procxy/childproc"
@@ -82,6 +85,9 @@ func FuzzLineReader(f *testing.F) {
 }
 
 func checkRoundTrip(t *testing.T, line []byte, max int) {
+	if got, want := childproc.ValidJSON(line), json.Valid(line); got != want {
+		t.Fatalf("ValidJSON(%q) = %v, json.Valid = %v", line, got, want)
+	}
 	msg, cmd, err := childproc.ParseLine(line)
 	if err != nil {
 		if !errors.Is(err, childproc.ErrProtocol) {
@@ -127,4 +133,23 @@ func decodeNumber(t *testing.T, b []byte) any {
 		t.Fatalf("decode valid JSON %q: %v", b, err)
 	}
 	return v
+}
+
+// TestValidJSON compares the fast validator with encoding/json.Valid on
+// edge cases; FuzzLineReader compares them on every fuzzed line.
+func TestValidJSON(t *testing.T) {
+	deep := func(n int, open, close string) string {
+		return strings.Repeat(open, n) + strings.Repeat(close, n)
+	}
+	for _, s := range []string{
+		``, ` `, `1`, ` 1 `, `-`, `-0`, `-01`, `01`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1E-7`, `1e5.0`, `0x10`,
+		`"`, `""`, `"\"`, `"\\"`, `"\u12"`, `"\u12G4"`, `"\uABCD"`, `"\x"`, "\"\x01\"", "\"\x7f\"", "\"\xff\"", `"\/"`,
+		`t`, `tru`, `true`, `truex`, `null`, `nul`, `false`, `[`, `[]`, `[,]`, `[1,]`, `[1 2]`, `[1,2]`,
+		`{`, `{}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{1:2}`, `{"a":1}x`, `1 2`, "\t{\r\n}\n",
+		deep(10000, "[", "]"), deep(10001, "[", "]"), deep(10000, `{"a":`, "}"), deep(10001, `{"a":`, "}"),
+	} {
+		if got, want := childproc.ValidJSON([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("ValidJSON(%.40q) = %v, want %v", s, got, want)
+		}
+	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package childproc_test
 
 import (
@@ -5,9 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
-	"syscall"
 	"reflect"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/procxy/procxy/childproc"
@@ -135,7 +137,9 @@ func TestGoChildInternalRefused(t *testing.T) {
 
 // rawFD returns a new fd number for f's file that no *os.File owns, as an
 // inherited fd is.
-func rawFD(t *testing.T, f interface{ SyscallConn() (syscall.RawConn, error) }) int {
+func rawFD(t *testing.T, f interface {
+	SyscallConn() (syscall.RawConn, error)
+}) int {
 	t.Helper()
 	rc, err := f.SyscallConn()
 	if err != nil {

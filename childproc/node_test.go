@@ -1,3 +1,5 @@
+//go:build linux
+
 package childproc_test
 
 import (
@@ -147,6 +149,49 @@ func TestNodeDisconnectFromNode(t *testing.T) {
 	c.Stdin().Close()
 	if err := c.Wait(t.Context()); err != nil {
 		t.Fatalf("Wait = %v, want exit 0", err)
+	}
+}
+
+// TestNodeMaxMessageSize: a Node child sends a line longer than
+// MaxMessageSize; the channel ends with ErrMessageTooLarge (after reading
+// at most the limit) and Node sees the disconnect.
+func TestNodeMaxMessageSize(t *testing.T) {
+	c := forkNode(t, "echo", childproc.Options{MaxMessageSize: 1000})
+	ch := c.Channel()
+	if err := ch.Send(t.Context(), map[string]any{"op": "big", "n": 5000}); err != nil {
+		t.Fatal(err)
+	}
+	for m := range ch.Messages() {
+		t.Errorf("got %.40s, want no message", m)
+	}
+	if err := ch.Err(); !errors.Is(err, childproc.ErrMessageTooLarge) || !errors.Is(err, childproc.ErrProtocol) {
+		t.Errorf("Err() = %v, want ErrMessageTooLarge", err)
+	}
+	var ee *childproc.ExitError
+	if err := c.Wait(t.Context()); !errors.As(err, &ee) || ee.Code != 42 {
+		t.Errorf("Wait = %v, want exit status 42 (Node saw the disconnect)", err)
+	}
+}
+
+// TestForkExecPath forks with ExecPath and ExecArgv, as Node's fork(): the
+// program gets [execArgv..., modulePath, args...].
+func TestForkExecPath(t *testing.T) {
+	c, err := childproc.Fork(t.Context(), "module.js", []string{"arg"}, helperOpts("echo",
+		childproc.Options{ExecPath: os.Args[0], ExecArgv: []string{"-test.run=none"}, Stdin: childproc.Ignore()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupChild(t, c)
+	if got, want := c.SpawnArgs(), []string{os.Args[0], "-test.run=none", "module.js", "arg"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("SpawnArgs() = %q, want %q", got, want)
+	}
+	if m := <-c.Channel().Messages(); !strings.Contains(string(m), "from go child") {
+		t.Errorf("got %s, want the Go child's hello", m)
+	}
+	c.Channel().Send(t.Context(), map[string]string{"op": "bye"})
+	<-c.Channel().Messages()
+	if err := c.Wait(t.Context()); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -11,8 +11,9 @@ const (
 	// DefaultMaxBuffer is Node's default maxBuffer: 1 MiB per output stream.
 	DefaultMaxBuffer = 1 << 20
 	// DefaultMaxMessageSize bounds one IPC message (its JSON text, without
-	// the terminating newline) in both directions.
-	DefaultMaxMessageSize = 64 << 20
+	// the terminating newline) in both directions. Node's own limit is
+	// about 512 MiB.
+	DefaultMaxMessageSize = 16 << 20
 	// DefaultShell is the shell used by Exec and ExecSync, and by Spawn and
 	// ExecFile when Options.Shell is set to it (Node's shell: true).
 	DefaultShell = "/bin/sh"
@@ -58,13 +59,16 @@ type Options struct {
 	// IPC adds a Node.js IPC channel ('json' serialization) at fd
 	// 3+len(ExtraFiles), like an 'ipc' entry in Node's stdio array, and
 	// sets NODE_CHANNEL_FD and NODE_CHANNEL_SERIALIZATION_MODE. Fork always
-	// sets it. [Child.Channel] returns the parent's end.
+	// sets it; Exec, ExecFile and the blocking functions ignore it.
+	// [Child.Channel] returns the parent's end.
 	IPC bool
 
 	// MaxMessageSize bounds one IPC message, in bytes of JSON text, in both
 	// directions; zero means DefaultMaxMessageSize. A larger incoming
-	// message ends the channel with ErrMessageTooLarge; a larger outgoing
-	// one is refused by Send with the same error.
+	// message ends the channel with ErrMessageTooLarge before it is read
+	// into memory; a larger outgoing one is refused by Send with the same
+	// error. Received messages waiting for the consumer hold at most about
+	// max(256 MiB, MaxMessageSize) bytes.
 	MaxMessageSize int
 
 	// ExecPath is the program Fork runs; empty means DefaultExecPath
@@ -102,9 +106,12 @@ type Options struct {
 	// without them the spawn fails with EPERM.
 	Credential *Credential
 
-	// Pdeathsig is a signal the child receives when the parent thread that
-	// started it dies (Linux only; zero means none). It is not a Node option;
-	// hosts use it so that workers do not outlive them.
+	// Pdeathsig is a signal the child receives when its parent dies (Linux
+	// only, else Spawn fails with errors.ErrUnsupported; zero means none).
+	// It is not a Node option; hosts use it so that workers do not outlive
+	// them. Linux ties it to the OS thread that started the child, and Go
+	// ends a thread only when a goroutine exits while locked to it with
+	// runtime.LockOSThread: do not start children from such goroutines.
 	Pdeathsig syscall.Signal
 
 	// Timeout, when positive, sends KillSignal to the child once it has run

@@ -109,11 +109,11 @@ func start(ctx context.Context, file string, args []string, r resolved, cfg star
 		done:       make(chan struct{}),
 		open:       1, // the process
 	}
-	var io stdioFiles
-	defer io.closeChildEnds()
-	files, err := io.open(c, &r, cfg.stdio)
+	var stdio stdioFiles
+	defer stdio.closeChildEnds()
+	files, err := stdio.open(c, &r, cfg.stdio)
 	if err != nil {
-		io.closeParentEnds()
+		stdio.closeParentEnds()
 		return nil, spawnErr(err)
 	}
 	files = append(files, r.ExtraFiles...)
@@ -121,16 +121,16 @@ func start(ctx context.Context, file string, args []string, r resolved, cfg star
 	if r.IPC {
 		pc, cf, err := socketpair()
 		if err != nil {
-			io.closeParentEnds()
+			stdio.closeParentEnds()
 			return nil, spawnErr(err)
 		}
-		io.childEnds = append(io.childEnds, cf)
+		stdio.childEnds = append(stdio.childEnds, cf)
 		files = append(files, cf)
 		ipc = pc
 	}
 	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: r.Dir, Env: env, Files: files, Sys: attr})
 	if err != nil {
-		io.closeParentEnds()
+		stdio.closeParentEnds()
 		if ipc != nil {
 			ipc.Close()
 		}
@@ -146,11 +146,10 @@ func start(ctx context.Context, file string, args []string, r resolved, cfg star
 		c.onKill = c.closePipes
 	}
 	if r.Timeout > 0 {
-		t := time.AfterFunc(r.Timeout, func() { c.killFor(ErrTimeout) })
-		c.timers = append(c.timers, t.Stop)
+		c.addTimer(time.AfterFunc(r.Timeout, func() { c.killFor(ErrTimeout) }).Stop)
 	}
 	if ctx.Done() != nil {
-		c.timers = append(c.timers, context.AfterFunc(ctx, func() { c.killFor(context.Cause(ctx)) }))
+		c.addTimer(context.AfterFunc(ctx, func() { c.killFor(context.Cause(ctx)) }))
 	}
 	c.wg.Go(c.waitProcess)
 	return c, nil

@@ -35,6 +35,9 @@ const modes = {
         case 'exit':
           process.exit(m.code);
           break;
+        case 'big':
+          process.send('x'.repeat(m.n));
+          break;
         default:
           process.send(m);
       }
