@@ -7,9 +7,11 @@ import (
 )
 
 // WrapConn makes m wrap each data-plane connection with fn before the rpc
-// engine uses it. Tests use it to watch frames and to move request ids
-// near 0xFFFFFFFF.
+// engine uses it. Tests use it to watch frames.
 func WrapConn(m *Module, fn func(io.ReadWriteCloser) io.ReadWriteCloser) { m.wrapConn = fn }
+
+// SetNextID makes id the module's next request id.
+func SetNextID(m *Module, id uint32) { m.ids.SetNext(id) }
 
 // OnPong makes m call fn for every $pong line of its children.
 func OnPong(m *Module, fn func()) { m.pongHook = fn }

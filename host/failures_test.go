@@ -240,7 +240,7 @@ func TestTimeouts(t *testing.T) {
 			cfg.RequestTimeout = tt.module
 			cfg.Methods[4].Timeout = tt.method // slow
 			m, _ := newModule(t, cfg)
-			conn := taps(m, 0, false)
+			conn := taps(m, false)
 			if err := m.Spawn(t.Context()); err != nil {
 				t.Fatal(err)
 			}

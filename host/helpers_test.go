@@ -110,14 +110,10 @@ type frame struct {
 }
 
 // tap wraps a module's data-plane connection and records the header of
-// every frame in both directions. With shift set it moves the request ids
-// the rpc engine allocates by shift within 1…0xFFFFFFFF (0 is skipped, as
-// the allocator does), so that a module's first requests use ids near the
-// top of the range and wrap to 1. With corruptAuth it flips a byte of the
+// every frame in both directions. With corruptAuth it flips a byte of the
 // AUTH token on the wire.
 type tap struct {
 	rwc         io.ReadWriteCloser
-	shift       uint32
 	corruptAuth bool
 
 	out, in framer
@@ -136,18 +132,8 @@ type framer struct {
 	payload []byte // AUTH payload collected so far
 }
 
-const idSpace = 1<<32 - 1 // ids 1…0xFFFFFFFF
-
-func shiftID(id, by uint32) uint32 {
-	return uint32((uint64(id)-1+uint64(by))%idSpace) + 1
-}
-
-func unshiftID(id, by uint32) uint32 {
-	return uint32((uint64(id)-1+idSpace-uint64(by)%idSpace)%idSpace) + 1
-}
-
-func newTap(rwc io.ReadWriteCloser, shift uint32, corruptAuth bool) *tap {
-	return &tap{rwc: rwc, shift: shift, corruptAuth: corruptAuth, changed: make(chan struct{})}
+func newTap(rwc io.ReadWriteCloser, corruptAuth bool) *tap {
+	return &tap{rwc: rwc, corruptAuth: corruptAuth, changed: make(chan struct{})}
 }
 
 func (t *tap) record(f frame) {
@@ -208,20 +194,12 @@ func (t *tap) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// header decodes ps.hdr, rewrites its request id and reports the frame.
+// header decodes ps.hdr and reports the frame.
 func (t *tap) header(ps *framer, out bool) frame {
 	h := ps.hdr[:]
 	f := frame{Out: out, Method: binary.BigEndian.Uint16(h[0:2]), Flags: h[2],
 		ID: binary.BigEndian.Uint32(h[3:7]), Len: binary.BigEndian.Uint32(h[7:11])}
 	ps.auth = out && f.Method == methodAuth && f.Len > 0
-	if f.ID != 0 && f.Method != methodAuth && t.shift != 0 {
-		if out {
-			f.ID = shiftID(f.ID, t.shift)
-			binary.BigEndian.PutUint32(h[3:7], f.ID)
-		} else {
-			binary.BigEndian.PutUint32(h[3:7], unshiftID(f.ID, t.shift))
-		}
-	}
 	return f
 }
 
@@ -292,11 +270,11 @@ func (t *tap) waitFrom(tb testing.TB, from int, what string, pred func(frame) bo
 
 // taps installs a tap on every connection of m and returns a function
 // that yields the latest one.
-func taps(m *host.Module, shift uint32, corruptAuth bool) func() *tap {
+func taps(m *host.Module, corruptAuth bool) func() *tap {
 	var mu sync.Mutex
 	var last *tap
 	host.WrapConn(m, func(rwc io.ReadWriteCloser) io.ReadWriteCloser {
-		tp := newTap(rwc, shift, corruptAuth)
+		tp := newTap(rwc, corruptAuth)
 		mu.Lock()
 		last = tp
 		mu.Unlock()

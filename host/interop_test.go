@@ -32,10 +32,6 @@ type (
 	}
 )
 
-// idShift makes the shared module's first request use id 0xFFFFFFFC, so
-// that its calls cross the wrap from 0xFFFFFFFF to 1.
-const idShift = 0xFFFFFFFB
-
 // TestInterop drives one long-lived worker of each kind — the Node.js
 // worker on @procwire/client 1.3.1 and the Go examples/echoworker —
 // through every method, events, abort, heartbeat and the request id wrap.
@@ -53,7 +49,8 @@ func interopSuite(t *testing.T, w workerKind) {
 	cfg.Env = append(cfg.Env, "HOST_TEST_FOO=bar", "PROCWIRE_TOKEN=must-not-reach-the-child", "PROCXY_WORKER_NOISE=1")
 	cfg.Policy.Heartbeat = host.Heartbeat{Interval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond}
 	m, chs := newModule(t, cfg)
-	conn := taps(m, idShift, false)
+	host.SetNextID(m, 0xFFFFFFFC) // the first requests cross the wrap to 1
+	conn := taps(m, false)
 	var pongs atomic.Int64
 	pongWake := make(chan struct{}, 1)
 	host.OnPong(m, func() {

@@ -25,7 +25,7 @@ func TestCrashMidCall(t *testing.T) {
 			cfg.Policy.RestartDelay = 10 * time.Millisecond
 			cfg.Policy.RestartLimit = host.RestartLimit{Max: 1, Window: time.Minute}
 			m, chs := newModule(t, cfg)
-			conn := taps(m, 0, false)
+			conn := taps(m, false)
 			if err := m.Spawn(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestAuth(t *testing.T) {
 			cfg := config(w, newLogSink())
 			cfg.Policy.Auth = true
 			m, _ := newModule(t, cfg)
-			conn := taps(m, 0, false)
+			conn := taps(m, false)
 			if err := m.Spawn(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestAuthWrongToken(t *testing.T) {
 			cfg := config(w, newLogSink())
 			cfg.Policy.Auth = true
 			m, chs := newModule(t, cfg)
-			taps(m, 0, true)
+			taps(m, true)
 			if err := m.Spawn(t.Context()); err != nil {
 				t.Fatalf("Spawn: %v (the spawn does not wait for the child to accept the token)", err)
 			}
