@@ -63,9 +63,11 @@ type Options struct {
 // [Conn.Send] and [OpenStream] are matched to responses by request id, and
 // incoming requests run their handlers concurrently.
 //
-// A Conn is safe for concurrent use. It owns one reader goroutine, one
-// goroutine for in-order events, and one goroutine per running handler; all
-// of them have returned when Close returns.
+// A Conn is safe for concurrent use. Its goroutines: one reads frames at a
+// time; a request is served by the goroutine that read it, which first hands
+// reading to an idle goroutine or a new one, and afterwards waits as one of
+// at most 8 idle ones; one more delivers events in order. All of them have
+// returned when Close returns.
 type Conn struct {
 	rwc    io.ReadWriteCloser
 	w      *wire.Writer
