@@ -2,22 +2,22 @@ package transport
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"time"
 )
 
-// keepAlive probes an idle TCP connection after 15s, then every 15s, and
-// gives up after 4 unanswered probes, so a vanished peer is noticed in about
-// a minute and a half rather than the OS default of over two hours.
-var keepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 4}
+// KeepAlive is the TCP keepalive every connection of this package uses: the
+// first probe after 15 s idle, then every 15 s, giving up after 4, so a
+// vanished peer is noticed in about a minute and a half rather than the OS
+// default of over two hours.
+var KeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 4}
 
 // ListenTCP listens on the TCP address addr ("host:port"; port 0 picks a free
 // port). Accepted connections have keepalive on and Nagle's algorithm off.
 func ListenTCP(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: keepAlive}
+	lc := net.ListenConfig{KeepAliveConfig: KeepAlive}
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
@@ -33,7 +33,7 @@ func DialTCP(ctx context.Context, addr string) (*net.TCPConn, error) {
 }
 
 func dialTCP(ctx context.Context, network, addr string) (*net.TCPConn, error) {
-	d := net.Dialer{KeepAliveConfig: keepAlive}
+	d := net.Dialer{KeepAliveConfig: KeepAlive}
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
@@ -45,38 +45,10 @@ func dialTCP(ctx context.Context, network, addr string) (*net.TCPConn, error) {
 	return tc, nil
 }
 
-// ListenTLS listens on the TCP address addr and wraps accepted connections in
-// TLS using cfg, which must hold a certificate (Certificates, GetCertificate
-// or GetConfigForClient). The handshake runs on the first Read or Write of an
-// accepted connection, or when the caller calls [tls.Conn.HandshakeContext].
-func ListenTLS(addr string, cfg *tls.Config) (net.Listener, error) {
-	if cfg == nil || len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
-		return nil, errors.New("transport: listen tls: config has no certificate")
-	}
-	ln, err := ListenTCP(addr)
-	if err != nil {
-		return nil, err
-	}
-	return tls.NewListener(ln, cfg), nil
-}
-
-// DialTLS connects to the TCP address addr and completes a TLS handshake
-// using cfg, giving up when ctx is done. A nil cfg means the zero config:
-// verify the server against the system roots. If cfg.ServerName is empty, the
-// host part of addr is used.
-func DialTLS(ctx context.Context, addr string, cfg *tls.Config) (*tls.Conn, error) {
-	d := tls.Dialer{NetDialer: &net.Dialer{KeepAliveConfig: keepAlive}, Config: cfg}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("transport: %w", err)
-	}
-	return c.(*tls.Conn), nil
-}
-
 // Dial connects to addr on the named network, giving up when ctx is done:
 // "unix" dials a socket path (returning a *[net.UnixConn]), and "tcp",
-// "tcp4" and "tcp6" dial like [DialTCP]. TLS needs a config, so it has only
-// [DialTLS].
+// "tcp4" and "tcp6" dial like [DialTCP]. TLS needs a config: see package
+// tlstransport.
 func Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	switch network {
 	case "unix":
