@@ -46,7 +46,9 @@ func TestFunc(t *testing.T) {
 }
 
 func TestPool(t *testing.T) {
-	pl, err := procxy.NewPool[Calculator](t.Context(), 3, procxy.Logger(childLog(t)), procxy.Retries(1))
+	// Add is idempotent, so a call that reached a member as it died is
+	// retried on another one.
+	pl, err := procxy.NewPool[Calculator](t.Context(), 3, procxy.Logger(childLog(t)), procxy.Retries(2), procxy.Idempotent("Add"))
 	if err != nil {
 		t.Fatal(err)
 	}

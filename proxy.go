@@ -229,13 +229,9 @@ func (p *Proxy[T]) shut(grace time.Duration) error {
 func (p *Proxy[T]) Done() <-chan struct{} { return p.done }
 
 // Err says why the proxy ended (ErrClosed, or the child's *ExitError), or
-// nil while it is live.
+// nil while it is live. It is set as soon as the end is known, a moment
+// before Done is closed.
 func (p *Proxy[T]) Err() error {
-	select {
-	case <-p.done:
-	default:
-		return nil
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
