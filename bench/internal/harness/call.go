@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -110,23 +109,11 @@ func RunCall(ctx context.Context, c CallContender, cfg Config) (res CallResult) 
 
 // MedianCall is Median for call results.
 func MedianCall(runs []CallResult) CallResult {
-	var ok []CallResult
-	for _, r := range runs {
-		if r.Error == "" {
-			ok = append(ok, r)
-		}
-	}
+	ok := succeeded(runs, func(r CallResult) string { return r.Error })
 	if len(ok) == 0 {
 		return runs[0]
 	}
-	med := func(get func(CallResult) float64) float64 {
-		vs := make([]float64, len(ok))
-		for i, r := range ok {
-			vs[i] = get(r)
-		}
-		slices.Sort(vs)
-		return vs[len(vs)/2]
-	}
+	med := func(get func(CallResult) float64) float64 { return median(ok, get) }
 	return CallResult{
 		Contender: ok[0].Contender,
 		Transport: ok[0].Transport,

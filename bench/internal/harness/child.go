@@ -3,6 +3,7 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"github.com/procxy/procxy/transport"
 	"io"
 	"net"
 	"os"
@@ -157,7 +158,7 @@ func Spawn(role string, tr Transport) (_ *Child, err error) {
 	case Socketpair:
 		mode = "conn"
 		var parent *os.File
-		if parent, fd3, err = socketpair(); err != nil {
+		if parent, fd3, err = transport.Socketpair(); err != nil {
 			return nil, err
 		}
 		c.conn, err = net.FileConn(parent)

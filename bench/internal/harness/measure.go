@@ -273,23 +273,11 @@ func MeasureBig(ctx context.Context, cli Client, size, n int) (float64, error) {
 // the median over the runs that succeeded (the upper median for an even
 // count). With no successful run it returns the first run's error.
 func Median(runs []Result) Result {
-	var ok []Result
-	for _, r := range runs {
-		if r.Error == "" {
-			ok = append(ok, r)
-		}
-	}
+	ok := succeeded(runs, func(r Result) string { return r.Error })
 	if len(ok) == 0 {
 		return runs[0]
 	}
-	med := func(get func(Result) float64) float64 {
-		vs := make([]float64, len(ok))
-		for i, r := range ok {
-			vs[i] = get(r)
-		}
-		slices.Sort(vs)
-		return vs[len(vs)/2]
-	}
+	med := func(get func(Result) float64) float64 { return median(ok, get) }
 	medI := func(get func(Result) int64) int64 {
 		return int64(med(func(r Result) float64 { return float64(get(r)) }))
 	}
@@ -308,4 +296,25 @@ func Median(runs []Result) Result {
 		AddP99:         medI(func(r Result) int64 { return r.AddP99 }),
 		AddAllocs:      med(func(r Result) float64 { return r.AddAllocs }),
 	}
+}
+
+// succeeded returns the runs whose error text is empty.
+func succeeded[R any](runs []R, errOf func(R) string) []R {
+	var ok []R
+	for _, r := range runs {
+		if errOf(r) == "" {
+			ok = append(ok, r)
+		}
+	}
+	return ok
+}
+
+// median returns the upper median of get over runs (at least one).
+func median[R any](runs []R, get func(R) float64) float64 {
+	vs := make([]float64, len(runs))
+	for i, r := range runs {
+		vs[i] = get(r)
+	}
+	slices.Sort(vs)
+	return vs[len(vs)/2]
 }
