@@ -65,13 +65,10 @@ func (e *ExitError) Error() string {
 func (e *ExitError) Unwrap() []error { return []error{e.Err, rpc.ErrClosed} }
 
 // exitError builds an ExitError from what childproc reports.
-func exitError(key string, pid, code int, sig syscall.Signal, waitErr error, stderr *tail) *ExitError {
-	e := &ExitError{Key: key, PID: pid, ExitCode: code, Err: waitErr}
+func exitError(key string, pid, code int, sig syscall.Signal, stderr *tail) *ExitError {
+	e := &ExitError{Key: key, PID: pid, ExitCode: code, Err: fmt.Errorf("exit status %d", code)}
 	if sig != 0 {
-		e.Signal, e.ExitCode = sig, -1
-	}
-	if e.Err == nil {
-		e.Err = fmt.Errorf("exit status %d", code)
+		e.Signal, e.ExitCode, e.Err = sig, -1, fmt.Errorf("signal: %v", sig)
 	}
 	if stderr != nil {
 		e.Stderr, e.Panic = stderr.snapshot()

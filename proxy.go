@@ -122,15 +122,14 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 // exit status. It owns the session's end.
 func (p *Proxy[T]) watch(s *session) {
 	defer close(s.watched)
-	<-s.child.proc.Exited()
-	waitErr := s.child.proc.Wait(context.Background())
+	<-s.child.proc.Exited() // not Wait: a grandchild may keep the output pipes open
 	fwd := make(chan struct{})
 	go func() { s.child.wg.Wait(); close(fwd) }()
 	select { // let the forwarders read the last stderr lines (a panic stack)
 	case <-fwd:
 	case <-time.After(time.Second):
 	}
-	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), waitErr, s.child.stderr)
+	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), s.child.stderr)
 	p.mu.Lock()
 	s.exitErr = e
 	ended := p.cur == s && !p.closed && p.o.retries == 0

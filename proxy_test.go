@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -517,5 +518,37 @@ func TestIdempotentRetry(t *testing.T) {
 	q := newCalc(t, procxy.Retries(1), procxy.Idempotent("CrashOnce"))
 	if v, err := procxy.Call[string](t.Context(), q, "CrashOnce", marker); err != nil || v != "ok" {
 		t.Fatalf("idempotent: got %q, %v; want ok after a retry", v, err)
+	}
+}
+
+// Grandchild starts a process that inherits the child's stdout and stderr
+// and outlives the child.
+func (c *Calculator) Grandchild() (int, error) {
+	cmd := exec.Command("sleep", "30")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	return cmd.Process.Pid, nil
+}
+
+// TestCloseWithGrandchild: a grandchild holding the child's output pipes
+// open does not keep Close or the crash report waiting.
+func TestCloseWithGrandchild(t *testing.T) {
+	p := newCalc(t)
+	gc, err := procxy.Call[int](t.Context(), p, "Grandchild")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(gc, syscall.SIGKILL)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q := newCalc(t)
+	gc2, _ := procxy.Call[int](t.Context(), q, "Grandchild")
+	defer syscall.Kill(gc2, syscall.SIGKILL)
+	var ee *procxy.ExitError
+	if _, err := procxy.Call[any](t.Context(), q, "Crash", "exit"); !errors.As(err, &ee) || ee.ExitCode != 7 {
+		t.Fatalf("crash with a grandchild: got %v", err)
 	}
 }
