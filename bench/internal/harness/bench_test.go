@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 func TestEcho(t *testing.T) {
 	for _, c := range Contenders() {
 		t.Run(c.Label(), func(t *testing.T) {
-			cli := start(t, c)
+			cli := startClient(t, c.Start)
 			for _, size := range []int{0, Small, Mid, 1 << 20} {
 				in := Payload(size)
 				out, err := cli.Echo(t.Context(), in, nil)
@@ -47,7 +47,7 @@ func TestEcho(t *testing.T) {
 func TestCall(t *testing.T) {
 	for _, c := range CallContenders() {
 		t.Run(c.Label(), func(t *testing.T) {
-			cli := startCall(t, c)
+			cli := startClient(t, c.Start)
 			for _, ab := range [][2]int{{2, 3}, {0, 0}, {-7, 1 << 40}} {
 				if sum, err := cli.Add(t.Context(), ab[0], ab[1]); err != nil || sum != ab[0]+ab[1] {
 					t.Fatalf("Add(%d, %d) = %d, %v", ab[0], ab[1], sum, err)
@@ -57,9 +57,10 @@ func TestCall(t *testing.T) {
 	}
 }
 
-func startCall(tb testing.TB, c CallContender) CallClient {
+// startClient starts a contender's client and closes it at the end of tb.
+func startClient[C interface{ Close() error }](tb testing.TB, startFn func() (C, error)) C {
 	tb.Helper()
-	cli, err := c.Start()
+	cli, err := startFn()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func startCall(tb testing.TB, c CallContender) CallClient {
 func BenchmarkCall(b *testing.B) {
 	for _, c := range CallContenders() {
 		b.Run(c.Label(), func(b *testing.B) {
-			cli := startCall(b, c)
+			cli := startClient(b, c.Start)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := cli.Add(b.Context(), 2, 3); err != nil {
@@ -87,26 +88,12 @@ func BenchmarkCall(b *testing.B) {
 	}
 }
 
-func start(tb testing.TB, c Contender) Client {
-	tb.Helper()
-	cli, err := c.Start()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := cli.Close(); err != nil {
-			tb.Error(err)
-		}
-	})
-	return cli
-}
-
 // BenchmarkEcho: go test -run='^$' -bench=. ./... (one child per contender).
 // cmd/rpcbench adds percentiles and ratios to the floor.
 func BenchmarkEcho(b *testing.B) {
 	for _, c := range Contenders() {
 		b.Run(c.Name+"/"+c.Transport, func(b *testing.B) {
-			cli := start(b, c)
+			cli := startClient(b, c.Start)
 			for _, size := range []struct {
 				name string
 				n    int
