@@ -59,6 +59,11 @@ func NewReader(r io.Reader, max int) *Reader {
 // Max returns the receive limit in force.
 func (r *Reader) Max() int { return r.max }
 
+// Buffered returns how many bytes have been read from the underlying reader
+// but not yet returned in a frame. A connection that batches its replies
+// flushes them when this reaches zero: the next ReadFrame would block.
+func (r *Reader) Buffered() int { return r.end - r.start }
+
 // ReadFrame reads the next frame. A clean end of stream between frames
 // returns io.EOF; a stream that ends inside a frame returns io.ErrUnexpectedEOF.
 // An invalid header returns a *HeaderError without reading the payload. After
