@@ -8,4 +8,8 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+require (
+	github.com/sony/gobreaker/v2 v2.4.0 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
