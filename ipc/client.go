@@ -43,10 +43,10 @@ type sockTransport struct {
 	lastRecv  atomic.Int64 // UnixNano of the last frame received
 
 	mu     sync.Mutex
-	nc     net.Conn            // nil while disconnected; guarded by mu
-	gen    uint64              // connection generation; guarded by mu
-	subs   map[uint32]subSpec  // what to subscribe again after a reconnect; guarded by mu
-	info   serverInfo          // guarded by mu
+	nc     net.Conn              // nil while disconnected; guarded by mu
+	gen    uint64                // connection generation; guarded by mu
+	subs   map[uint32]subSpec    // what to subscribe again after a reconnect; guarded by mu
+	info   serverInfo            // guarded by mu
 	acks   map[uint32]chan error // PublishSync waiters; guarded by mu
 	pings  map[uint32]chan error // Flush waiters; guarded by mu
 	seq    uint32                // ack and ping numbers; guarded by mu

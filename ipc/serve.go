@@ -27,7 +27,7 @@ type served struct {
 }
 
 func (s *served) Deadline() (time.Time, bool) { return s.deadline, !s.deadline.IsZero() }
-func (s *served) Value(key any) any            { return nil }
+func (s *served) Value(key any) any           { return nil }
 
 func (s *served) Done() <-chan struct{} {
 	s.mu.Lock()

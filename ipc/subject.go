@@ -21,11 +21,11 @@ const (
 
 // Subjects the library publishes on or listens to.
 const (
-	subjectDLQ       = "$IPC.DLQ"       // + "." + reason: dead letters
-	subjectBroadcast = "$IPC.BCAST"     // + "." + subject: server broadcasts
-	subjectCancel    = "$IPC.CANCEL"    // + "." + reply: a requester gave up (backends without routing)
-	subjectPresence  = "$IPC.PRESENCE"  // + ".connect" / ".disconnect": clients coming and going
-	subjectChannel   = "$IPC.CHAN"      // + "." + name: channel opening requests
+	subjectDLQ       = "$IPC.DLQ"        // + "." + reason: dead letters
+	subjectBroadcast = "$IPC.BCAST"      // + "." + subject: server broadcasts
+	subjectCancel    = "$IPC.CANCEL"     // + "." + reply: a requester gave up (backends without routing)
+	subjectPresence  = "$IPC.PRESENCE"   // + ".connect" / ".disconnect": clients coming and going
+	subjectChannel   = "$IPC.CHAN"       // + "." + name: channel opening requests
 	subjectInboxWild = InboxPrefix + ">" // everything a reply can be sent to
 )
 
