@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/procxy/procxy/rpc/codec"
 )
 
 // RequestOption configures one request.
@@ -16,6 +18,7 @@ type requestOpts struct {
 	idempotent bool
 	keepalive  time.Duration
 	header     Header
+	codec      codec.Codec // typed helpers only
 }
 
 type reqOpt func(*requestOpts)
