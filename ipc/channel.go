@@ -184,8 +184,18 @@ func (ch *Channel[T]) Send(ctx context.Context, v T) error {
 	if err := ch.c.checkSize(m); err != nil {
 		return err
 	}
+	select {
+	case <-ch.gone:
+		return ch.closedErr()
+	default:
+	}
 	if err := ch.f.send(ctx, m); err != nil {
-		if err == errFlowDead || errors.Is(err, errPeerCancelled) {
+		select {
+		case <-ch.gone:
+			return ch.closedErr()
+		default:
+		}
+		if err == errFlowDead || errors.Is(err, errPeerCancelled) || errors.Is(err, ErrResponderGone) {
 			return ch.closedErr()
 		}
 		return err

@@ -429,7 +429,7 @@ func (c *Conn) deliver(sid uint32, m *Msg, f Flags) {
 	if s == nil {
 		return // unsubscribed while the message was on its way
 	}
-	if m.Reply != "" {
+	if m.Reply != "" && (s.mode == modeConcurrent || m.meta.keepalive > 0) {
 		c.track(m)
 	}
 	s.enqueue(m)

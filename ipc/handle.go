@@ -79,8 +79,6 @@ func Handle[Req, Resp any](c *Conn, subject string, fn func(ctx context.Context,
 	}
 	h := func(m *Msg) {
 		ctx := m.Context()
-		stop := c.sendKeepalive(m)
-		defer stop()
 		resp, err := serveOne(ctx, m, o, fn)
 		if m.Reply == "" {
 			if err != nil {

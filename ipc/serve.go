@@ -97,7 +97,25 @@ func (c *Conn) track(m *Msg) *served {
 	}
 	c.serving[m.Reply] = s
 	c.mu.Unlock()
+	if d := m.meta.keepalive; d > 0 {
+		c.wg.Go(func() { c.keepAlive(s, d) })
+	}
 	return s
+}
+
+// keepAlive tells the requester of s that it is still being worked on,
+// every d, until it is answered or abandoned.
+func (c *Conn) keepAlive(s *served, d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			_ = c.publish(&Msg{Subject: s.reply, meta: meta{kind: kindAlive}}, FlagReply|FlagMore)
+		case <-s.Done():
+			return
+		}
+	}
 }
 
 // endServe releases the context of a request once it is answered (or

@@ -134,8 +134,6 @@ func (m *Msg) Stream() (*StreamWriter, error) {
 	if m.meta.kind != kindStreamReq {
 		w.single, f.credit = true, 1
 	}
-	stop := m.conn.sendKeepalive(m)
-	context.AfterFunc(m.Context(), stop)
 	return w, nil
 }
 
@@ -204,37 +202,6 @@ func (w *StreamWriter) Close(err error) error {
 		return w.m.conn.publish(r, FlagReply)
 	}
 	return w.f.control(meta{kind: kindEnd}, FlagReply)
-}
-
-// sendKeepalive sends signs of life for a request while it is served, if
-// the requester asked for them; it returns a function that stops them.
-func (c *Conn) sendKeepalive(m *Msg) func() {
-	d := m.meta.keepalive
-	if d <= 0 || m.Reply == "" {
-		return func() {}
-	}
-	stop := make(chan struct{})
-	var once bool
-	c.wg.Go(func() {
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = c.publish(&Msg{Subject: m.Reply, meta: meta{kind: kindAlive}}, FlagReply|FlagMore)
-			case <-stop:
-				return
-			case <-c.ctx.Done():
-				return
-			}
-		}
-	})
-	return func() {
-		if !once {
-			once = true
-			close(stop)
-		}
-	}
 }
 
 // Upload is a requester's end of an upload: a request whose body is sent

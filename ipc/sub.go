@@ -151,15 +151,16 @@ func (s *Subscription) AutoUnsubscribe(n int) error {
 // Drain unsubscribes at the server, then lets the handler process what is
 // already queued, and returns when it has (or when ctx ends).
 func (s *Subscription) Drain(ctx context.Context) error {
-	removed := s.conn.removeSub(s)
-	if removed {
-		if err := s.conn.tr.Unsubscribe(s.sid); err != nil {
-			s.stop()
-			return err
+	c := s.conn
+	if c.hasSub(s) {
+		// The subscription keeps receiving until a flush proves the server
+		// saw the unsubscription: what it sent before still arrives.
+		err := c.tr.Unsubscribe(s.sid)
+		if err == nil {
+			err = c.tr.Flush(ctx)
 		}
-		// Messages sent before the unsubscription still arrive until a
-		// flush proves the server saw it.
-		if err := s.conn.tr.Flush(ctx); err != nil {
+		c.removeSub(s)
+		if err != nil {
 			s.stop()
 			return err
 		}
@@ -172,6 +173,12 @@ func (s *Subscription) Drain(ctx context.Context) error {
 		s.stop()
 		return ctx.Err()
 	}
+}
+
+func (c *Conn) hasSub(s *Subscription) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subs[s.sid] == s
 }
 
 // removeSub forgets s; it reports whether s was still registered.
@@ -189,7 +196,7 @@ func (c *Conn) removeSub(s *Subscription) bool {
 func (s *Subscription) enqueue(m *Msg) {
 	size := m.Size()
 	s.mu.Lock()
-	if s.closed || s.draining {
+	if s.closed || s.draining || s.limit > 0 && s.received >= s.limit {
 		s.mu.Unlock()
 		s.conn.endServe(m)
 		return
