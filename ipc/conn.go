@@ -124,6 +124,11 @@ func (c *Conn) MaxPayload() int { return c.tr.Info().MaxPayload }
 // Info describes the connection's transport.
 func (c *Conn) Info() TransportInfo { return c.tr.Info() }
 
+// Transport returns the connection's transport. It is for backend
+// packages that give access to what lies beneath (natsipc.NATS returns the
+// *nats.Conn); applications do not call its methods.
+func (c *Conn) Transport() Transport { return c.tr }
+
 // State returns the connection's state.
 func (c *Conn) State() State {
 	c.mu.Lock()

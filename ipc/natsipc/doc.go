@@ -1,0 +1,2 @@
+// Package natsipc runs the ipc API on NATS.
+package natsipc
