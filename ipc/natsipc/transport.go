@@ -37,13 +37,13 @@ const (
 
 // transport is the ipc.Transport over a *nats.Conn.
 type transport struct {
-	url   string       // what Connect dials; empty for a wrapped conn
-	o     ipc.Options  // filled
-	owned bool         // Close closes nc (Connect made it)
-	srv   *Server      // the embedded server Connect started for this conn; closed after nc
-	dial  dialer       // dials for Connect's conns: Open's ctx first, then until Close
-	nc    *nats.Conn   // set before Open returns; never changes after
-	sink  ipc.Sink     // set by Open
+	url    string                 // what Connect dials; empty for a wrapped conn
+	o      ipc.Options            // filled
+	owned  bool                   // Close closes nc (Connect made it)
+	srv    *Server                // the embedded server Connect started for this conn; closed after nc
+	dial   dialer                 // dials for Connect's conns: Open's ctx first, then until Close
+	nc     *nats.Conn             // set before Open returns; never changes after
+	sink   ipc.Sink               // set by Open
 	srvURL atomic.Pointer[string] // the connected server's URL (credentials redacted)
 
 	// gate is read-held around every call into sink; Close write-locks it
