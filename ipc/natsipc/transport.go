@@ -37,14 +37,15 @@ const (
 
 // transport is the ipc.Transport over a *nats.Conn.
 type transport struct {
-	url    string                 // what Connect dials; empty for a wrapped conn
-	o      ipc.Options            // filled
-	owned  bool                   // Close closes nc (Connect made it)
-	srv    *Server                // the embedded server Connect started for this conn; closed after nc
-	dial   dialer                 // dials for Connect's conns: Open's ctx first, then until Close
-	nc     *nats.Conn             // set before Open returns; never changes after
-	sink   ipc.Sink               // set by Open
-	srvURL atomic.Pointer[string] // the connected server's URL (credentials redacted)
+	url                       string                 // what Connect dials; empty for a wrapped conn
+	o                         ipc.Options            // filled
+	owned                     bool                   // Close closes nc (Connect made it)
+	srv                       *Server                // the embedded server Connect started for this conn; closed after nc
+	dial                      dialer                 // dials for Connect's conns: Open's ctx first, then until Close
+	pendingMsgs, pendingBytes int                    // nats.go's limits for each subscription
+	nc                        *nats.Conn             // set before Open returns; never changes after
+	sink                      ipc.Sink               // set by Open
+	srvURL                    atomic.Pointer[string] // the connected server's URL (credentials redacted)
 
 	// gate is read-held around every call into sink; Close write-locks it
 	// to set closed, so that no Sink call runs or starts after Close.
@@ -52,7 +53,7 @@ type transport struct {
 	closed bool // guarded by gate
 
 	mu        sync.Mutex
-	subs      map[uint32]*sub    // guarded by mu
+	subs      map[uint32]*sub    // until nats.go has closed them, draining ones too; guarded by mu
 	cancelSub *nats.Subscription // CancelPrefix + ">", made with the first subscription that can get requests; guarded by mu
 
 	reqMu sync.Mutex
@@ -64,12 +65,17 @@ type sub struct {
 	sid      uint32
 	inbox    bool // under _INBOX.: where answers come, never requests
 	ns       *nats.Subscription
-	reported int // nats.go drops already reported to the sink; guarded by transport.mu
+	gone     bool // unsubscribed, draining in nats.go; guarded by transport.mu
+	reported int  // nats.go drops already reported to the sink; guarded by transport.mu
 }
 
 func newTransport(url string, o ipc.Options) *transport {
 	t := &transport{url: url, o: o, subs: make(map[uint32]*sub), reqs: make(map[string]string)}
 	t.dial.timeout = o.ConnectTimeout
+	// nats.go's queue only hands messages over to the Conn, whose own
+	// bounded queue is the one that fills up: keep it at least as large.
+	t.pendingMsgs = max(o.SubPendingMsgs, ipc.DefaultSubPendingMsgs)
+	t.pendingBytes = max(o.SubPendingBytes, ipc.DefaultSubPendingBytes)
 	return t
 }
 
@@ -154,18 +160,26 @@ func (t *transport) Subscribe(sid uint32, subject, queue string) error {
 			return err
 		}
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	ns, err := t.nc.QueueSubscribe(subject, queue, func(nm *nats.Msg) { t.deliver(s, nm) })
 	if err != nil {
 		return mapErr(err)
 	}
-	// nats.go's queue only hands messages over to the Conn, whose own
-	// bounded queue is the one that fills up; keep it at least as large.
-	_ = ns.SetPendingLimits(max(t.o.SubPendingMsgs, ipc.DefaultSubPendingMsgs), max(t.o.SubPendingBytes, ipc.DefaultSubPendingBytes))
-	t.mu.Lock()
+	_ = ns.SetPendingLimits(t.pendingMsgs, t.pendingBytes)
+	ns.SetClosedHandler(func(string) { t.forget(s) })
 	s.ns = ns
 	t.subs[sid] = s
-	t.mu.Unlock()
 	return nil
+}
+
+// forget drops a subscription nats.go has closed.
+func (t *transport) forget(s *sub) {
+	t.mu.Lock()
+	if t.subs[s.sid] == s {
+		delete(t.subs, s.sid)
+	}
+	t.mu.Unlock()
 }
 
 // listenCancels subscribes to cancellations once.
@@ -219,14 +233,12 @@ func (t *transport) deliver(s *sub, nm *nats.Msg) {
 func (t *transport) Unsubscribe(sid uint32) error {
 	t.mu.Lock()
 	s := t.subs[sid]
-	delete(t.subs, sid)
-	if s != nil {
-		t.reportDropsLocked(s)
-	}
-	t.mu.Unlock()
-	if s == nil {
+	if s == nil || s.gone {
+		t.mu.Unlock()
 		return nil
 	}
+	s.gone = true
+	t.mu.Unlock()
 	if err := s.ns.Drain(); err != nil && !errors.Is(err, nats.ErrBadSubscription) {
 		return mapErr(err)
 	}
@@ -301,13 +313,15 @@ func (t *transport) Close() error {
 			t.nc.Close()
 		} else {
 			t.mu.Lock()
-			subs := t.subs
-			t.subs = map[uint32]*sub{}
+			var subs []*nats.Subscription
+			for _, s := range t.subs {
+				subs = append(subs, s.ns)
+			}
 			cs := t.cancelSub
 			t.cancelSub = nil
 			t.mu.Unlock()
-			for _, s := range subs {
-				_ = s.ns.Unsubscribe()
+			for _, ns := range subs {
+				_ = ns.Unsubscribe()
 			}
 			if cs != nil {
 				_ = cs.Unsubscribe()
@@ -385,7 +399,7 @@ func (t *transport) refused(subject string, cause error) {
 	t.mu.Lock()
 	var inboxes []*sub
 	for _, s := range t.subs {
-		if s.inbox {
+		if s.inbox && !s.gone {
 			inboxes = append(inboxes, s)
 		}
 	}
