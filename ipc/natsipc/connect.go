@@ -80,17 +80,21 @@ func (t *transport) connect(ctx context.Context) (*nats.Conn, error) {
 	defer t.dial.use(context.Background()) // later dials: reconnects, until Close
 	t.dial.use(ctx)
 	opts := t.natsOptions()
+	where := redact(t.url)
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(t.url, opts...)
 		if err == nil {
 			return nc, nil
 		}
 		err = t.connectErr(err)
-		if !t.o.RetryOnConnect || errors.Is(err, ipc.ErrAuth) || ctx.Err() != nil {
-			return nil, err
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("natsipc: connect %s: %w (last attempt: %w)", where, ctx.Err(), err)
 		}
-		if werr := sleepCtx(ctx, backoff(t.o, attempt)); werr != nil {
-			return nil, fmt.Errorf("%w (last attempt: %w)", werr, err)
+		if !t.o.RetryOnConnect || errors.Is(err, ipc.ErrAuth) {
+			return nil, fmt.Errorf("natsipc: connect %s: %w", where, err)
+		}
+		if sleepCtx(ctx, backoff(t.o, attempt)) != nil {
+			return nil, fmt.Errorf("natsipc: connect %s: %w (last attempt: %w)", where, ctx.Err(), err)
 		}
 	}
 }
@@ -269,12 +273,11 @@ func mapErr(err error) error {
 
 // connectErr explains a failed nats.Connect.
 func (t *transport) connectErr(err error) error {
-	where := redact(t.url)
 	if last := t.dial.last(); last != nil && errors.Is(err, nats.ErrNoServers) {
 		// nats.go reports a refused connection as "no servers": say why.
-		return fmt.Errorf("natsipc: connect %s: %w (%w)", where, err, last)
+		return fmt.Errorf("%w (%w)", err, last)
 	}
-	return fmt.Errorf("natsipc: connect %s: %w", where, mapErr(err))
+	return mapErr(err)
 }
 
 // redact hides the credentials in a list of URLs.
