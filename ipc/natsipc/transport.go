@@ -261,15 +261,7 @@ func (t *transport) Flush(ctx context.Context) error {
 		}
 		return ipc.ErrConnectionLost
 	}
-	fctx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		// nats.go insists on a deadline; the wait ends anyway when the
-		// PONG comes, the connection breaks or ctx ends.
-		var cancel context.CancelFunc
-		fctx, cancel = context.WithTimeout(ctx, 365*24*time.Hour)
-		defer cancel()
-	}
-	if err := t.nc.FlushWithContext(fctx); err != nil {
+	if err := flushNATS(ctx, t.nc); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -293,6 +285,18 @@ func (t *transport) Flush(ctx context.Context) error {
 	}
 	t.mu.Unlock()
 	return nil
+}
+
+// flushNATS waits for the server's PONG to a PING.
+func flushNATS(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		// nats.go insists on a deadline; the wait ends anyway when the
+		// PONG comes, the connection breaks or ctx ends.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 365*24*time.Hour)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
 }
 
 // Close implements ipc.Transport. A connection made by Connect is closed
