@@ -74,6 +74,29 @@ func NATS(c *ipc.Conn) *nats.Conn {
 	return nil
 }
 
+// BroadcastPrefix starts the subjects of broadcasts: what ipc's
+// OnBroadcast handlers receive.
+const BroadcastPrefix = "$IPC.BCAST."
+
+// Broadcast sends data to the OnBroadcast handler ([ipc.OnBroadcast]) of
+// every ipc connection on the NATS server or cluster, as an ipc server's
+// Broadcast does for its clients; the handler sees subject. NATS has no
+// server endpoint, so any connection may broadcast (restrict it with
+// permissions on BroadcastPrefix + ">").
+func Broadcast(c *ipc.Conn, subject string, data []byte) error {
+	nc := NATS(c)
+	if nc == nil {
+		return errors.New("natsipc: Broadcast needs a connection made by natsipc")
+	}
+	if !ipc.ValidLiteral(subject) {
+		return fmt.Errorf("%w: %q", ipc.ErrBadSubject, subject)
+	}
+	if max := c.MaxPayload(); len(data) > max {
+		return fmt.Errorf("%w: %s: %d bytes, the limit is %d", ipc.ErrMaxPayload, subject, len(data), max)
+	}
+	return mapErr(nc.Publish(BroadcastPrefix+subject, data))
+}
+
 // connect dials with the reconnect backoff until it succeeds, ctx ends,
 // or (without RetryOnConnect) the first attempt fails.
 func (t *transport) connect(ctx context.Context) (*nats.Conn, error) {

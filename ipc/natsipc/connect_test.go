@@ -322,3 +322,33 @@ func TestNew(t *testing.T) {
 	default:
 	}
 }
+
+func TestBroadcast(t *testing.T) {
+	srv := startServer(t, natsipc.ServerOptions{})
+	got := make(chan string, 4)
+	for range 2 {
+		r := connect(t, srv.URL(), ipc.OnBroadcast(func(m *ipc.Msg) { got <- m.Subject + ":" + string(m.Data) }))
+		flush(t, r)
+	}
+	c := connect(t, srv.URL())
+	if err := natsipc.Broadcast(c, "shutdown.soon", []byte("5m")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if s := <-got; s != "shutdown.soon:5m" {
+			t.Errorf("OnBroadcast got %q", s)
+		}
+	}
+	if err := natsipc.Broadcast(c, "a.*", nil); !errors.Is(err, ipc.ErrBadSubject) {
+		t.Errorf("Broadcast to a wildcard = %v", err)
+	}
+}
+
+func TestHeaderKeysNATSRefuses(t *testing.T) {
+	srv := startServer(t, natsipc.ServerOptions{})
+	c := connect(t, srv.URL())
+	err := c.PublishMsg(&ipc.Msg{Subject: "h", Header: ipc.Header{"a/b": {"x"}}})
+	if !errors.Is(err, ipc.ErrBadHeader) {
+		t.Errorf("a header key nats.go refuses: %v, want ErrBadHeader", err)
+	}
+}
