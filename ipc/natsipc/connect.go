@@ -198,7 +198,7 @@ func (t *transport) adopt() error {
 			prevErr(c, s, err)
 		}
 	})
-	t.noteServer()
+	t.noteServer(nc)
 	if nc.IsConnected() {
 		t.sink.State(ipc.StateConnected, nil)
 	} else {
@@ -210,17 +210,18 @@ func (t *transport) adopt() error {
 // The handlers below run on nats.go's callback goroutine, in order.
 
 func (t *transport) onDisconnect(nc *nats.Conn, err error) {
+	t.connected.Store(false)
 	t.forgetRequests()
 	t.call(func(s ipc.Sink) { s.State(ipc.StateDisconnected, err) })
 }
 
 func (t *transport) onReconnect(nc *nats.Conn) {
-	u := nc.ConnectedUrlRedacted()
-	t.srvURL.Store(&u)
+	t.noteServer(nc)
 	t.call(func(s ipc.Sink) { s.State(ipc.StateReconnected, nil) })
 }
 
 func (t *transport) onClosed(nc *nats.Conn) {
+	t.connected.Store(false)
 	err := nc.LastError()
 	t.call(func(s ipc.Sink) { s.State(ipc.StateClosed, err) })
 }

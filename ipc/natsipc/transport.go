@@ -46,6 +46,8 @@ type transport struct {
 	nc                        *nats.Conn             // set before Open returns; never changes after
 	sink                      ipc.Sink               // set by Open
 	srvURL                    atomic.Pointer[string] // the connected server's URL (credentials redacted)
+	maxPayload                atomic.Int64           // the connected server's max_payload
+	connected                 atomic.Bool            // as nats.go's handlers last said
 
 	// gate is read-held around every call into sink; Close write-locks it
 	// to set closed, so that no Sink call runs or starts after Close.
@@ -91,15 +93,18 @@ func (t *transport) Open(ctx context.Context, s ipc.Sink) error {
 		return err
 	}
 	t.nc = nc
-	t.noteServer()
+	t.noteServer(nc)
 	s.State(ipc.StateConnected, nil)
 	return nil
 }
 
-// noteServer records the URL of the server nc is connected to.
-func (t *transport) noteServer() {
-	u := t.nc.ConnectedUrlRedacted()
+// noteServer records what Info says about the server nc is connected to
+// (nats.go's handler goroutine, or Open).
+func (t *transport) noteServer(nc *nats.Conn) {
+	u := nc.ConnectedUrlRedacted()
 	t.srvURL.Store(&u)
+	t.maxPayload.Store(nc.MaxPayload())
+	t.connected.Store(nc.IsConnected())
 }
 
 // call runs fn, a call into the sink, unless the transport is closed.
@@ -140,8 +145,8 @@ func (t *transport) PublishSync(ctx context.Context, m *ipc.Msg) error {
 		return err
 	}
 	// Each refusal is a new error value, so a changed LastError naming
-	// this subject is this publish's. (deniedPublish first: it makes err
-	// a pointer, so the comparison cannot panic.)
+	// this subject is this publish's. (Only such an error, a pointer
+	// nats.go made, is compared: comparing any error could panic.)
 	if err := t.nc.LastError(); err != nil {
 		if subj, ok := deniedPublish(err); ok && subj == m.Subject && err != before {
 			return fmt.Errorf("%w: publish to %s: %w", ipc.ErrPermission, m.Subject, err)
@@ -311,6 +316,7 @@ func (t *transport) Close() error {
 	}
 	t.closed = true
 	t.gate.Unlock()
+	t.connected.Store(false)
 	t.dial.stop()
 	if t.nc != nil {
 		if t.owned {
@@ -339,17 +345,16 @@ func (t *transport) Close() error {
 }
 
 // Info implements ipc.Transport. It is called for every publish, so it
-// only reads what is at hand.
+// only reads what the handlers recorded.
 func (t *transport) Info() ipc.TransportInfo {
-	info := ipc.TransportInfo{Backend: "nats"}
-	if t.nc == nil {
-		return info
+	info := ipc.TransportInfo{
+		Backend:    "nats",
+		MaxPayload: max(int(t.maxPayload.Load())-HeaderReserve, 0),
+		Connected:  t.connected.Load(),
 	}
 	if u := t.srvURL.Load(); u != nil {
 		info.Server = *u
 	}
-	info.MaxPayload = max(int(t.nc.MaxPayload())-HeaderReserve, 0)
-	info.Connected = t.nc.IsConnected()
 	return info
 }
 
