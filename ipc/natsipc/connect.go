@@ -50,9 +50,10 @@ func Connect(ctx context.Context, url string, opts ...ipc.Option) (*ipc.Conn, er
 
 // New returns an ipc connection over nc, a connection the caller made
 // with whatever nats.go options it needs (credentials, nkeys, server
-// lists, its own reconnect settings). The connection options that
-// configure nats.go (reconnect, heartbeat, name, token, TLS, echo) do not
-// apply; the others do. New chains its handlers before nc's disconnect,
+// lists, its own reconnect settings). The ipc options that configure
+// nats.go (ConnectTimeout, RetryOnConnect, the reconnect settings,
+// Heartbeat, Name, Token, TLS, NoEcho) do not apply: nc has its own; the
+// others do. New chains its handlers before nc's disconnect,
 // reconnect, closed and error handlers. Closing the returned connection
 // removes its subscriptions but leaves nc open: it stays the caller's.
 func New(ctx context.Context, nc *nats.Conn, opts ...ipc.Option) (*ipc.Conn, error) {
