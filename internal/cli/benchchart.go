@@ -161,6 +161,8 @@ func nines(k int) string {
 		return "0%"
 	case 1:
 		return "90%"
+	case 2:
+		return "99%"
 	}
 	return "99." + strings.Repeat("9", k-2) + "%"
 }

@@ -327,7 +327,7 @@ func TestCallFailures(t *testing.T) {
 func TestInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	stderr := &watchWriter{match: "[event started]", then: cancel}
+	stderr := &watchWriter{match: regexp.MustCompile(`\[event started\]`), then: cancel}
 	var stdout strings.Builder
 	args := []string{"call", "-v", "-env", envBadWorker + "=worker", "block", "null", "--", os.Args[0]}
 	err := cli.Run(ctx, args, strings.NewReader(""), &stdout, stderr)
@@ -344,9 +344,9 @@ func TestInterrupt(t *testing.T) {
 }
 
 // watchWriter collects what is written and calls then once when the
-// output first contains match. procxy serializes its writes.
+// output first matches. procxy serializes its writes.
 type watchWriter struct {
-	match string
+	match *regexp.Regexp
 	then  func()
 	buf   strings.Builder
 	done  bool
@@ -354,7 +354,7 @@ type watchWriter struct {
 
 func (w *watchWriter) Write(p []byte) (int, error) {
 	w.buf.Write(p)
-	if !w.done && strings.Contains(w.buf.String(), w.match) {
+	if !w.done && w.match.MatchString(w.buf.String()) {
 		w.done = true
 		w.then()
 	}

@@ -222,6 +222,11 @@ func (r *jsonReader) number(n json.Number, path string, start int64) (any, error
 		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
 			return u, nil
 		}
+		// Past 64 bits, an integer that a float64 holds exactly (as
+		// 100000000000000000000, which is how 1e20 prints) is that float.
+		if f, err := strconv.ParseFloat(s, 64); err == nil && strconv.FormatFloat(f, 'f', -1, 64) == strings.TrimPrefix(s, "+") {
+			return f, nil
+		}
 		return nil, r.errAt(start, path, fmt.Sprintf("the integer %s does not fit in 64 bits (msgpack's limit); write it with an exponent, as %se0, to send a float", s, s))
 	}
 	f, err := strconv.ParseFloat(s, 64)
@@ -435,6 +440,8 @@ func appendJSON(dst []byte, v any) []byte {
 			return append(dst, `{"$float":"+Inf"}`...)
 		case math.IsInf(x, -1):
 			return append(dst, `{"$float":"-Inf"}`...)
+		case x == 0:
+			return append(dst, '0') // -0 too, as JSON.stringify writes it
 		}
 		b, _ := json.Marshal(x) // JavaScript's number formatting
 		return append(dst, b...)
@@ -493,7 +500,10 @@ func appendJSON(dst []byte, v any) []byte {
 	return append(dst, b...)
 }
 
+// appendString appends s as a JSON string. Bytes that are not UTF-8,
+// which JSON cannot carry, become U+FFFD.
 func appendString(dst []byte, s string) []byte {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
