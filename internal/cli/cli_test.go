@@ -3,11 +3,13 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -166,5 +168,18 @@ func TestGen(t *testing.T) {
 	}
 	if !bytes.Equal(stdout.Bytes(), src) {
 		t.Errorf("gen -o - printed\n%s\nwant\n%s", stdout.Bytes(), src)
+	}
+}
+
+// TestVersion: version and --version print the same build information;
+// cmd/procxy's test checks the commit stamped into a real build.
+func TestVersion(t *testing.T) {
+	want := fmt.Sprintf("procxy (devel)\n  module    github.com/procxy/procxy\n  go        %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	run(t, "", workerCmd{}, "version").check(t, 0, want)
+	run(t, "", workerCmd{}, "--version").check(t, 0, want)
+	r := run(t, "", workerCmd{}, "version", "-json")
+	var v struct{ Module, Version, Go, Platform string }
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Module != "github.com/procxy/procxy" || v.Version != "(devel)" || v.Go != runtime.Version() {
+		t.Errorf("version -json: %q, %v", r.stdout, err)
 	}
 }
