@@ -47,7 +47,7 @@ Object keys keep their order.
 		setup: func(fs *flag.FlagSet) runFunc {
 			c := &caller{}
 			c.register(fs)
-			fs.IntVar(&c.events, "events", 0, "after the answer, wait for `N` more events (bounded by -timeout and Ctrl-C)")
+			fs.IntVar(&c.events, "events", 0, "after the answer, wait until `N` events have arrived in all, counting those during the call (bounded by -timeout and Ctrl-C)")
 			return func(ctx context.Context, inv *invocation) error { return c.run(ctx, inv, false) }
 		},
 	}
@@ -83,7 +83,7 @@ type caller struct {
 	codecs  codecFlags
 	asJSON  bool
 	timeout time.Duration
-	events  int // call only: events to wait for after the answer
+	events  int // call only: events to have seen before returning
 
 	req, resp, ev codec.Codec
 	out           *lineWriter
@@ -252,7 +252,7 @@ func (c *caller) stream(ctx context.Context, w *worker, payload []byte) error {
 	return nil
 }
 
-// awaitEvents waits for the -events N events after the answer.
+// awaitEvents waits until -events N events have arrived.
 func (c *caller) awaitEvents(ctx context.Context) error {
 	for i := range c.events {
 		select {
@@ -307,8 +307,8 @@ func (c *caller) fail(ctx context.Context, am host.AnnouncedMethod, err error) e
 			how = fmt.Sprintf("was killed by signal %v", ee.Signal)
 		}
 		msg, reason = fmt.Sprintf("the worker (pid %d) %s during %s", ee.PID, how, c.method), "worker exited"
-		if n := len(ee.Stderr); n > 0 {
-			msg += fmt.Sprintf("; its stderr ended with %q", ee.Stderr[n-1])
+		if line := telling(ee.Stderr); line != "" {
+			msg += fmt.Sprintf("; its stderr said %q", line)
 		}
 	default:
 		return err

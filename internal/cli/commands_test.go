@@ -314,7 +314,7 @@ func TestCallFailures(t *testing.T) {
 	w := self()
 	env := []string{"-env", envBadWorker + "=worker"}
 	r := run(t, "", w, append([]string{"call"}, append(env, "die", "null")...)...)
-	re := regexp.MustCompile(`^procxy: the worker \(pid \d+\) exited with status 5 during die; its stderr ended with "dying"$`)
+	re := regexp.MustCompile(`^procxy: the worker \(pid \d+\) exited with status 5 during die; its stderr said "dying"$`)
 	if r.code != cli.ExitWorker || !re.MatchString(r.errLine()) {
 		t.Errorf("die: exit %d, %q; want exit 4 and a line matching %s", r.code, r.errLine(), re)
 	}
@@ -374,7 +374,7 @@ func TestBadWorkers(t *testing.T) {
 		mode string
 		err  string // the error line, with SELF for the program
 	}{
-		{"exit", `procxy: SELF exited with status 1 before its Procwire $init line: it is not a Procwire worker, or it failed to start (its stderr ended with "panic: cannot open config.yaml")`},
+		{"exit", `procxy: SELF exited with status 1 before its Procwire $init line: it is not a Procwire worker, or it failed to start (its stderr said "panic: cannot open config.yaml")`},
 		{"quiet-exit", `procxy: SELF exited with status 0 before its Procwire $init line: it is not a Procwire worker, or it failed to start (it printed nothing)`},
 		{"garbage-exit", `procxy: SELF exited with status 2 before its Procwire $init line: it is not a Procwire worker, or it failed to start (its stdout ended with "usage: tool [options] file...")`},
 		{"garbage", `procxy: SELF sent no Procwire $init line within 2s: it is not a Procwire worker, or it is stuck (its stdout ended with "Listening on http://localhost:8080"); it was stopped`},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -193,7 +194,13 @@ type outputLog struct {
 	stderr []string // the last stderr lines before ready; guarded by mu
 }
 
-const keepLines = 3
+// keepLines is how many lines of each stream are kept, before the worker
+// is ready, to say what went wrong.
+const keepLines = 20
+
+// errorLine matches the line of a failed program's output that most
+// likely says why: "Error: Cannot find module", "panic: …", "fatal: …".
+var errorLine = regexp.MustCompile(`(?i)\b(error|panic|fatal|exception|cannot|can't|failed|not found|denied|refused)\b`)
 
 func (o *outputLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 func (o *outputLog) WithGroup(string) slog.Handler                { return o }
@@ -258,13 +265,29 @@ func (o *outputLog) printed() string {
 	if n := len(o.stdout); n > 0 {
 		parts = append(parts, fmt.Sprintf("its stdout ended with %q", o.stdout[n-1]))
 	}
-	if n := len(o.stderr); n > 0 {
-		parts = append(parts, fmt.Sprintf("its stderr ended with %q", o.stderr[n-1]))
+	if line := telling(o.stderr); line != "" {
+		parts = append(parts, fmt.Sprintf("its stderr said %q", line))
 	}
 	if len(parts) == 0 {
 		return "it printed nothing"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// telling returns the line of lines that most likely says what went
+// wrong: the last that names an error, else the last that is not blank.
+func telling(lines []string) string {
+	last := ""
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if errorLine.MatchString(l) {
+			return l
+		}
+		if last == "" {
+			last = l
+		}
+	}
+	return last
 }
 
 // shellJoin writes argv as a person would type it.
