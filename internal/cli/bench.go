@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/procxy/procxy/host"
@@ -121,10 +122,14 @@ func (b *bencher) run(ctx context.Context, inv *invocation) error {
 			}
 		}
 		loadBefore := loadAverage()
+		self0, selfOK := cpuTime(os.Getpid())
+		worker0, workerOK := cpuTime(w.pid)
 		var cnt loadCounters
 		pr := startProgress(inv.stderr, b.progress, &cnt, b.load.calls, b.load.duration, method)
 		res := runLoad(ctx, t, b.load, &cnt)
 		pr.stop()
+		self1, selfOK1 := cpuTime(os.Getpid())
+		worker1, workerOK1 := cpuTime(w.pid)
 
 		r := newBenchReport(res)
 		r.Method, r.Kind, r.Worker, r.PID = method, am.Kind.String(), w.argv, w.pid
@@ -132,6 +137,9 @@ func (b *bencher) run(ctx context.Context, inv *invocation) error {
 		r.LoadBefore, r.LoadAfter = loadBefore, loadAverage()
 		if secs := res.elapsed.Seconds(); secs > 0 {
 			r.SentMBps = float64(r.Calls*int64(len(payload))) / secs / 1e6
+		}
+		if n := float64(r.Calls + r.Failed); n > 0 && selfOK && selfOK1 && workerOK && workerOK1 {
+			r.CPU = &cpuPerCall{Procxy: float64(self1-self0) / 1e3 / n, Worker: float64(worker1-worker0) / 1e3 / n}
 		}
 		if b.asJSON {
 			enc := json.NewEncoder(inv.stdout)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,10 @@ type benchJSON struct {
 	ElapsedNS    int64   `json:"elapsed_ns"`
 	CallsPerSec  float64 `json:"calls_per_second"`
 	ReceivedMBps float64 `json:"received_MB_per_second"`
-	Latency      struct {
+	CPU          *struct {
+		Procxy, Worker float64
+	} `json:"cpu_per_call_us"`
+	Latency struct {
 		Min, Mean, P50, P90, P99, Max int64
 		P999                          int64 `json:"p99_9"`
 	} `json:"latency_ns"`
@@ -94,6 +98,9 @@ func TestBench(t *testing.T) {
 			if b.ReceivedMBps <= 0 || b.LoadBefore == "" {
 				t.Errorf("received %v MB/s, load average %q", b.ReceivedMBps, b.LoadBefore)
 			}
+			if runtime.GOOS == "linux" && (b.CPU == nil || b.CPU.Procxy <= 0 || b.CPU.Worker <= 0) {
+				t.Errorf("CPU per call %+v, want both sides' (Linux)", b.CPU)
+			}
 			checkLatencies(t, b)
 			checkSVG(t, svg, b)
 
@@ -104,6 +111,7 @@ func TestBench(t *testing.T) {
 				"Summary:\n  Method:        count (stream)\n  Worker:        " + strings.Join(w.argv, " ") + " (pid ",
 				"\n  Calls:         50 succeeded, 0 failed\n  Concurrency:   1\n  Duration:      ",
 				"\n  Data:          4 B per request; ",
+				"\n  CPU per call:  ",
 				"\nLatency:\n  min     ", "\n  p99.9   ",
 				"\nLatency histogram (bucket bounds grow by equal ratios):\n",
 			} {

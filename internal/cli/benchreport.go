@@ -28,6 +28,7 @@ type benchReport struct {
 	CallsPerSec  float64         `json:"calls_per_second"`
 	SentMBps     float64         `json:"sent_MB_per_second"`
 	ReceivedMBps float64         `json:"received_MB_per_second"`
+	CPU          *cpuPerCall     `json:"cpu_per_call_us,omitempty"` // Linux only
 	Latency      latencyStats    `json:"latency_ns"`
 	Histogram    []histBucket    `json:"histogram"`
 	Errors       []errorCount    `json:"errors,omitempty"`
@@ -35,6 +36,14 @@ type benchReport struct {
 	LoadAfter    string          `json:"load_average_after,omitempty"`
 	Procxy       string          `json:"procxy"`
 	latencies    []time.Duration // sorted, for the chart
+}
+
+// cpuPerCall is the CPU time that procxy and the worker spent per call, in
+// microseconds, over the measured calls: a measure that other work on the
+// machine disturbs much less than latencies.
+type cpuPerCall struct {
+	Procxy float64 `json:"procxy"`
+	Worker float64 `json:"worker"`
 }
 
 // latencyStats are in nanoseconds. Percentiles are nearest-rank: pQ is
@@ -170,6 +179,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 	pr("\n  Duration:      %s\n", round(time.Duration(r.ElapsedNS)))
 	pr("  Throughput:    %.0f calls/s\n", r.CallsPerSec)
 	pr("  Data:          %s per request; %.2f MB/s sent, %.2f MB/s received\n", size(r.RequestBytes), r.SentMBps, r.ReceivedMBps)
+	if r.CPU != nil {
+		pr("  CPU per call:  %.1fµs procxy, %.1fµs worker\n", r.CPU.Procxy, r.CPU.Worker)
+	}
 	if r.LoadBefore != "" {
 		pr("  Load average:  %s before, %s after (1, 5, 15 min)\n", r.LoadBefore, r.LoadAfter)
 	}

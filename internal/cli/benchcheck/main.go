@@ -2,8 +2,10 @@
 // in each round it runs bench/procwire's procwirebench (-quick, one
 // round) and then procxy bench with the same calls — the raw-codec
 // echoRaw of examples/echoworker and of the Node.js reference worker,
-// 16 B one at a time (p50, p99) and 1 KiB with 64 in flight (calls/s) —
-// and prints both, with their ratio, and the median ratio over the rounds.
+// 16 B one at a time (p50, p99) and 1 KiB with 64 in flight (calls/s),
+// and the CPU time per call of the parent (procxy) and of the worker in
+// each — and prints both, with their ratio, and the median ratio over the
+// rounds. The CPU times are the steadier measure on a busy machine.
 //
 //	go run ./internal/cli/benchcheck             # 3 rounds, about 2 minutes
 //	go run ./internal/cli/benchcheck -rounds 5
@@ -46,6 +48,10 @@ const (
 	tputWarm          = 64 * 100  // untimed calls before the throughput run (procwirebench warms 100 ms)
 	tputTime          = "500ms"
 )
+
+// measures are the rows of the table, for each pair.
+var measures = []string{"16 B p50 (µs)", "16 B p99 (µs)", "1 KiB ×64 calls/s",
+	"16 B CPU/call parent (µs)", "16 B CPU/call worker (µs)", "1 KiB ×64 CPU/call parent (µs)", "1 KiB ×64 CPU/call worker (µs)"}
 
 // row is one measure of one pair.
 type row struct {
@@ -119,6 +125,10 @@ func run(ctx context.Context, rounds int) error {
 			add(pair, "16 B p50 (µs)", p.P50us, float64(lat.Latency.P50)/1e3)
 			add(pair, "16 B p99 (µs)", p.P99us, float64(lat.Latency.P99)/1e3)
 			add(pair, "1 KiB ×64 calls/s", p.CallsPerSec, tput.CallsPerSec)
+			add(pair, "16 B CPU/call parent (µs)", p.Lat.Parent.CPUus, lat.CPU.Procxy)
+			add(pair, "16 B CPU/call worker (µs)", p.Lat.Worker.CPUus, lat.CPU.Worker)
+			add(pair, "1 KiB ×64 CPU/call parent (µs)", p.Tput.Parent.CPUus, tput.CPU.Procxy)
+			add(pair, "1 KiB ×64 CPU/call worker (µs)", p.Tput.Worker.CPUus, tput.CPU.Worker)
 		}
 	}
 
@@ -127,7 +137,7 @@ func run(ctx context.Context, rounds int) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "pair\tmeasure\tprocwirebench (median)\tprocxy bench (median)\tratio per round\tmedian ratio\t")
 	for _, pair := range pairs {
-		for _, m := range []string{"16 B p50 (µs)", "16 B p99 (µs)", "1 KiB ×64 calls/s"} {
+		for _, m := range measures {
 			rw := rows[pair+" "+m]
 			var ratios []string
 			var rs []float64
@@ -146,6 +156,11 @@ type pwResult struct {
 	P50us       float64 `json:"p50us"`
 	P99us       float64 `json:"p99us"`
 	CallsPerSec float64 `json:"callsPerSec"`
+	Lat, Tput   struct {
+		Parent, Worker struct {
+			CPUus float64 `json:"cpuUs"`
+		}
+	}
 }
 
 func procwirebench(ctx context.Context, tmp, worker string) (map[string]pwResult, error) {
@@ -176,6 +191,9 @@ func procwirebench(ctx context.Context, tmp, worker string) (map[string]pwResult
 type cliResult struct {
 	CallsPerSec float64 `json:"calls_per_second"`
 	Failed      int64   `json:"failed"`
+	CPU         struct {
+		Procxy, Worker float64
+	} `json:"cpu_per_call_us"`
 	Latency     struct {
 		P50, P99 int64
 	} `json:"latency_ns"`
