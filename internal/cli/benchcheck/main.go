@@ -194,7 +194,7 @@ type cliResult struct {
 	CPU         struct {
 		Procxy, Worker float64
 	} `json:"cpu_per_call_us"`
-	Latency     struct {
+	Latency struct {
 		P50, P99 int64
 	} `json:"latency_ns"`
 }
