@@ -20,11 +20,14 @@ import (
 // [RetryOnConnect] is given. Once connected, the connection reconnects by
 // itself with backoff whenever it breaks (see [Reconnect]).
 func Dial(ctx context.Context, addr string, opts ...Option) (*Conn, error) {
-	a, err := parseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
 	o := NewOptions(opts...)
+	a := address{network: "custom", addr: addr}
+	if o.Dial == nil {
+		var err error
+		if a, err = parseAddr(addr); err != nil {
+			return nil, err
+		}
+	}
 	return newConn(ctx, newSockTransport(a, o), o)
 }
 
@@ -104,7 +107,13 @@ func (t *sockTransport) detached(buf []byte) *outbox {
 func (t *sockTransport) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, t.o.ConnectTimeout)
 	defer cancel()
-	nc, err := t.addr.dial(ctx, t.o.TLS)
+	var nc net.Conn
+	var err error
+	if t.o.Dial != nil {
+		nc, err = t.o.Dial(ctx)
+	} else {
+		nc, err = t.addr.dial(ctx, t.o.TLS)
+	}
 	if err != nil {
 		return err
 	}
