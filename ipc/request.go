@@ -97,6 +97,9 @@ func (c *Conn) retrying(ctx context.Context, m *Msg, o requestOpts, do func(cont
 
 // request makes one attempt.
 func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := c.ensureInbox(); err != nil {
 		return nil, err
 	}
