@@ -8,11 +8,12 @@ import (
 )
 
 // coreDeps are the only modules outside the standard library that the
-// library packages may share with the CLI.
+// library packages may share with the CLI (ipc limits rates with x/time).
 var coreDeps = []string{
 	"github.com/vmihailenco/msgpack/v5",
 	"github.com/vmihailenco/tagparser/v2",
 	"golang.org/x/sys",
+	"golang.org/x/time",
 }
 
 // notLibrary are the module's packages that are not the library: the
@@ -20,7 +21,7 @@ var coreDeps = []string{
 var notLibrary = []string{"/cmd/", "/internal/cli", "/internal/gen", "/examples/", "/interop/"}
 
 // TestLibraryDeps keeps the CLI's heavy dependencies (plotting, progress
-// bar, terminal, rate limiter and what they pull in) out of the library:
+// bar, terminal and what they pull in) out of the library:
 // no package that a procxy user imports — procxy, rpc/..., host, worker,
 // transport/..., childproc and the rest — may depend on a module the CLI
 // brings, except coreDeps.
@@ -42,7 +43,7 @@ func TestLibraryDeps(t *testing.T) {
 			lib = append(lib, p)
 		}
 	}
-	for _, want := range []string{mod, mod + "/rpc", mod + "/rpc/wire", mod + "/rpc/codec", mod + "/host", mod + "/worker", mod + "/transport", mod + "/childproc"} {
+	for _, want := range []string{mod, mod + "/rpc", mod + "/rpc/wire", mod + "/rpc/codec", mod + "/host", mod + "/worker", mod + "/transport", mod + "/childproc", mod + "/ipc"} {
 		if !slices.Contains(lib, want) {
 			t.Fatalf("library packages %v lack %s", lib, want)
 		}
@@ -55,7 +56,7 @@ func TestLibraryDeps(t *testing.T) {
 			heavy[m] = true
 		}
 	}
-	for _, m := range []string{"gonum.org/v1/plot", "github.com/schollz/progressbar/v3", "golang.org/x/term", "golang.org/x/time"} {
+	for _, m := range []string{"gonum.org/v1/plot", "github.com/schollz/progressbar/v3", "golang.org/x/term"} {
 		if !heavy[m] {
 			t.Errorf("the CLI no longer depends on %s: update this test", m)
 		}

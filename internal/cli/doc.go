@@ -11,7 +11,7 @@
 //     library, version and help print what they say.
 //
 // Errors are one line; [ExitCode] maps them to the documented exit
-// statuses. The plotting, progress bar, terminal and rate-limit modules
+// statuses. The plotting, progress bar and terminal modules
 // are used here only: deps_test.go keeps them out of the library.
 //
 // The demo constructs a [Worker] in a child process. The child is the same

@@ -41,6 +41,7 @@ type Reader struct {
 	end   int
 	err   error // sticky: once a read or a header fails, every later call returns it
 	dest  func(Header) []byte
+	grow  int // the buffer may grow up to this size; 0: fixed
 }
 
 // SetDest sets a function asked where to put each payload too large for the
@@ -54,6 +55,33 @@ func (r *Reader) SetDest(fn func(h Header) []byte) { r.dest = fn }
 // (zero or negative: DefaultMaxPayload; clamped to AbsoluteMaxPayload).
 func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{r: r, max: ClampMax(max), buf: make([]byte, defaultReadBuffer)}
+}
+
+// NewReaderSize returns a Reader like [NewReader] whose buffer starts at
+// size bytes and doubles, up to 64 KiB, when a read fills it or a frame does
+// not fit in it. A server holding many mostly idle connections uses a small
+// size, so an idle connection costs little memory and a busy one still reads
+// in bulk.
+func NewReaderSize(r io.Reader, maxPayload, size int) *Reader {
+	size = min(max(size, HeaderSize), defaultReadBuffer)
+	return &Reader{r: r, max: ClampMax(maxPayload), buf: make([]byte, size), grow: defaultReadBuffer}
+}
+
+// growTo enlarges the buffer to at least n bytes (at most r.grow), keeping
+// the unread data.
+func (r *Reader) growTo(n int) {
+	size := len(r.buf)
+	for size < n && size < r.grow {
+		size *= 2
+	}
+	size = min(size, r.grow)
+	if size <= len(r.buf) {
+		return
+	}
+	b := make([]byte, size)
+	r.end = copy(b, r.buf[r.start:r.end])
+	r.start = 0
+	r.buf = b
 }
 
 // Max returns the receive limit in force.
@@ -92,6 +120,9 @@ func (r *Reader) readFrame() (Frame, error) {
 	}
 	r.start += HeaderSize
 	n := int(h.Len)
+	if n > len(r.buf) && len(r.buf) < r.grow {
+		r.growTo(n)
+	}
 	if n <= len(r.buf) {
 		if err := r.fill(n); err != nil {
 			return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
@@ -124,7 +155,9 @@ func (r *Reader) fill(n int) error {
 	}
 	for r.end-r.start < n {
 		m, err := r.r.Read(r.buf[r.end:])
-		r.end += m
+		if r.end += m; r.end == len(r.buf) && len(r.buf) < r.grow && err == nil {
+			r.growTo(2 * len(r.buf)) // the peer sends in bulk: read more at once
+		}
 		if err != nil {
 			if r.end-r.start >= n {
 				return nil // the error resurfaces on the next read
