@@ -128,6 +128,9 @@ func (c *caller) run(ctx context.Context, inv *invocation, stream bool) error {
 		if err != nil {
 			return err
 		}
+		if c.events > 0 && len(w.schema.Events) == 0 {
+			return usageErrorf("%s: -events %d, but the worker announces no events", inv.name, c.events)
+		}
 		defer c.listen(w)()
 		if c.timeout > 0 {
 			var cancel context.CancelFunc
