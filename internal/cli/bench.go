@@ -74,7 +74,7 @@ func (b *bencher) register(fs *flag.FlagSet) {
 	fs.DurationVar(&b.timeout, "timeout", host.DefaultRequestTimeout, "abort a call that takes longer than `duration` (a failed call); 0 means no limit")
 	fs.BoolVar(&b.asJSON, "json", false, "print the summary as JSON")
 	fs.StringVar(&b.chart, "chart", "", "write a latency chart to `file` (.svg or .png)")
-	fs.StringVar(&b.progress, "progress", progressAuto, "progress display: auto (a bar on a terminal, else lines), bar, lines or none")
+	fs.StringVar(&b.progress, "progress", progressAuto, "progress `display`: auto (a bar on a terminal, else lines), bar, lines or none")
 }
 
 func (b *bencher) run(ctx context.Context, inv *invocation) error {

@@ -52,7 +52,7 @@ func (s *stringList) String() string     { return strings.Join(*s, " ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func (wf *workerFlags) register(fs *flag.FlagSet) {
-	fs.DurationVar(&wf.initTimeout, "init-timeout", defaultInitTimeout, "how long to wait for the worker's $init `duration`")
+	fs.DurationVar(&wf.initTimeout, "init-timeout", defaultInitTimeout, "wait this `duration` for the worker's Procwire $init line")
 	fs.Var(&wf.env, "env", "`KEY=VALUE` added to the worker's environment (repeatable)")
 	fs.StringVar(&wf.dir, "dir", "", "the worker's working `directory` (default the current one)")
 	fs.BoolVar(&wf.auth, "auth", false, "give the worker a token in PROCWIRE_TOKEN and authenticate the data channel")
