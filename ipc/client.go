@@ -99,7 +99,7 @@ func (t *sockTransport) Open(ctx context.Context, s Sink) error {
 // disconnected, up to ReconnectBufSize bytes.
 func (t *sockTransport) detached(buf []byte) *outbox {
 	o := newOutbox(nil, nil)
-	o.buf = buf
+	o.appendLocked(buf)
 	return o
 }
 
@@ -140,8 +140,7 @@ func (t *sockTransport) connect(ctx context.Context) error {
 	}
 	old := t.out.Load()
 	old.mu.Lock()
-	o.buf = append(o.buf, old.buf...)
-	old.buf = nil
+	o.appendLocked(old.takeLocked())
 	old.closed = true
 	old.cond.Broadcast()
 	old.mu.Unlock()
@@ -309,8 +308,7 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	t.connected.Store(false)
 	old := t.out.Load()
 	old.mu.Lock()
-	keep := keepPubs(old.buf, t.o.ReconnectBufSize)
-	old.buf = nil
+	keep := keepPubs(old.takeLocked(), t.o.ReconnectBufSize)
 	old.closed = true
 	old.cond.Broadcast()
 	old.mu.Unlock()
@@ -445,11 +443,11 @@ func (t *sockTransport) enqueue(add func(*outbox), size int, pub bool) (*outbox,
 				o.mu.Unlock()
 				return nil, nil // rebuilt on reconnect, or moot
 			}
-			if len(o.buf)+size > t.o.ReconnectBufSize {
+			if o.pendingLocked()+size > t.o.ReconnectBufSize {
 				o.mu.Unlock()
-				return nil, fmt.Errorf("%w: %d bytes are waiting for the reconnect", ErrBufferFull, len(o.buf))
+				return nil, fmt.Errorf("%w: %d bytes are waiting for the reconnect", ErrBufferFull, o.pendingLocked())
 			}
-		} else if len(o.buf) > maxOutbound {
+		} else if o.pendingLocked() > maxOutbound {
 			o.wake()
 			if err := o.waitBelowLocked(maxOutbound); err != nil {
 				o.mu.Unlock()
