@@ -20,11 +20,14 @@ import (
 // [RetryOnConnect] is given. Once connected, the connection reconnects by
 // itself with backoff whenever it breaks (see [Reconnect]).
 func Dial(ctx context.Context, addr string, opts ...Option) (*Conn, error) {
-	a, err := parseAddr(addr)
-	if err != nil {
-		return nil, err
-	}
 	o := NewOptions(opts...)
+	a := address{network: "custom", addr: addr}
+	if o.Dial == nil {
+		var err error
+		if a, err = parseAddr(addr); err != nil {
+			return nil, err
+		}
+	}
 	return newConn(ctx, newSockTransport(a, o), o)
 }
 
@@ -96,7 +99,7 @@ func (t *sockTransport) Open(ctx context.Context, s Sink) error {
 // disconnected, up to ReconnectBufSize bytes.
 func (t *sockTransport) detached(buf []byte) *outbox {
 	o := newOutbox(nil, nil)
-	o.buf = buf
+	o.appendLocked(buf)
 	return o
 }
 
@@ -104,7 +107,13 @@ func (t *sockTransport) detached(buf []byte) *outbox {
 func (t *sockTransport) connect(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, t.o.ConnectTimeout)
 	defer cancel()
-	nc, err := t.addr.dial(ctx, t.o.TLS)
+	var nc net.Conn
+	var err error
+	if t.o.Dial != nil {
+		nc, err = t.o.Dial(ctx)
+	} else {
+		nc, err = t.addr.dial(ctx, t.o.TLS)
+	}
 	if err != nil {
 		return err
 	}
@@ -131,8 +140,7 @@ func (t *sockTransport) connect(ctx context.Context) error {
 	}
 	old := t.out.Load()
 	old.mu.Lock()
-	o.buf = append(o.buf, old.buf...)
-	old.buf = nil
+	o.appendLocked(old.takeLocked())
 	old.closed = true
 	old.cond.Broadcast()
 	old.mu.Unlock()
@@ -300,8 +308,7 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	t.connected.Store(false)
 	old := t.out.Load()
 	old.mu.Lock()
-	keep := keepPubs(old.buf, t.o.ReconnectBufSize)
-	old.buf = nil
+	keep := keepPubs(old.takeLocked(), t.o.ReconnectBufSize)
 	old.closed = true
 	old.cond.Broadcast()
 	old.mu.Unlock()
@@ -436,11 +443,11 @@ func (t *sockTransport) enqueue(add func(*outbox), size int, pub bool) (*outbox,
 				o.mu.Unlock()
 				return nil, nil // rebuilt on reconnect, or moot
 			}
-			if len(o.buf)+size > t.o.ReconnectBufSize {
+			if o.pendingLocked()+size > t.o.ReconnectBufSize {
 				o.mu.Unlock()
-				return nil, fmt.Errorf("%w: %d bytes are waiting for the reconnect", ErrBufferFull, len(o.buf))
+				return nil, fmt.Errorf("%w: %d bytes are waiting for the reconnect", ErrBufferFull, o.pendingLocked())
 			}
-		} else if len(o.buf) > maxOutbound {
+		} else if o.pendingLocked() > maxOutbound {
 			o.wake()
 			if err := o.waitBelowLocked(maxOutbound); err != nil {
 				o.mu.Unlock()

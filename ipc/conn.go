@@ -43,6 +43,9 @@ type Conn struct {
 	closed   bool                     // guarded by mu
 	draining bool                     // guarded by mu
 
+	isClosed   atomic.Bool  // closed, for the publish path without the lock
+	maxPayload atomic.Int64 // the transport's, cached; reset when it reconnects
+
 	stats    counters
 	dlq      *DeadLetterQueue
 	breakers *breakers
@@ -119,7 +122,14 @@ func newID() string {
 func (c *Conn) NewInbox() string { return InboxPrefix + newID() }
 
 // MaxPayload is the largest message (headers and data) the bus accepts.
-func (c *Conn) MaxPayload() int { return c.tr.Info().MaxPayload }
+func (c *Conn) MaxPayload() int {
+	if n := c.maxPayload.Load(); n > 0 {
+		return int(n)
+	}
+	n := c.tr.Info().MaxPayload
+	c.maxPayload.Store(int64(n))
+	return n
+}
 
 // Info describes the connection's transport.
 func (c *Conn) Info() TransportInfo { return c.tr.Info() }
@@ -217,10 +227,7 @@ func (c *Conn) publish(m *Msg, f Flags) error {
 
 // alive returns ErrClosed once the Conn is closed.
 func (c *Conn) alive() error {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.isClosed.Load() {
 		return ErrClosed
 	}
 	return nil
@@ -246,6 +253,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.isClosed.Store(true)
 	c.mu.Unlock()
 	err := c.tr.Close()
 	c.shutdown(ErrClosed)
@@ -398,6 +406,7 @@ func (s sink) State(st State, err error) {
 		c.mu.Lock()
 		already := c.closed
 		c.closed = true
+		c.isClosed.Store(true)
 		c.mu.Unlock()
 		if !already {
 			cause := ErrClosed
@@ -406,6 +415,9 @@ func (s sink) State(st State, err error) {
 			}
 			c.shutdown(cause)
 		}
+	}
+	if st == StateConnected || st == StateReconnected {
+		c.maxPayload.Store(0) // the server may have changed
 	}
 	c.setState(st, err)
 	if st == StateReconnected {

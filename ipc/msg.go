@@ -179,7 +179,10 @@ const (
 const msgFixed = 2 + 2 + 4
 
 // appendMsg appends the wire encoding of m to dst.
-func appendMsg(dst []byte, m *Msg) []byte {
+func appendMsg(dst []byte, m *Msg) []byte { return append(appendMsgHead(dst, m), m.Data...) }
+
+// appendMsgHead appends the wire encoding of m without its data.
+func appendMsgHead(dst []byte, m *Msg) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Subject)))
 	dst = append(dst, m.Subject...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Reply)))
@@ -194,7 +197,7 @@ func appendMsg(dst []byte, m *Msg) []byte {
 		}
 	}
 	binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
-	return append(dst, m.Data...)
+	return dst
 }
 
 // encodedLen is len(appendMsg(nil, m)).
@@ -297,7 +300,8 @@ func (mt *meta) header(h Header) Header {
 }
 
 // set records one reserved header; unknown Ipc-* keys are ignored, so a
-// newer peer can add some.
+// newer peer can add some. k and v may alias a frame buffer: what is kept
+// is copied.
 func (mt *meta) set(k, v string) error {
 	var err error
 	switch k {
@@ -308,7 +312,7 @@ func (mt *meta) set(k, v string) error {
 	case hdrStatus:
 		code, desc, _ := strings.Cut(v, " ")
 		mt.status, err = strconv.Atoi(code)
-		mt.desc = desc
+		mt.desc = strings.Clone(desc)
 	case hdrKind:
 		for i, name := range kindNames[1:] {
 			if v == name {
@@ -318,7 +322,7 @@ func (mt *meta) set(k, v string) error {
 	case hdrSeq:
 		mt.seq, err = strconv.ParseUint(v, 10, 64)
 	case hdrCtl:
-		mt.ctl = v
+		mt.ctl = strings.Clone(v)
 	case hdrCredit:
 		var n uint64
 		n, err = strconv.ParseUint(v, 10, 32)
@@ -383,6 +387,15 @@ func nextHeader(b []byte) (k, v, rest []byte, err error) {
 	return k, b[4 : 4+vl], b[4+vl:], nil
 }
 
+// smallMsg is the largest subject, reply and data together that
+// decodeMsg stores in the Msg's own allocation.
+const smallMsg = 96
+
+type smallMsgAlloc struct {
+	m Msg
+	b [smallMsg]byte
+}
+
 // decodeMsg builds a Msg from a payload, with one copy of the payload that
 // the subject, reply and data share.
 func decodeMsg(p []byte) (*Msg, error) {
@@ -390,15 +403,21 @@ func decodeMsg(p []byte) (*Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	own := make([]byte, len(w.subject)+len(w.reply)+len(w.data))
+	size := len(w.subject) + len(w.reply) + len(w.data)
+	var m *Msg
+	var own []byte
+	if size <= smallMsg { // one allocation for the message and its bytes
+		sm := new(smallMsgAlloc)
+		m, own = &sm.m, sm.b[:size]
+	} else {
+		m, own = new(Msg), make([]byte, size)
+	}
 	n := copy(own, w.subject)
 	n += copy(own[n:], w.reply)
 	copy(own[n:], w.data)
-	m := &Msg{
-		Subject: bstr(own[:len(w.subject)]),
-		Reply:   bstr(own[len(w.subject):n]),
-		Data:    own[n:len(own):len(own)],
-	}
+	m.Subject = bstr(own[:len(w.subject)])
+	m.Reply = bstr(own[len(w.subject):n])
+	m.Data = own[n:size:size]
 	if len(w.header) > 0 {
 		if err := m.setHeaders(w.header); err != nil {
 			return nil, err
@@ -417,7 +436,7 @@ func (m *Msg) setHeaders(b []byte) error {
 		}
 		b = rest
 		if len(k) > len(reservedHeader) && string(k[:len(reservedHeader)]) == reservedHeader {
-			if err := m.meta.set(string(k), string(v)); err != nil {
+			if err := m.meta.set(bstr(k), bstr(v)); err != nil {
 				return err
 			}
 			continue

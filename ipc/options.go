@@ -1,8 +1,10 @@
 package ipc
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -31,6 +33,10 @@ type Options struct {
 	Name  string      // shown in the server's client list and logs
 	Token string      // sent to the server when it requires a token
 	TLS   *tls.Config // for tls:// addresses; nil means the system roots
+	// Dial, if set, makes the connections instead of the address (which
+	// then only names the server in errors): for transports the address
+	// forms do not cover, such as in-memory pipes or Windows named pipes.
+	Dial func(ctx context.Context) (net.Conn, error)
 
 	ConnectTimeout   time.Duration // one dial and handshake; default DefaultConnectTimeout
 	RetryOnConnect   bool          // Dial keeps retrying (until its ctx ends) instead of failing at once
@@ -133,6 +139,11 @@ func NewOptions(opts ...Option) Options {
 	o.Retry.fill()
 	o.Breaker.fill()
 	return o
+}
+
+// WithDialer makes connections with dial instead of dialing the address.
+func WithDialer(dial func(ctx context.Context) (net.Conn, error)) Option {
+	return connOpt(func(o *Options) { o.Dial = dial })
 }
 
 // Name names the connection in the server's client list and logs.

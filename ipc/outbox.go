@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"encoding/binary"
 	"io"
 	"net"
 	"sync"
@@ -13,21 +14,36 @@ import (
 // socket idle writes (flush); a writer goroutine takes over when a write
 // would block, so a caller that must not wait (the server routing a
 // message) never does.
+//
+// Frames are copied into a list of pooled fixed-size chunks and written
+// with one vectored write, so a queue that grows (a slow subscriber) is
+// never copied again, and its memory returns to the pool as it drains.
 type outbox struct {
 	w     io.Writer
-	try   func([]byte) (int, error) // one non-blocking write; nil when the connection has no descriptor
-	onErr func(error)               // the connection failed; called once, without locks held
+	try   func([][]byte) (int, error) // one non-blocking vectored write; nil without a descriptor
+	onErr func(error)                 // the connection failed; called once, without locks held
 
 	mu      sync.Mutex
-	cond    sync.Cond // signalled when buf shrinks or the outbox fails; uses mu
-	buf     []byte    // frames waiting; guarded by mu
-	spare   []byte    // a written batch kept for reuse; guarded by mu
-	writing bool      // a goroutine owns the socket for writing; guarded by mu
+	cond    sync.Cond // signalled when the queue shrinks or the outbox fails; uses mu
+	chunks  []*[]byte // queued bytes, oldest first; (*chunks[0])[head:] is the first unwritten; guarded by mu
+	head    int       // guarded by mu
+	pending int       // unwritten bytes; guarded by mu
+	writing bool      // a goroutine is writing from chunks; guarded by mu
 	err     error     // the first write error; guarded by mu
 	closed  bool      // guarded by mu
 
-	kick chan struct{} // wakes the writer goroutine
+	iov  [][]byte    // the batch being written; owned by the writing goroutine
+	bufs net.Buffers // the same, for a blocking write; owned by the writing goroutine
+	kick chan struct{}
 }
+
+// chunkSize is the size of the outbox's buffers. Larger frames span chunks.
+const chunkSize = 64 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize); return &b }}
+
+// maxIOV bounds the buffers of one vectored write (IOV_MAX is 1024).
+const maxIOV = 1024
 
 func newOutbox(w io.Writer, onErr func(error)) *outbox {
 	o := &outbox{w: w, onErr: onErr, kick: make(chan struct{}, 1)}
@@ -38,31 +54,122 @@ func newOutbox(w io.Writer, onErr func(error)) *outbox {
 	return o
 }
 
-// add appends one frame; the caller holds mu.
+// appendLocked queues p (caller holds mu).
+func (o *outbox) appendLocked(p []byte) {
+	o.pending += len(p)
+	for len(p) > 0 {
+		var tail *[]byte
+		if n := len(o.chunks); n > 0 && len(*o.chunks[n-1]) < cap(*o.chunks[n-1]) {
+			tail = o.chunks[n-1]
+		} else {
+			tail = chunkPool.Get().(*[]byte)
+			o.chunks = append(o.chunks, tail)
+		}
+		k := min(len(p), cap(*tail)-len(*tail))
+		*tail = append(*tail, p[:k]...)
+		p = p[k:]
+	}
+}
+
+// addLocked appends one frame; the caller holds mu.
 func (o *outbox) addLocked(op uint16, flags wire.Flags, id uint32, payload []byte) {
-	o.buf = wire.Header{Method: op, Flags: flags, ID: id, Len: uint32(len(payload))}.Append(o.buf)
-	o.buf = append(o.buf, payload...)
+	var h [wire.HeaderSize]byte
+	wire.Header{Method: op, Flags: flags, ID: id, Len: uint32(len(payload))}.Put(h[:])
+	o.appendLocked(h[:])
+	o.appendLocked(payload)
 }
 
-// addMsgLocked appends a PUB or MSG frame carrying m, encoded in place.
+var prefixPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// addMsgLocked appends a PUB or MSG frame carrying m: its header and
+// message fields are encoded in a scratch buffer, its data copied once.
 func (o *outbox) addMsgLocked(op uint16, flags wire.Flags, id uint32, m *Msg) {
-	at := len(o.buf)
-	o.buf = wire.Header{Method: op, Flags: flags, ID: id}.Append(o.buf)
-	o.buf = appendMsg(o.buf, m)
-	n := len(o.buf) - at - wire.HeaderSize
-	h := wire.Header{Method: op, Flags: flags, ID: id, Len: uint32(n)}
-	h.Put(o.buf[at:])
+	bp := prefixPool.Get().(*[]byte)
+	b := wire.Header{Method: op, Flags: flags, ID: id}.Append((*bp)[:0])
+	b = appendMsgHead(b, m)
+	binary.BigEndian.PutUint32(b[7:11], uint32(len(b)-wire.HeaderSize+len(m.Data)))
+	o.appendLocked(b)
+	o.appendLocked(m.Data)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		prefixPool.Put(bp)
+	}
 }
 
-// pending returns the bytes waiting.
-func (o *outbox) pendingLocked() int { return len(o.buf) }
+// pendingLocked returns the bytes waiting to be written.
+func (o *outbox) pendingLocked() int { return o.pending }
+
+// takeLocked removes and returns every unwritten byte (when the
+// connection is gone and nobody writes any more).
+func (o *outbox) takeLocked() []byte {
+	out := make([]byte, 0, o.pending)
+	for i, c := range o.chunks {
+		if i == 0 {
+			out = append(out, (*c)[o.head:]...)
+		} else {
+			out = append(out, *c...)
+		}
+		o.recycle(c)
+	}
+	o.chunks, o.head, o.pending = nil, 0, 0
+	return out
+}
+
+func (o *outbox) recycle(c *[]byte) {
+	*c = (*c)[:0]
+	chunkPool.Put(c)
+}
+
+// batchLocked gathers the unwritten bytes into o.iov (up to maxIOV
+// buffers). Appends made while they are written go after them and never
+// touch them.
+func (o *outbox) batchLocked() [][]byte {
+	o.iov = o.iov[:0]
+	for i, c := range o.chunks {
+		if len(o.iov) == maxIOV {
+			break
+		}
+		b := *c
+		if i == 0 {
+			b = b[o.head:]
+		}
+		if len(b) > 0 {
+			o.iov = append(o.iov, b[:len(b):len(b)])
+		}
+	}
+	return o.iov
+}
+
+// advanceLocked drops n written bytes from the front, returning fully
+// written chunks to the pool (the last one stays, to be filled further).
+func (o *outbox) advanceLocked(n int) {
+	o.pending -= n
+	for n > 0 || len(o.chunks) > 0 && o.head == len(*o.chunks[0]) {
+		c := o.chunks[0]
+		left := len(*c) - o.head
+		if n < left {
+			o.head += n
+			return
+		}
+		n -= left
+		if len(o.chunks) == 1 { // the tail: reuse it from the start
+			*c = (*c)[:0]
+			o.head = 0
+			return
+		}
+		o.chunks[0] = nil
+		o.chunks = o.chunks[1:]
+		o.head = 0
+		o.recycle(c)
+	}
+}
 
 // flush writes what is waiting. With wait false it writes only as much as
 // the socket takes without blocking and leaves the rest to the writer
 // goroutine; with wait true it writes everything (blocking).
 func (o *outbox) flush(wait bool) {
 	o.mu.Lock()
-	if o.writing || len(o.buf) == 0 || o.err != nil {
+	if o.writing || o.pending == 0 || o.err != nil {
 		o.mu.Unlock()
 		return
 	}
@@ -73,36 +180,37 @@ func (o *outbox) flush(wait bool) {
 	}
 	o.writing = true
 	var failed error
-	for len(o.buf) > 0 && o.err == nil {
-		b := o.buf
-		o.buf, o.spare = o.spare[:0], nil
+	for o.pending > 0 && o.err == nil {
+		iov := o.batchLocked()
+		total := 0
+		for _, b := range iov {
+			total += len(b)
+		}
 		o.mu.Unlock()
 		var n int
 		var err error
 		if wait {
-			n, err = o.w.Write(b)
+			o.bufs = iov
+			var n64 int64
+			n64, err = o.bufs.WriteTo(o.w)
+			n = int(n64)
+			o.bufs = nil
 		} else {
-			n, err = o.try(b)
+			n, err = o.try(iov)
 		}
 		o.mu.Lock()
+		o.advanceLocked(n)
+		o.cond.Broadcast()
 		if err != nil {
 			o.err, failed = err, err
 			break
 		}
-		if n < len(b) { // the socket is full: the writer goroutine goes on
-			nb := make([]byte, 0, len(b)-n+len(o.buf))
-			nb = append(append(nb, b[n:]...), o.buf...)
-			o.buf = nb
+		if n < total { // the socket is full: the writer goroutine goes on
 			o.writing = false
-			o.cond.Broadcast()
 			o.mu.Unlock()
 			o.wake()
 			return
 		}
-		if cap(b) <= maxSpare {
-			o.spare = b[:0]
-		}
-		o.cond.Broadcast()
 	}
 	o.writing = false
 	o.cond.Broadcast()
@@ -111,9 +219,6 @@ func (o *outbox) flush(wait bool) {
 		o.onErr(failed)
 	}
 }
-
-// maxSpare bounds the batch buffer kept between writes.
-const maxSpare = 1 << 20
 
 // wake asks the writer goroutine to flush.
 func (o *outbox) wake() {
@@ -139,7 +244,7 @@ func (o *outbox) writer(done <-chan struct{}) {
 // waitBelowLocked waits (holding mu) until at most limit bytes wait, the
 // outbox fails or it closes.
 func (o *outbox) waitBelowLocked(limit int) error {
-	for len(o.buf) > limit && o.err == nil && !o.closed {
+	for o.pending > limit && o.err == nil && !o.closed {
 		o.cond.Wait()
 	}
 	if o.closed {

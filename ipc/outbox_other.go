@@ -6,4 +6,4 @@ import "net"
 
 // tryWriter returns nil: without a descriptor, every write goes through
 // the writer goroutine.
-func tryWriter(net.Conn) func([]byte) (int, error) { return nil }
+func tryWriter(net.Conn) func([][]byte) (int, error) { return nil }

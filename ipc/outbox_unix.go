@@ -6,12 +6,15 @@ import (
 	"errors"
 	"net"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // tryWriter returns a function that writes as much as the socket takes
-// right now, without blocking, or nil when the connection has no
-// descriptor to write to (TLS, in-memory pipes).
-func tryWriter(c net.Conn) func([]byte) (int, error) {
+// right now, without blocking, with one vectored write; or nil when the
+// connection has no descriptor to write to (TLS, in-memory pipes). The
+// function is called by one goroutine at a time (the outbox's writer).
+func tryWriter(c net.Conn) func([][]byte) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
@@ -20,28 +23,43 @@ func tryWriter(c net.Conn) func([]byte) (int, error) {
 	if err != nil {
 		return nil
 	}
-	return func(b []byte) (int, error) {
-		var n int
-		var werr error
-		// Returning true from the callback ends the Write at once, whatever
-		// happened, so the caller never waits for the socket to drain.
-		err := raw.Write(func(fd uintptr) bool {
-			for {
-				n, werr = syscall.Write(int(fd), b)
-				if werr != syscall.EINTR {
-					return true
-				}
-			}
-		})
-		if err != nil {
-			return 0, err
+	w := &fdWriter{raw: raw}
+	w.fn = w.write
+	return w.try
+}
+
+// fdWriter does non-blocking vectored writes without allocating.
+type fdWriter struct {
+	raw syscall.RawConn
+	fn  func(uintptr) bool
+	iov [][]byte
+	n   int
+	err error
+}
+
+// write is called by RawConn.Write with the descriptor; returning true
+// ends the Write at once, whatever happened, so nobody waits for the
+// socket to drain.
+func (w *fdWriter) write(fd uintptr) bool {
+	for {
+		w.n, w.err = unix.Writev(int(fd), w.iov)
+		if w.err != unix.EINTR {
+			return true
 		}
-		if errors.Is(werr, syscall.EAGAIN) {
-			return 0, nil
-		}
-		if werr != nil {
-			return 0, werr
-		}
-		return n, nil
 	}
+}
+
+func (w *fdWriter) try(iov [][]byte) (int, error) {
+	w.iov = iov
+	err := w.raw.Write(w.fn)
+	w.iov = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case errors.Is(w.err, unix.EAGAIN):
+		return 0, nil
+	case w.err != nil:
+		return 0, w.err
+	}
+	return w.n, nil
 }

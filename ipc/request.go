@@ -15,6 +15,7 @@ import (
 type RequestOption interface{ applyRequest(*requestOpts) }
 
 type requestOpts struct {
+	deadline   time.Time // the connection's RequestTimeout, when ctx has no deadline
 	idempotent bool
 	keepalive  time.Duration
 	header     Header
@@ -67,7 +68,7 @@ func (c *Conn) RequestMsg(ctx context.Context, m *Msg, opts ...RequestOption) (*
 		return nil, &RequestError{Subject: m.Subject, Err: err}
 	}
 	req.meta = meta{keepalive: o.keepalive}
-	resp, err := c.retrying(ctx, &req, o, c.request)
+	resp, err := c.retrying(ctx, &req, o, c.request) // each attempt sets its own reply and timeout
 	if err != nil {
 		return nil, &RequestError{Subject: m.Subject, Err: err}
 	}
@@ -78,55 +79,71 @@ func (c *Conn) RequestMsg(ctx context.Context, m *Msg, opts ...RequestOption) (*
 // for idempotent requests, its retry policy.
 func (c *Conn) retrying(ctx context.Context, m *Msg, o requestOpts, do func(context.Context, *Msg, requestOpts) (*Msg, error)) (*Msg, error) {
 	if _, ok := ctx.Deadline(); !ok && c.opts.RequestTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
-		defer cancel()
+		// A deadline of our own, without the cost of a derived context.
+		o.deadline = time.Now().Add(c.opts.RequestTimeout)
 	}
 	p := c.opts.Retry
 	for attempt := 1; ; attempt++ {
 		resp, err := c.guarded(ctx, m, o, do)
-		if err == nil || !o.idempotent || attempt >= p.Attempts || !p.retryable(err) || ctx.Err() != nil {
+		if err == nil || !o.idempotent || attempt >= p.Attempts || !p.retryable(err) || ctx.Err() != nil ||
+			!o.deadline.IsZero() && time.Now().After(o.deadline) {
 			return resp, err
 		}
 		c.log.Debug("ipc: retrying", "subject", m.Subject, "attempt", attempt, "err", err)
-		if werr := sleepCtx(ctx, p.backoff(attempt)); werr != nil {
+		wait := p.backoff(attempt)
+		if !o.deadline.IsZero() {
+			wait = min(wait, time.Until(o.deadline))
+		}
+		if werr := sleepCtx(ctx, wait); werr != nil {
 			return nil, fmt.Errorf("%w (after %d attempts; the last failed: %w)", werr, attempt, err)
 		}
 	}
 }
 
-// request makes one attempt.
+// request makes one attempt. m is the caller's copy; its Reply and
+// timeout are set here.
 func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := c.ensureInbox(); err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	end := c.observeRequest(ctx, m)
-	p := pendingPool.Get().(*pending)
-	tok := c.reqSeq.Add(1)
-	req := *m
-	req.Reply = c.inbox + strconv.FormatUint(tok, 10)
-	if dl, ok := ctx.Deadline(); ok {
-		req.meta.timeout = time.Until(dl)
-		if req.meta.timeout <= 0 {
+	deadline := o.deadline
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	if !deadline.IsZero() {
+		if m.meta.timeout = time.Until(deadline); m.meta.timeout <= 0 {
 			return nil, context.DeadlineExceeded
 		}
 	}
+	p := pendingPool.Get().(*pending)
+	tok := c.reqSeq.Add(1)
+	m.Reply = c.inbox + strconv.FormatUint(tok, 10)
 	if err := c.addPending(tok, p); err != nil {
 		return nil, err
 	}
-	if err := c.publish(&req, FlagRequest); err != nil {
+	if err := c.publish(m, FlagRequest); err != nil {
 		c.removePending(tok, p)
 		return nil, err
 	}
-	resp, err := c.await(ctx, &req, tok, p, o.keepalive)
+	resp, err := c.await(ctx, m.Reply, tok, p, o.deadline, o.keepalive)
 	c.stats.request(time.Since(start), err)
 	end(resp, err)
 	return resp, err
 }
 
-// await waits for the reply to req.
-func (c *Conn) await(ctx context.Context, req *Msg, tok uint64, p *pending, keepalive time.Duration) (*Msg, error) {
+// await waits for the reply sent to reply, until ctx ends, the deadline
+// of our own (if not zero) passes, or a keepalive interval is missed.
+func (c *Conn) await(ctx context.Context, reply string, tok uint64, p *pending, deadline time.Time, keepalive time.Duration) (*Msg, error) {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		expired = p.arm(time.Until(deadline))
+		defer p.timer.Stop()
+	}
 	var silent <-chan time.Time
 	var t *time.Timer
 	if keepalive > 0 {
@@ -143,8 +160,9 @@ func (c *Conn) await(ctx context.Context, req *Msg, tok uint64, p *pending, keep
 				}
 				continue
 			}
-			c.removePending(tok, p)
-			pendingPool.Put(p)
+			if c.removePending(tok, p) {
+				pendingPool.Put(p)
+			}
 			if r.err != nil {
 				return nil, r.err
 			}
@@ -153,10 +171,13 @@ func (c *Conn) await(ctx context.Context, req *Msg, tok uint64, p *pending, keep
 			}
 			return r.m, nil
 		case <-ctx.Done():
-			c.giveUp(tok, p, req.Reply)
+			c.giveUp(tok, p, reply)
 			return nil, ctx.Err()
+		case <-expired:
+			c.giveUp(tok, p, reply)
+			return nil, context.DeadlineExceeded
 		case <-silent:
-			c.giveUp(tok, p, req.Reply)
+			c.giveUp(tok, p, reply)
 			return nil, fmt.Errorf("%w: no sign of life for %v", ErrResponderGone, 3*keepalive)
 		}
 	}
@@ -172,8 +193,21 @@ func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
 	}
 }
 
-// pending is a request waiting on the inbox.
-type pending struct{ ch chan result }
+// pending is a request waiting on the inbox. Pooled with its timer.
+type pending struct {
+	ch    chan result
+	timer *time.Timer
+}
+
+// arm starts the pending's timer for d and returns its channel.
+func (p *pending) arm(d time.Duration) <-chan time.Time {
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	return p.timer.C
+}
 
 type result struct {
 	m   *Msg

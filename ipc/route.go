@@ -17,10 +17,22 @@ type router struct {
 	cache   matchCache
 	batch   uint64
 	touched []*peer
-	resp    []*peer // responders of the request being routed
+	resp    []*peer     // responders of the request being routed
+	scratch matchResult // the match of a subject not worth caching
 }
 
 func (s *Server) newRouter() *router { return &router{srv: s, batch: s.batchSeq.Add(1)} }
+
+// lookup returns the subscriptions subject reaches. Reply subjects are
+// used once: they are matched into a scratch result, not cached.
+func (rt *router) lookup(subject []byte) *matchResult {
+	if len(subject) > len(InboxPrefix) && string(subject[:len(InboxPrefix)]) == InboxPrefix {
+		rt.scratch.plain, rt.scratch.queues = rt.scratch.plain[:0], rt.scratch.queues[:0]
+		rt.srv.sl.matchInto(bstr(subject), &rt.scratch)
+		return &rt.scratch
+	}
+	return rt.cache.lookup(rt.srv.sl, subject)
+}
 
 // touch remembers that q has output queued.
 func (rt *router) touch(q *peer) {
@@ -64,7 +76,7 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 		s.refusePub(rt, p, w, fl, ackID, err)
 		return 0, err, nil
 	}
-	res := rt.cache.lookup(s.sl, w.subject)
+	res := rt.lookup(w.subject)
 	subject := bstr(w.subject) // valid until the next frame is read; never kept
 	request := fl&wfRequest != 0 && len(w.reply) > 0
 	rt.resp = rt.resp[:0]
@@ -247,7 +259,7 @@ func (s *Server) deliver(rt *router, sub *hubSub, payload []byte, fl wire.Flags,
 // the requester listening on reply.
 func (s *Server) sendStatus(rt *router, reply string, code int, desc string) {
 	payload := appendMsg(nil, &Msg{Subject: reply, meta: meta{status: code, desc: desc}})
-	res := s.sl.match(reply)
+	res := rt.lookup([]byte(reply))
 	for _, sub := range res.plain {
 		s.deliver(rt, sub, payload, wfReply, nil)
 	}
@@ -275,10 +287,12 @@ func (s *Server) sendCancel(rt *router, q *peer, reply string) {
 type tracked struct {
 	requester  *peer
 	responders []*peer
+	one        [2]*peer // responders' usual storage
 }
 
 func (s *Server) track(reply string, requester *peer, responders []*peer) {
-	t := &tracked{requester: requester, responders: append([]*peer(nil), responders...)}
+	t := &tracked{requester: requester}
+	t.responders = append(t.one[:0], responders...)
 	s.reqMu.Lock()
 	s.reqs[reply] = t
 	s.reqMu.Unlock()

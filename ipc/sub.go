@@ -35,6 +35,7 @@ type Subscription struct {
 
 	mu       sync.Mutex
 	q        []*Msg        // waiting messages; guarded by mu
+	spare    []*Msg        // an emptied batch, for q to reuse; guarded by mu
 	qBytes   int           // guarded by mu
 	running  int           // modeConcurrent: handlers running; guarded by mu
 	closed   bool          // no more deliveries; guarded by mu
@@ -257,7 +258,7 @@ func (s *Subscription) run() {
 			return
 		}
 		batch := s.q
-		s.q, s.qBytes = nil, 0
+		s.q, s.qBytes, s.spare = s.spare[:0], 0, nil
 		s.mu.Unlock()
 		for i, m := range batch {
 			batch[i] = nil
@@ -267,6 +268,11 @@ func (s *Subscription) run() {
 			}
 			s.call(m)
 		}
+		s.mu.Lock()
+		if cap(batch) <= 4096 {
+			s.spare = batch[:0] // the next batch reuses it
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -162,10 +162,15 @@ func without(list []*hubSub, s *hubSub) ([]*hubSub, bool) {
 // match returns the subscriptions a literal subject reaches.
 func (sl *sublist) match(subject string) *matchResult {
 	r := &matchResult{}
+	sl.matchInto(subject, r)
+	return r
+}
+
+// matchInto adds the subscriptions subject reaches to r.
+func (sl *sublist) matchInto(subject string, r *matchResult) {
 	sl.mu.RLock()
 	matchLevel(sl.root, subject, r)
 	sl.mu.RUnlock()
-	return r
 }
 
 func matchLevel(l *level, subject string, r *matchResult) {
