@@ -613,6 +613,6 @@ func (t *sockTransport) Info() TransportInfo {
 	defer t.mu.Unlock()
 	return TransportInfo{
 		Backend: "ipc", Server: t.info.ServerID, Identity: t.info.Identity,
-		MaxPayload: t.info.MaxPayload, Connected: t.nc != nil,
+		MaxPayload: t.info.MaxPayload, Connected: t.nc != nil, TracksRequests: true,
 	}
 }

@@ -385,17 +385,24 @@ func (s sink) State(st State, err error) {
 	c := s.c
 	if st == StateDisconnected {
 		// Whatever waited on the broken connection cannot be answered
-		// over the next one: fail it now, saying why.
+		// over the next one: fail it now, saying why. Requests being
+		// served are abandoned only where the bus has told their
+		// requesters already; elsewhere (NATS) the answer still goes out
+		// after a reconnection.
 		cause := ErrConnectionLost
 		if err != nil {
 			cause = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 		}
+		tracked := c.tr.Info().TracksRequests
 		c.mu.Lock()
 		pending := c.pending
 		c.pending = map[uint64]inboxTarget{}
-		serving := c.serving
-		c.serving = map[string]*served{}
-		c.servingIdleLocked()
+		var serving map[string]*served
+		if tracked {
+			serving = c.serving
+			c.serving = map[string]*served{}
+			c.servingIdleLocked()
+		}
 		c.mu.Unlock()
 		failTargets(pending, cause)
 		for _, sv := range serving {

@@ -125,7 +125,7 @@ func (t *localTransport) Close() error {
 // Info implements Transport.
 func (t *localTransport) Info() TransportInfo {
 	return TransportInfo{Backend: "ipc-local", Server: t.srv.id, Identity: "server",
-		MaxPayload: t.srv.opts.MaxPayload, Connected: !t.peer.isClosed()}
+		MaxPayload: t.srv.opts.MaxPayload, Connected: !t.peer.isClosed(), TracksRequests: true}
 }
 
 // deliver hands a routed message to the endpoint (copying it: payload

@@ -84,6 +84,12 @@ type TransportInfo struct {
 	Identity   string // who the server says this connection is
 	MaxPayload int    // largest message (headers + data) the bus accepts
 	Connected  bool
+	// TracksRequests: the bus follows each request to its responder, and
+	// when a responder's connection breaks it answers the requests that
+	// responder was serving (ErrResponderGone), so the Conn cancels them
+	// at once. Without it (NATS), requests being served go on through a
+	// reconnection, and their answers go out after it.
+	TracksRequests bool
 }
 
 // State is a connection's state.

@@ -195,11 +195,12 @@ func TestHeartbeat(t *testing.T) {
 // proxy forwards TCP connections to a server until told to drop
 // everything, as a broken network does.
 type proxy struct {
-	l    net.Listener
-	to   string
-	mu   sync.Mutex
-	dead bool // guarded by mu
-	wg   sync.WaitGroup
+	l     net.Listener
+	to    string
+	mu    sync.Mutex
+	dead  bool       // guarded by mu
+	conns []net.Conn // guarded by mu
+	wg    sync.WaitGroup
 }
 
 func newProxy(t *testing.T, to string) *proxy {
@@ -209,8 +210,6 @@ func newProxy(t *testing.T, to string) *proxy {
 		t.Fatal(err)
 	}
 	p := &proxy{l: l, to: to}
-	var conns []net.Conn
-	var cmu sync.Mutex
 	p.wg.Go(func() {
 		for {
 			a, err := l.Accept()
@@ -222,23 +221,29 @@ func newProxy(t *testing.T, to string) *proxy {
 				a.Close()
 				continue
 			}
-			cmu.Lock()
-			conns = append(conns, a, b)
-			cmu.Unlock()
+			p.mu.Lock()
+			p.conns = append(p.conns, a, b)
+			p.mu.Unlock()
 			p.wg.Go(func() { p.pipe(b, a) })
 			p.wg.Go(func() { p.pipe(a, b) })
 		}
 	})
 	t.Cleanup(func() {
 		l.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		cmu.Unlock()
+		p.cut()
 		p.wg.Wait()
 	})
 	return p
+}
+
+// cut breaks the connections made so far; new ones go through.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
 
 func (p *proxy) addr() string { return p.l.Addr().String() }
@@ -350,5 +355,53 @@ func TestHeaderKeysNATSRefuses(t *testing.T) {
 	err := c.PublishMsg(&ipc.Msg{Subject: "h", Header: ipc.Header{"a/b": {"x"}}})
 	if !errors.Is(err, ipc.ErrBadHeader) {
 		t.Errorf("a header key nats.go refuses: %v, want ErrBadHeader", err)
+	}
+}
+
+// TestServingSurvivesReconnect: a responder whose connection breaks and
+// comes back while it works on a request still answers it, as over NATS
+// the answer, buffered while disconnected, reaches the requester.
+func TestServingSurvivesReconnect(t *testing.T) {
+	srv := startServer(t, natsipc.ServerOptions{})
+	p := newProxy(t, srv.URL()[len("nats://"):])
+	back := make(chan struct{}, 1)
+	resp := connect(t, "nats://"+p.addr(), ipc.Reconnect(5*time.Millisecond, 50*time.Millisecond, 0, 0),
+		ipc.OnState(func(s ipc.State, err error) {
+			if s == ipc.StateReconnected {
+				select {
+				case back <- struct{}{}:
+				default:
+				}
+			}
+		}))
+	req := connect(t, srv.URL())
+	started, release := make(chan struct{}), make(chan struct{})
+	ipc.Handle(resp, "slow.double", func(ctx context.Context, n int) (int, error) {
+		close(started)
+		select {
+		case <-release:
+			return 2 * n, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+	flush(t, resp)
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		n, err := ipc.Call[int](ctx, req, "slow.double", 21)
+		done <- result{n, err}
+	}()
+	<-started
+	p.cut()
+	<-back
+	close(release)
+	if r := <-done; r.err != nil || r.n != 42 {
+		t.Errorf("Call = %d, %v; want the answer of the responder that reconnected", r.n, r.err)
 	}
 }
