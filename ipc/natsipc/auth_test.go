@@ -42,7 +42,7 @@ func errorsTo(ch chan error) ipc.Option {
 	})
 }
 
-func connect(t *testing.T, url string, opts ...ipc.Option) *ipc.Conn {
+func connect(t testing.TB, url string, opts ...ipc.Option) *ipc.Conn {
 	t.Helper()
 	c, err := natsipc.Connect(t.Context(), url, opts...)
 	if err != nil {

@@ -94,6 +94,9 @@
 //	State changes                nats.go's disconnect, reconnect and closed
 //	                             handlers; requests and streams waiting on a
 //	                             broken connection fail with ErrConnectionLost.
+//	                             Requests being served go on through a
+//	                             reconnection: their answers, buffered, still
+//	                             reach requesters that waited.
 //	Maximum payload              the server's max_payload minus HeaderReserve
 //	                             (1 KiB kept for ipc's headers); ErrMaxPayload
 //	                             before sending, as ever. An embedded server's
