@@ -231,3 +231,29 @@ func flush(t testing.TB, c *ipc.Conn) {
 		t.Fatalf("Flush: %v", err)
 	}
 }
+
+func TestCustomAuthenticate(t *testing.T) {
+	srv := startServer(t, natsipc.ServerOptions{IPC: ipc.ServerOptions{
+		Authenticate: func(ctx context.Context, c ipc.ConnInfo) (*ipc.User, error) {
+			if c.Name != "billing" || c.Token != "s3cret" {
+				return nil, errors.New("unknown service")
+			}
+			return &ipc.User{Name: "billing", Permissions: &ipc.Permissions{
+				Publish: ipc.SubjectPermission{Allow: []string{"billing.>"}},
+			}}, nil
+		},
+	}})
+	if c, err := natsipc.Connect(t.Context(), srv.URL(), ipc.Name("other"), ipc.Token("s3cret")); !errors.Is(err, ipc.ErrAuth) {
+		if err == nil {
+			c.Close()
+		}
+		t.Errorf("Connect as an unknown service = %v, want ErrAuth", err)
+	}
+	c := connect(t, srv.URL(), ipc.Name("billing"), ipc.Token("s3cret"))
+	if err := c.PublishSync(t.Context(), ipc.NewMsg("billing.invoice", nil)); err != nil {
+		t.Errorf("an allowed publish: %v", err)
+	}
+	if err := c.PublishSync(t.Context(), ipc.NewMsg("hr.salary", nil)); !errors.Is(err, ipc.ErrPermission) {
+		t.Errorf("a denied publish = %v, want ErrPermission", err)
+	}
+}

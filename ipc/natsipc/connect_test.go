@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -131,6 +132,7 @@ func TestReconnect(t *testing.T) {
 			default:
 			}
 		}))
+	unbuffered := connect(t, srv.URL(), ipc.ReconnectBuffer(-1), ipc.Reconnect(5*time.Millisecond, 50*time.Millisecond, 0.2, 0))
 	got := make(chan string, 16)
 	c.Subscribe("events", func(m *ipc.Msg) { got <- string(m.Data) })
 	hang := make(chan struct{})
@@ -156,6 +158,10 @@ func TestReconnect(t *testing.T) {
 	}
 	if err := c.Publish("events", []byte("while away")); err != nil {
 		t.Fatalf("Publish while disconnected: %v", err)
+	}
+	waitFor(t, "the other connection to notice", func() bool { return unbuffered.State() == ipc.StateDisconnected })
+	if err := unbuffered.Publish("events", nil); !errors.Is(err, ipc.ErrBufferFull) {
+		t.Errorf("Publish while disconnected without a buffer = %v, want ErrBufferFull", err)
 	}
 	startServer(t, natsipc.ServerOptions{Port: port})
 	for s := range states {
@@ -403,5 +409,29 @@ func TestServingSurvivesReconnect(t *testing.T) {
 	close(release)
 	if r := <-done; r.err != nil || r.n != 42 {
 		t.Errorf("Call = %d, %v; want the answer of the responder that reconnected", r.n, r.err)
+	}
+}
+
+func TestNoEcho(t *testing.T) {
+	srv := startServer(t, natsipc.ServerOptions{})
+	c := connect(t, srv.URL(), ipc.NoEcho())
+	other := connect(t, srv.URL())
+	got := make(chan string, 4)
+	for _, x := range []*ipc.Conn{c, other} {
+		x.Subscribe("echo", func(m *ipc.Msg) { got <- string(m.Data) })
+		flush(t, x)
+	}
+	c.Publish("echo", []byte("from c"))
+	other.Publish("echo", []byte("from other"))
+	flush(t, c)
+	flush(t, other)
+	flush(t, c)
+	var all []string
+	for len(got) > 0 {
+		all = append(all, <-got)
+	}
+	slices.Sort(all)
+	if want := []string{"from c", "from other", "from other"}; !slices.Equal(all, want) {
+		t.Errorf("got %q, want %q (c does not hear itself)", all, want)
 	}
 }
