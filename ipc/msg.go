@@ -281,20 +281,42 @@ func (mt *meta) size() int {
 	return len(mt.appendTo(make([]byte, 0, 128)))
 }
 
-// header returns mt as Ipc-* header entries, for backends that carry
-// headers as a map.
+// header returns mt as Ipc-* header entries added to h, for backends
+// that carry headers as a map.
 func (mt *meta) header(h Header) Header {
 	if *mt == (meta{}) {
 		return h
 	}
-	b := mt.appendTo(nil)
 	if h == nil {
-		h = Header{}
+		h = make(Header, 2)
 	}
-	for len(b) > 0 {
-		k, v, rest, _ := nextHeader(b)
-		h.Add(string(k), string(v))
-		b = rest
+	if mt.timeout != 0 {
+		h[hdrTimeout] = []string{strconv.FormatInt(int64(mt.timeout), 10)}
+	}
+	if mt.status != 0 {
+		v := strconv.Itoa(mt.status)
+		if mt.desc != "" {
+			v += " " + mt.desc
+		}
+		h[hdrStatus] = []string{v}
+	}
+	if mt.kind != kindNone {
+		h[hdrKind] = []string{kindNames[mt.kind]}
+	}
+	if mt.seq != 0 {
+		h[hdrSeq] = []string{strconv.FormatUint(mt.seq, 10)}
+	}
+	if mt.ctl != "" {
+		h[hdrCtl] = []string{mt.ctl}
+	}
+	if mt.credit != 0 {
+		h[hdrCredit] = []string{strconv.FormatUint(uint64(mt.credit), 10)}
+	}
+	if mt.keepalive != 0 {
+		h[hdrKeepalive] = []string{strconv.FormatInt(int64(mt.keepalive), 10)}
+	}
+	if mt.expires != 0 {
+		h[hdrExpires] = []string{strconv.FormatInt(mt.expires, 10)}
 	}
 	return h
 }
