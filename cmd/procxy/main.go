@@ -11,7 +11,7 @@ import (
 	"syscall"
 
 	"github.com/procxy/procxy"
-	"github.com/procxy/procxy/internal/cli"
+	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 )
 
 func main() {

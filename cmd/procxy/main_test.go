@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // build builds a main package into buildDir once.
 var build = sync.OnceValues(func() (map[string]string, error) {
 	bins := map[string]string{}
-	for name, pkg := range map[string]string{"procxy": ".", "echoworker": "../../examples/echoworker"} {
+	for name, pkg := range map[string]string{"procxy": ".", "echoworker": "github.com/procxy/procxy/examples/echoworker"} {
 		exe := filepath.Join(buildDir, name)
 		// Stamp the commit, as a release build does, where git can tell it
 		// (the environment may say -buildvcs=false).
@@ -137,19 +137,28 @@ func TestVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	settings := map[string]string{}
-	version := ""
-	for _, line := range strings.Split(string(info), "\n") {
+	version, lib := "", ""
+	lines := strings.Split(string(info), "\n")
+	for i, line := range lines {
 		f := strings.Fields(line)
 		switch {
 		case len(f) >= 3 && f[0] == "mod":
 			version = f[2]
+		case len(f) >= 3 && f[0] == "dep" && f[1] == "github.com/procxy/procxy":
+			lib = f[2]
+			// A replaced module is followed by a line "=> PATH VERSION".
+			if i+1 < len(lines) {
+				if r := strings.Fields(lines[i+1]); len(r) >= 2 && r[0] == "=>" {
+					lib += " => " + strings.Join(r[1:], " ")
+				}
+			}
 		case len(f) == 2 && f[0] == "build":
 			if k, v, ok := strings.Cut(f[1], "="); ok {
 				settings[k] = v
 			}
 		}
 	}
-	want := fmt.Sprintf("procxy %s\n  module    github.com/procxy/procxy\n", version)
+	want := fmt.Sprintf("procxy %s\n  module    github.com/procxy/procxy/cmd/procxy\n  library   github.com/procxy/procxy %s\n", version, lib)
 	if rev := settings["vcs.revision"]; rev != "" {
 		mod := ""
 		if settings["vcs.modified"] == "true" {

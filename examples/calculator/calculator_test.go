@@ -5,25 +5,42 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/procxy/procxy/examples/calculator"
-	"github.com/procxy/procxy/internal/cli"
+	"github.com/procxy/procxy/internal/gen"
 )
 
 // TestGenerated fails when calculator_procxy.go is not what `go generate`
-// writes now.
+// writes now. It runs the package's //go:generate line as written (with
+// -o to write elsewhere), which in this repository finds the procxy
+// command through go.work; outside a workspace (GOWORK=off) it runs the
+// generator the command runs.
 func TestGenerated(t *testing.T) {
 	want, err := os.ReadFile("calculator_procxy.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "calculator_procxy.go")
-	var stderr bytes.Buffer
-	if err := cli.Run(t.Context(), []string{"gen", "-type", "Calculator", "-o", out, "."}, nil, &stderr, &stderr); err != nil {
-		t.Fatalf("procxy gen: %v\n%s", err, stderr.String())
+	if work := goEnv(t, "GOWORK"); work == "" || work == "off" {
+		t.Logf("not in a Go workspace: checking with internal/gen instead of the //go:generate line")
+		src, err := gen.Generate(t.Context(), gen.Config{Type: "Calculator", Dir: ".", Output: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, src, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		args := generateLine(t, "calculator.go")
+		cmd := exec.CommandContext(t.Context(), args[0], append(args[1:], "-o", out)...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("//go:generate %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
 	}
 	got, err := os.ReadFile(out)
 	if err != nil {
@@ -32,6 +49,31 @@ func TestGenerated(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("calculator_procxy.go is stale: run go generate ./examples/calculator\nit should be:\n%s", got)
 	}
+}
+
+// generateLine returns the words of file's //go:generate directive.
+func generateLine(t *testing.T, file string) []string {
+	t.Helper()
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(src)) {
+		if rest, ok := strings.CutPrefix(line, "//go:generate "); ok {
+			return strings.Fields(rest)
+		}
+	}
+	t.Fatalf("%s has no //go:generate line", file)
+	return nil
+}
+
+func goEnv(t *testing.T, name string) string {
+	t.Helper()
+	b, err := exec.Command("go", "env", name).Output()
+	if err != nil {
+		t.Fatalf("go env %s: %v", name, err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func TestSlow(t *testing.T) {

@@ -24,7 +24,12 @@ child. Each stub takes a context.Context first and returns an error last;
 streams become iter.Seq2[V, error]. Methods that cannot be called remotely
 are left out, with a comment saying why. Use it from go:generate:
 
-	//go:generate go run github.com/procxy/procxy/cmd/procxy gen -type T
+	//go:generate go run github.com/procxy/procxy/cmd/procxy@latest gen -type T
+
+or, to pin it to your module's requirements, add it as a tool once
+(go get -tool github.com/procxy/procxy/cmd/procxy) and write:
+
+	//go:generate go tool procxy gen -type T
 `,
 		setup: func(fs *flag.FlagSet) runFunc {
 			typ := fs.String("type", "", "name of the type `T` to write stubs for (required)")

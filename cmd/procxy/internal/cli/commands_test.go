@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procxy/procxy/internal/cli"
+	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 )
 
 // The tests in this file run procxy's commands as a user would, through

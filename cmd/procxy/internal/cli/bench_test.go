@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/procxy/procxy/internal/cli"
+	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 )
 
 // benchJSON is the part of procxy bench -json the tests read.

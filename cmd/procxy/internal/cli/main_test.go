@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/procxy/procxy"
-	"github.com/procxy/procxy/internal/cli"
+	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/worker"
 )
@@ -133,9 +133,9 @@ func testWorker() int {
 
 var buildEcho = sync.OnceValues(func() (string, error) {
 	exe := filepath.Join(buildDir, "echoworker")
-	out, err := exec.Command("go", "build", "-o", exe, "../../examples/echoworker").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", exe, "github.com/procxy/procxy/examples/echoworker").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build ./examples/echoworker: %v\n%s", err, out)
+		return "", fmt.Errorf("go build examples/echoworker: %v\n%s", err, out)
 	}
 	return exe, nil
 })
@@ -163,10 +163,10 @@ func nodeWorker(t testing.TB) workerCmd {
 	if err != nil {
 		t.Fatalf("node is not on PATH (%v): run ./scripts/test, which installs it", err)
 	}
-	if _, err := os.Stat("../../interop/node_modules/@procwire/client/package.json"); err != nil {
+	if _, err := os.Stat("../../../../interop/node_modules/@procwire/client/package.json"); err != nil {
 		t.Fatalf("interop/node_modules lacks @procwire/client (%v): run ./scripts/test (npm ci in interop/)", err)
 	}
-	script, err := filepath.Abs("../../interop/nodeworker/worker.mjs")
+	script, err := filepath.Abs("../../../../interop/nodeworker/worker.mjs")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,9 @@
 //     library, version and help print what they say.
 //
 // Errors are one line; [ExitCode] maps them to the documented exit
-// statuses. The plotting, progress bar and terminal modules
-// are used here only: deps_test.go keeps them out of the library.
+// statuses. The command is a module of its own, so the plotting,
+// progress bar, terminal and NATS modules it uses stay out of the
+// library's go.mod; deps_test.go checks that.
 //
 // The demo constructs a [Worker] in a child process. The child is the same
 // executable re-run, so a binary that calls [Run] must call procxy.Main

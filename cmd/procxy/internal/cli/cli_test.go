@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 	"github.com/procxy/procxy/host"
-	"github.com/procxy/procxy/internal/cli"
 	"github.com/procxy/procxy/internal/gen"
 	"github.com/procxy/procxy/rpc"
 )
@@ -172,14 +172,20 @@ func TestGen(t *testing.T) {
 }
 
 // TestVersion: version and --version print the same build information;
-// cmd/procxy's test checks the commit stamped into a real build.
+// cmd/procxy's test checks a real build, with the library's version and
+// the commit (a test binary records no dependencies).
 func TestVersion(t *testing.T) {
-	want := fmt.Sprintf("procxy (devel)\n  module    github.com/procxy/procxy\n  go        %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	want := fmt.Sprintf("procxy (devel)\n  module    github.com/procxy/procxy/cmd/procxy\n  library   github.com/procxy/procxy (unknown)\n  go        %s %s/%s\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	run(t, "", workerCmd{}, "version").check(t, 0, want)
 	run(t, "", workerCmd{}, "--version").check(t, 0, want)
 	r := run(t, "", workerCmd{}, "version", "-json")
-	var v struct{ Module, Version, Go, Platform string }
-	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Module != "github.com/procxy/procxy" || v.Version != "(devel)" || v.Go != runtime.Version() {
+	var v struct {
+		Module, Version, Library, Go, Platform string
+		LibraryVersion                         string `json:"library_version"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Module != "github.com/procxy/procxy/cmd/procxy" || v.Version != "(devel)" ||
+		v.Library != "github.com/procxy/procxy" || v.LibraryVersion == "" || v.Go != runtime.Version() {
 		t.Errorf("version -json: %q, %v", r.stdout, err)
 	}
 }

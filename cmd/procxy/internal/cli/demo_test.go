@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/procxy/procxy/internal/cli"
+	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 )
 
 // TestDemo runs the tour. Its children are this test binary, re-run (see

@@ -7,8 +7,8 @@
 // each — and prints both, with their ratio, and the median ratio over the
 // rounds. The CPU times are the steadier measure on a busy machine.
 //
-//	go run ./internal/cli/benchcheck             # 3 rounds, about 2 minutes
-//	go run ./internal/cli/benchcheck -rounds 5
+//	go run ./cmd/procxy/internal/cli/benchcheck             # 3 rounds, about 2 minutes
+//	go run ./cmd/procxy/internal/cli/benchcheck -rounds 5
 //
 // Run it from the repository root on a quiet machine: it prints the load
 // average before and after. It needs node and interop/node_modules (npm ci
