@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // These tests build the procxy command and run it as a user would, with
@@ -29,9 +31,14 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	buildDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	goleak.VerifyTestMain(cleanup{m}) // the ipc tests run servers in this process
+}
+
+type cleanup struct{ m *testing.M }
+
+func (c cleanup) Run() int {
+	defer os.RemoveAll(buildDir)
+	return c.m.Run()
 }
 
 // build builds a main package into buildDir once.
@@ -39,11 +46,15 @@ var build = sync.OnceValues(func() (map[string]string, error) {
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{"procxy": ".", "echoworker": "github.com/procxy/procxy/examples/echoworker"} {
 		exe := filepath.Join(buildDir, name)
+		flags := []string{"build", "-o", exe}
+		if raceEnabled && name == "procxy" {
+			flags = append(flags, "-race")
+		}
 		// Stamp the commit, as a release build does, where git can tell it
 		// (the environment may say -buildvcs=false).
-		out, err := exec.Command("go", "build", "-buildvcs=true", "-o", exe, pkg).CombinedOutput()
+		out, err := exec.Command("go", append(flags, "-buildvcs=true", pkg)...).CombinedOutput()
 		if err != nil {
-			out, err = exec.Command("go", "build", "-o", exe, pkg).CombinedOutput()
+			out, err = exec.Command("go", append(flags, pkg)...).CombinedOutput()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)

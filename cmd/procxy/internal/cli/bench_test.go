@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"io"
 	"os"
@@ -21,6 +22,8 @@ import (
 // benchJSON is the part of procxy bench -json the tests read.
 type benchJSON struct {
 	Method       string  `json:"method"`
+	Subject      string  `json:"subject"`
+	Server       string  `json:"server"`
 	Kind         string  `json:"kind"`
 	PID          int     `json:"pid"`
 	RequestBytes int     `json:"request_bytes"`
@@ -182,7 +185,7 @@ func checkSVG(t *testing.T, file string, b benchJSON) {
 	all := strings.Join(texts, "\n")
 	dur := func(ns int64) string { return strings.TrimSpace(roundDur(time.Duration(ns))) }
 	for _, want := range []string{
-		"procxy bench echo: 300 calls, concurrency 4, ",
+		fmt.Sprintf("procxy bench %s%s: %d calls, concurrency %d, ", b.Method, b.Subject, b.Calls, b.Concurrency),
 		"p50 " + dur(b.Latency.P50), "p90 " + dur(b.Latency.P90), "p99 " + dur(b.Latency.P99),
 		"latency (log scale)", "calls", "latency by percentile", "percentile", "0%", "90%", "99%",
 	} {

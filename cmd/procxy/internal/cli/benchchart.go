@@ -79,7 +79,7 @@ func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsec
 func histogramPlot(r *benchReport) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("procxy bench %s: %d calls, concurrency %d, %.0f calls/s, p50 %s, p99 %s",
-		r.Method, r.Calls, r.Concurrency, r.CallsPerSec,
+		r.target(), r.Calls, r.Concurrency, r.CallsPerSec,
 		round(time.Duration(r.Latency.P50)), round(time.Duration(r.Latency.P99)))
 	p.X.Label.Text = "latency (log scale)"
 	p.Y.Label.Text = "calls"

@@ -13,10 +13,12 @@ import (
 
 // benchReport is the outcome of procxy bench; -json prints it as is.
 type benchReport struct {
-	Method       string          `json:"method"`
+	Method       string          `json:"method,omitempty"`  // a worker's method…
+	Subject      string          `json:"subject,omitempty"` // …or an ipc subject
 	Kind         string          `json:"kind"`
-	Worker       []string        `json:"worker"`
-	PID          int             `json:"pid"`
+	Worker       []string        `json:"worker,omitempty"`
+	PID          int             `json:"pid,omitempty"`
+	Server       string          `json:"server,omitempty"` // the ipc server or NATS
 	RequestBytes int             `json:"request_bytes"`
 	Concurrency  int             `json:"concurrency"`
 	RateLimit    float64         `json:"rate_limit,omitempty"` // calls/s asked for
@@ -43,7 +45,7 @@ type benchReport struct {
 // machine disturbs much less than latencies.
 type cpuPerCall struct {
 	Procxy float64 `json:"procxy"`
-	Worker float64 `json:"worker"`
+	Worker float64 `json:"worker,omitempty"` // not measured for ipc requests: who answers is not known
 }
 
 // latencyStats are in nanoseconds. Percentiles are nearest-rank: pQ is
@@ -163,8 +165,13 @@ func (r *benchReport) writeText(w io.Writer) error {
 	var b strings.Builder
 	pr := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	pr("Summary:\n")
-	pr("  Method:        %s (%s)\n", r.Method, r.Kind)
-	pr("  Worker:        %s (pid %d)\n", shellJoin(r.Worker), r.PID)
+	if r.Subject != "" {
+		pr("  Subject:       %s (%s)\n", r.Subject, r.Kind)
+		pr("  Server:        %s\n", r.Server)
+	} else {
+		pr("  Method:        %s (%s)\n", r.Method, r.Kind)
+		pr("  Worker:        %s (pid %d)\n", shellJoin(r.Worker), r.PID)
+	}
 	pr("  Calls:         %d succeeded, %d failed", r.Calls, r.Failed)
 	if r.Warmup > 0 {
 		pr(", after %d warm-up calls", r.Warmup)
@@ -180,7 +187,11 @@ func (r *benchReport) writeText(w io.Writer) error {
 	pr("  Throughput:    %.0f calls/s\n", r.CallsPerSec)
 	pr("  Data:          %s per request; %.2f MB/s sent, %.2f MB/s received\n", size(r.RequestBytes), r.SentMBps, r.ReceivedMBps)
 	if r.CPU != nil {
-		pr("  CPU per call:  %.1fµs procxy, %.1fµs worker\n", r.CPU.Procxy, r.CPU.Worker)
+		if r.PID > 0 {
+			pr("  CPU per call:  %.1fµs procxy, %.1fµs worker\n", r.CPU.Procxy, r.CPU.Worker)
+		} else {
+			pr("  CPU per call:  %.1fµs procxy\n", r.CPU.Procxy)
+		}
 	}
 	if r.LoadBefore != "" {
 		pr("  Load average:  %s before, %s after (1, 5, 15 min)\n", r.LoadBefore, r.LoadAfter)
@@ -249,3 +260,6 @@ func loadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// target is what was benched: the method or the subject.
+func (r *benchReport) target() string { return cmp.Or(r.Method, r.Subject) }

@@ -11,11 +11,12 @@ import (
 )
 
 // benchTarget is what procxy bench loads. Do performs one operation —
-// one call of a Procwire worker's method; another target kind (an ipc
-// request, say) only needs its own Do — and returns the bytes it
-// received. Do is called from many goroutines at once.
+// one call of a Procwire worker's method, or one ipc request — and
+// returns the bytes it received. Do is called from many goroutines at
+// once.
 type benchTarget interface {
 	Do(ctx context.Context) (received int, err error)
+	requestBytes() int // the size of each request
 }
 
 // loadConfig shapes a load run.

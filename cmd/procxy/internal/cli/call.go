@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -110,7 +111,7 @@ func (c *caller) run(ctx context.Context, inv *invocation, stream bool) error {
 	if c.events < 0 {
 		return usageErrorf("%s: -events must not be negative", inv.name)
 	}
-	input, source, err := readInput(inv, inv.args[1:])
+	input, source, err := readInput(inv, inv.args[1:], "method")
 	if err != nil {
 		return err
 	}
@@ -326,11 +327,12 @@ func (c *caller) fail(ctx context.Context, am host.AnnouncedMethod, err error) e
 type remoteFailure struct {
 	method string
 	re     *rpc.RemoteError
+	where  string // "the worker" when empty
 }
 
 func (e *remoteFailure) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s failed in the worker: ", e.method)
+	fmt.Fprintf(&b, "%s failed in %s: ", e.method, cmp.Or(e.where, "the worker"))
 	if n := e.re.Name; n != "" && n != "Error" && !strings.HasPrefix(n, "*errors.") && !strings.HasPrefix(n, "*fmt.") {
 		fmt.Fprintf(&b, "%s: ", n) // a Go error's name is its type: shown unless it is a plain one
 	}

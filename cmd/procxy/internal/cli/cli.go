@@ -22,9 +22,16 @@ type command struct {
 	// worker marks a command that starts a Procwire worker from the
 	// command line given after "--".
 	worker bool
+	// argv marks a command that may be given a command line after "--"
+	// (procxy ipc reply runs it, procxy bench starts it as a worker);
+	// without argv or worker, what follows "--" is more arguments.
+	argv bool
 	// setup defines the command's flags on fs and returns the function that
 	// runs the command once they are parsed.
 	setup func(fs *flag.FlagSet) runFunc
+	// subs, for a group of commands (procxy ipc), are its commands; the
+	// group has no flags of its own and no setup.
+	subs func() []*command
 }
 
 type runFunc func(ctx context.Context, inv *invocation) error
@@ -62,13 +69,14 @@ func (o *output) Write(p []byte) (int, error) {
 func commands() []*command {
 	return []*command{
 		listCommand(), describeCommand(), callCommand(), streamCommand(), benchCommand(),
-		genCommand(), demoCommand(), versionCommand(), helpCommand(),
+		ipcCommand(), genCommand(), demoCommand(), versionCommand(), helpCommand(),
 	}
 }
 
 const mainUsage = `procxy runs code in other processes and talks to it as if it were local.
 This command calls and measures Procwire workers (Go, Node.js, anything that
-speaks Procwire v2) and writes typed stubs for procxy's object proxy.
+speaks Procwire v2), publishes, subscribes and makes requests on an ipc
+server or NATS, and writes typed stubs for procxy's object proxy.
 
 Usage:
 
@@ -81,9 +89,11 @@ Run "procxy help <command>" or "procxy <command> -h" for more about a command.
 
 Exit status: 0 success; 1 the command failed; 2 a usage error (bad flags or
 arguments, an unknown method, input that does not fit the method's codec);
-3 the worker's method returned an error; 4 the worker could not be started,
-is not a Procwire worker, or died; 5 a call ran out of time; 130 interrupted
-(Ctrl-C).
+3 the worker's method (or an ipc responder) returned an error; 4 the worker
+could not be started, is not a Procwire worker, or died, or the ipc server
+could not be reached, refused the connection or went away; 5 a call ran out
+of time; 6 an ipc request found no responders (or a -sync publish no
+subscribers); 130 interrupted (Ctrl-C).
 `
 
 // Run runs the procxy command with args (without the program name),
@@ -144,6 +154,9 @@ func printUsage(w io.Writer) {
 // everything after the first "--" is the worker command (or, for a
 // command that starts no worker, more positional arguments).
 func (c *command) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr *output) error {
+	if c.subs != nil {
+		return c.runGroup(ctx, args, stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned; usage is printed below
 	fs.Usage = func() {}
@@ -161,12 +174,12 @@ func (c *command) run(ctx context.Context, args []string, stdin io.Reader, stdou
 		return usageErrorf("%s: %v", c.name, err)
 	}
 	inv.args = pos
-	if c.worker {
-		if len(rest) == 0 {
-			return usageErrorf("%s: no worker command: give it after --, as in procxy %s ... -- ./worker", c.name, c.name)
-		}
+	switch {
+	case c.worker && len(rest) == 0:
+		return usageErrorf("%s: no worker command: give it after --, as in procxy %s ... -- ./worker", c.name, c.name)
+	case c.worker || c.argv:
 		inv.argv = rest
-	} else {
+	default:
 		inv.args = append(inv.args, rest...)
 	}
 	return do(ctx, inv)
@@ -202,6 +215,32 @@ func isFlag(s string) bool {
 	return c != '.' && (c < '0' || c > '9')
 }
 
+// runGroup runs one command of a group: "procxy ipc pub ...".
+func (c *command) runGroup(ctx context.Context, args []string, stdin io.Reader, stdout, stderr *output) error {
+	if len(args) == 0 {
+		return usageErrorf("%s: no command given (run \"procxy help %s\")", c.name, c.name)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		if args[0] == "help" && len(args) > 1 {
+			return runHelp(ctx, &invocation{name: "help", args: append([]string{c.name}, args[1:]...), stdout: stdout, stderr: stderr})
+		}
+		fmt.Fprint(stdout, c.usage)
+		return nil
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return usageErrorf("%s: unknown flag %s: flags go after the command (run \"procxy help %s\")", c.name, args[0], c.name)
+	}
+	var names []string
+	for _, sub := range c.subs() {
+		if sub.name == c.name+" "+args[0] {
+			return sub.run(ctx, args[1:], stdin, stdout, stderr)
+		}
+		names = append(names, strings.TrimPrefix(sub.name, c.name+" "))
+	}
+	return usageErrorf("%s: unknown command %q%s (run \"procxy help %s\" for the list)", c.name, args[0], didYouMean(args[0], names), c.name)
+}
+
 func (c *command) printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, c.usage)
 	hasFlags := false
@@ -218,7 +257,7 @@ func helpCommand() *command {
 	return &command{
 		name:    "help",
 		summary: "show help for a command",
-		usage: `usage: procxy help [command]
+		usage: `usage: procxy help [command [subcommand]]
 
 Help shows what a command does and its flags.
 `,
@@ -231,19 +270,43 @@ func runHelp(_ context.Context, inv *invocation) error {
 	case 0:
 		printUsage(inv.stdout)
 		return nil
-	case 1:
+	case 1, 2:
 	default:
-		return usageErrorf("help takes at most one command")
+		return usageErrorf("help takes at most a command and a subcommand")
 	}
 	for _, c := range commands() {
-		if c.name == inv.args[0] {
-			cfs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-			c.setup(cfs)
-			c.printUsage(inv.stdout, cfs)
+		if c.name != inv.args[0] {
+			continue
+		}
+		if c.subs == nil {
+			if len(inv.args) > 1 {
+				return usageErrorf("help: %s has no subcommands", c.name)
+			}
+			printCommandUsage(inv.stdout, c)
 			return nil
 		}
+		if len(inv.args) == 1 {
+			fmt.Fprint(inv.stdout, c.usage)
+			return nil
+		}
+		var names []string
+		for _, sub := range c.subs() {
+			if sub.name == c.name+" "+inv.args[1] {
+				printCommandUsage(inv.stdout, sub)
+				return nil
+			}
+			names = append(names, strings.TrimPrefix(sub.name, c.name+" "))
+		}
+		return usageErrorf("help: unknown command \"%s %s\"%s", c.name, inv.args[1], didYouMean(inv.args[1], names))
 	}
 	return usageErrorf("help: unknown command %q%s", inv.args[0], didYouMean(inv.args[0], commandNames()))
+}
+
+// printCommandUsage prints c's usage and flags.
+func printCommandUsage(w io.Writer, c *command) {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.setup(fs)
+	c.printUsage(w, fs)
 }
 
 // didYouMean returns ` (did you mean "x"?)` for the candidate closest to

@@ -40,7 +40,46 @@ func TestUsage(t *testing.T) {
 		{"help-gen", []string{"help", "gen"}, 0, "usage: procxy gen -type T", ""},
 		{"help-call", []string{"help", "call"}, 0, "usage: procxy call [flags] METHOD [INPUT] -- WORKER COMMAND [ARGS...]", ""},
 		{"help-unknown", []string{"help", "launch"}, 2, "", `help: unknown command "launch"`},
-		{"help-two", []string{"help", "a", "b"}, 2, "", "help takes at most one command"},
+		{"help-three", []string{"help", "a", "b", "c"}, 2, "", "help takes at most a command and a subcommand"},
+		{"help-no-subs", []string{"help", "list", "x"}, 2, "", "help: list has no subcommands"},
+		{"help-ipc", []string{"help", "ipc"}, 0, "usage: procxy ipc <command>", ""},
+		{"help-ipc-pub", []string{"help", "ipc", "pub"}, 0, "usage: procxy ipc pub [flags] SUBJECT [DATA]", ""},
+		{"help-ipc-unknown", []string{"help", "ipc", "pbu"}, 2, "", `help: unknown command "ipc pbu" (did you mean "pub"?)`},
+		{"ipc-help", []string{"ipc", "help", "sub"}, 0, "usage: procxy ipc sub [flags] SUBJECT", ""},
+		{"ipc-no-command", []string{"ipc"}, 2, "", `ipc: no command given (run "procxy help ipc")`},
+		{"ipc-unknown", []string{"ipc", "publish"}, 2, "", `ipc: unknown command "publish" (run "procxy help ipc" for the list)`},
+		{"ipc-misspelt", []string{"ipc", "reqest"}, 2, "", `ipc: unknown command "reqest" (did you mean "request"?) (run "procxy help ipc" for the list)`},
+		{"ipc-flag-first", []string{"ipc", "-server", "x", "pub"}, 2, "", `ipc: unknown flag -server: flags go after the command (run "procxy help ipc")`},
+		{"ipc-pub-no-subject", []string{"ipc", "pub"}, 2, "", "ipc pub: no subject given"},
+		{"ipc-pub-wildcard", []string{"ipc", "pub", "a.*", "x"}, 2, "", `ipc pub: invalid subject "a.*": wildcards (* and >) are for subscriptions`},
+		{"ipc-pub-empty-token", []string{"ipc", "pub", "a..b", "x"}, 2, "", `ipc pub: invalid subject "a..b": it has an empty token`},
+		{"ipc-pub-reserved", []string{"ipc", "pub", "$IPC.x", "x"}, 2, "", `ipc pub: cannot publish to "$IPC.x": subjects starting with $ are the library's`},
+		{"ipc-pub-two-inputs", []string{"ipc", "pub", "a", "x", "y"}, 2, "", "ipc pub: one input at most after the subject, got 2 (quote the JSON)"},
+		{"ipc-pub-count", []string{"ipc", "pub", "-count", "0", "a", "x"}, 2, "", "ipc pub: -count must be at least 1"},
+		{"ipc-pub-header", []string{"ipc", "pub", "-H", "novalue", "a", "x"}, 2, "", `ipc pub: invalid value "novalue" for flag -H: want KEY:VALUE, got "novalue"`},
+		{"ipc-pub-codec", []string{"ipc", "pub", "-codec", "xml", "a", "x"}, 2, "", `ipc pub: -codec "xml": want raw, json or msgpack`},
+		{"ipc-pub-msgpack-input", []string{"ipc", "pub", "-codec", "msgpack", "a", "{x}"}, 2, "", "the input argument: at $ (line 1, column 2): invalid character 'x'"},
+		{"ipc-sub-two", []string{"ipc", "sub", "a", "b"}, 2, "", `ipc sub: one subject only, got ["a" "b"]`},
+		{"ipc-sub-gt", []string{"ipc", "sub", "a.>.b"}, 2, "", `ipc sub: invalid subject "a.>.b": ">" must be the last token`},
+		{"ipc-sub-json-raw", []string{"ipc", "sub", "-json", "-raw", "a"}, 2, "", "ipc sub: -json and -raw: give one"},
+		{"ipc-sub-queue", []string{"ipc", "sub", "-queue", "a b", "a"}, 2, "", `ipc sub: invalid queue group "a b": a name without spaces or wildcards`},
+		{"ipc-sub-both", []string{"ipc", "sub", "-server", "x", "-nats", "nats://y", "a"}, 2, "", "ipc sub: -server and -nats: give one"},
+		{"ipc-sub-nats-empty", []string{"ipc", "sub", "-nats", "", "a"}, 2, "", "ipc sub: -nats needs a URL (an embedded nats-server is for procxy ipc serve -nats)"},
+		{"ipc-request-timeout", []string{"ipc", "request", "-timeout", "-1s", "a"}, 2, "", "ipc request: -timeout must not be negative"},
+		{"ipc-request-tls", []string{"ipc", "request", "-tls-cert", "c.pem", "a", "x"}, 2, "", "ipc request: -tls-cert and -tls-key go together"},
+		{"ipc-request-ca", []string{"ipc", "request", "-tls-ca", "/no/ca.pem", "a", "x"}, 2, "", "ipc request: -tls-ca: open /no/ca.pem: no such file or directory"},
+		{"ipc-stream-no-subject", []string{"ipc", "stream"}, 2, "", "ipc stream: no subject given"},
+		{"ipc-reply-both", []string{"ipc", "reply", "a", "x", "--", "cat"}, 2, "", "ipc reply: a RESPONSE or a command after --, not both"},
+		{"ipc-reply-c", []string{"ipc", "reply", "-c", "0", "a"}, 2, "", "ipc reply: -c must be at least 1"},
+		{"ipc-serve-arg", []string{"ipc", "serve", "tcp://x:1"}, 2, "", `ipc serve: unexpected argument "tcp://x:1" (the address is -server ADDR)`},
+		{"ipc-serve-both", []string{"ipc", "serve", "-server", "a", "-nats", "nats://b"}, 2, "", "ipc serve: -server and -nats: give one"},
+		{"ipc-serve-size", []string{"ipc", "serve", "-max-payload", "lots"}, 2, "", `ipc serve: invalid value "lots" for flag -max-payload: want a positive size such as 1048576, 512K or 8M`},
+		{"ipc-serve-nats-url", []string{"ipc", "serve", "-nats", "http://x:1"}, 2, "", `ipc serve: -nats "http://x:1": want nats://host:port`},
+		{"ipc-serve-users", []string{"ipc", "serve", "-users", "/no/users.json"}, 2, "", "ipc serve: -users: open /no/users.json: no such file or directory"},
+		{"bench-no-worker", []string{"bench", "echo"}, 2, "", "bench: no worker command: give it after --, as in procxy bench ... -- ./worker (or an ipc server with -server or -nats)"},
+		{"bench-ipc-and-worker", []string{"bench", "-server", "x", "svc", "--", "w"}, 2, "", "bench: -server and -nats bench an ipc subject: no worker command after --"},
+		{"bench-ipc-no-subject", []string{"bench", "-nats", "nats://x"}, 2, "", "bench: no subject given"},
+		{"bench-stream-worker", []string{"bench", "-stream", "echo", "--", "w"}, 2, "", "bench: -stream and -H are for ipc subjects (-server or -nats)"},
 		{"gen-h", []string{"gen", "-h"}, 0, "-type T", ""},
 		{"gen-no-type", []string{"gen"}, 2, "", "gen: -type is required"},
 		{"gen-bad-flag", []string{"gen", "-x"}, 2, "", "gen: flag provided but not defined: -x"},
@@ -56,11 +95,15 @@ func TestUsage(t *testing.T) {
 		{"bench-progress", []string{"bench", "-progress", "dots", "echo", "--", "w"}, 2, "", `bench: -progress "dots": want auto, bar, lines or none`},
 		{"input-file", []string{"call", "echo", "@/no/such/file", "--", "w"}, 2, "", "call: input file: open /no/such/file: no such file or directory"},
 	}
-	for _, c := range []string{"list", "describe", "call", "stream", "bench", "gen", "demo", "version", "help"} {
+	for _, c := range []string{"list", "describe", "call", "stream", "bench", "gen", "demo", "version", "help",
+		"ipc", "ipc serve", "ipc pub", "ipc sub", "ipc request", "ipc stream", "ipc reply"} {
 		for _, h := range []string{"-h", "-help", "--help"} {
-			args := []string{c, h}
-			if c == "call" || c == "bench" { // help wins wherever it is
+			args := append(strings.Fields(c), h)
+			switch c {
+			case "call", "bench": // help wins wherever it is
 				args = []string{c, "echo", h, "--", "./w"}
+			case "ipc pub", "ipc reply":
+				args = append(strings.Fields(c), "subject", h, "data")
 			}
 			tests = append(tests, struct {
 				name   string

@@ -72,7 +72,7 @@ func TestLibraryDeps(t *testing.T) {
 			heavy[m] = true
 		}
 	}
-	for _, m := range []string{"gonum.org/v1/plot", "github.com/schollz/progressbar/v3", "golang.org/x/term"} {
+	for _, m := range []string{"gonum.org/v1/plot", "github.com/schollz/progressbar/v3", "golang.org/x/term", "github.com/nats-io/nats.go"} {
 		if !heavy[m] {
 			t.Errorf("the command no longer depends on %s: update this test", m)
 		}

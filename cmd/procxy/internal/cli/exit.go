@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/procxy/procxy/host"
+	"github.com/procxy/procxy/ipc"
 	"github.com/procxy/procxy/rpc"
 )
 
@@ -17,6 +18,7 @@ const (
 	ExitRemote      = 3   // the worker's method returned an error
 	ExitWorker      = 4   // the worker could not be started, is not a Procwire worker, or died
 	ExitTimeout     = 5   // a call ran out of time
+	ExitNoResponder = 6   // an ipc request found no responders, a -sync publish no subscribers
 	ExitInterrupted = 130 // Ctrl-C (SIGINT) or SIGTERM, as shells report SIGINT
 )
 
@@ -59,9 +61,14 @@ func (e *workerError) Unwrap() error { return e.err }
 //	1    any other failure
 //	2    a *UsageError: bad flags or arguments, an unknown method, input
 //	     that does not fit the method's codec
-//	3    the worker's method returned an error (an *rpc.RemoteError)
-//	4    the worker could not be started, is not a Procwire worker, or died
+//	3    the worker's method, or an ipc responder, returned an error (an
+//	     *rpc.RemoteError)
+//	4    the worker could not be started, is not a Procwire worker, or died;
+//	     the ipc server could not be reached, refused the connection or went
+//	     away; an ipc responder went away before answering
 //	5    a call ran out of time
+//	6    an ipc request found no responders (ipc.ErrNoResponders), or a
+//	     publish with -sync no subscribers
 //	130  interrupted: Run's ctx was cancelled (Ctrl-C)
 func ExitCode(err error) int {
 	var (
@@ -79,10 +86,14 @@ func ExitCode(err error) int {
 		return ExitInterrupted
 	case errors.As(err, &re):
 		return ExitRemote
+	case errors.Is(err, ipc.ErrNoResponders), errors.Is(err, ipc.ErrNoSubscribers):
+		return ExitNoResponder
 	case errors.Is(err, host.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return ExitTimeout
 	case errors.As(err, &we), errors.Is(err, rpc.ErrClosed), errors.As(err, new(*host.ExitError)),
-		errors.As(err, new(*host.SpawnError)), errors.Is(err, host.ErrNotReady):
+		errors.As(err, new(*host.SpawnError)), errors.Is(err, host.ErrNotReady),
+		errors.As(err, new(*connectError)), errors.Is(err, ipc.ErrAuth), errors.Is(err, ipc.ErrConnectionLost),
+		errors.Is(err, ipc.ErrResponderGone), errors.Is(err, ipc.ErrClosed), errors.Is(err, ipc.ErrServerShutdown):
 		return ExitWorker
 	}
 	return ExitFailure

@@ -60,13 +60,14 @@ func (c *codecFlags) resolve() (req, resp, ev codec.Codec, err error) {
 	return req, resp, ev, err
 }
 
-// readInput returns the input the user gave after the method name: the
-// argument itself, a file's content for "@FILE", standard input for "@-"
-// or when there is no argument. source names it in errors.
-func readInput(inv *invocation, args []string) (data []byte, source string, err error) {
+// readInput returns the input the user gave after the method name (or,
+// as after says, the subject): the argument itself, a file's content for
+// "@FILE", standard input for "@-" or when there is no argument. source
+// names it in errors.
+func readInput(inv *invocation, args []string, after string) (data []byte, source string, err error) {
 	switch {
 	case len(args) > 1:
-		return nil, "", usageErrorf("%s: one input at most after the method, got %d (quote the JSON)", inv.name, len(args))
+		return nil, "", usageErrorf("%s: one input at most after the %s, got %d (quote the JSON)", inv.name, after, len(args))
 	case len(args) == 1 && args[0] != "@-":
 		arg := args[0]
 		if file, ok := strings.CutPrefix(arg, "@"); ok {
