@@ -18,8 +18,8 @@ import (
 )
 
 // TestIPCUsers: procxy ipc serve -users: tokens name the users, and each
-// user's permissions hold for pub, sub and reply; a refused client is
-// logged without its token.
+// user's permissions and rate limit hold for pub, sub and reply; a
+// refused client is logged without its token.
 func TestIPCUsers(t *testing.T) {
 	dir := shortDir(t)
 	users := filepath.Join(dir, "users.json")
@@ -27,7 +27,8 @@ func TestIPCUsers(t *testing.T) {
   "users": [
     {"name": "admin", "token": "adm1n"},
     {"name": "reader", "token": "r3ad",
-     "permissions": {"publish": {"deny": [">"]}, "subscribe": {"allow": ["news.>"]}}}
+     "permissions": {"publish": {"deny": [">"]}, "subscribe": {"allow": ["news.>"]}}},
+    {"name": "chatty", "token": "ch4t", "rate_limit": {"msgs_per_second": 0.001, "burst": 1}}
   ]
 }`), 0o600); err != nil {
 		t.Fatal(err)
@@ -59,6 +60,8 @@ func TestIPCUsers(t *testing.T) {
 		"procxy: subscribe to secrets.>: ipc: permission denied: ", "subscribe to secrets.>")
 	refused("reply as reader", runEnv(t, nil, "", as("r3ad", "reply", "svc.x")...), 1,
 		"procxy: subscribe to svc.x: ipc: permission denied: ", "subscribe to svc.x")
+	refused("pub past the rate limit", runEnv(t, nil, "", as("ch4t", "pub", "-count", "3", "news.today", "{{Count}}")...), 1,
+		"procxy: the server refused a publish to news.today: ipc: rate limit exceeded", "")
 	refused("no token", runEnv(t, nil, "", "ipc", "request", "-server", addr, "svc.x"), 4,
 		"procxy: cannot connect to the ipc server "+addr+": ipc: authentication failed: ", "no user matches")
 	refused("wrong token", runEnv(t, nil, "", as("wr0ng", "request", "svc.x")...), 4,

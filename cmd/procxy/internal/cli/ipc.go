@@ -91,7 +91,7 @@ func (f *connFlags) register(fs *flag.FlagSet, server, serverUsage string) {
 	f.fs = fs
 	fs.StringVar(&f.server, "server", server, serverUsage)
 	fs.StringVar(&f.nats, "nats", "", "connect to the NATS server at `URL` instead (nats://host:4222, tls://…; comma-separated for a cluster)")
-	fs.StringVar(&f.token, "token", os.Getenv("PROCXY_IPC_TOKEN"), "`secret` token for a server that requires one (default $PROCXY_IPC_TOKEN)")
+	fs.StringVar(&f.token, "token", "", "`secret` token for a server that requires one (or $PROCXY_IPC_TOKEN, which ps does not show)")
 	fs.StringVar(&f.name, "name", "", "`name` of this connection in the server's client list (default \"procxy ipc COMMAND\")")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "verify a tls:// server's certificate with the CA certificates in `file` (PEM) instead of the system's")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate `file` (PEM) for a server that requires one (mutual TLS; with -tls-key)")
@@ -135,8 +135,8 @@ func (f *connFlags) dial(ctx context.Context, cmd string, opts ...ipc.Option) (*
 		return nil, err
 	}
 	o := []ipc.Option{ipc.Name(cmp.Or(f.name, "procxy "+cmd)), ipc.ConnectTimeout(f.connectTimeout)}
-	if f.token != "" {
-		o = append(o, ipc.Token(f.token))
+	if token := cmp.Or(f.token, os.Getenv("PROCXY_IPC_TOKEN")); token != "" {
+		o = append(o, ipc.Token(token))
 	}
 	cfg, err := clientTLS(cmd, f.tlsCA, f.tlsCert, f.tlsKey)
 	if err != nil {

@@ -29,7 +29,7 @@ func ipcCodec(cmd, name string) (codec.Codec, error) {
 	return nil, usageErrorf("%s: -codec %q: want raw, json or msgpack", cmd, name)
 }
 
-const ipcCodecUsage = "`codec` of the data: raw (the bytes as they are), json, or msgpack (JSON converted; what ipc's typed handlers and topics use)"
+const ipcCodecUsage = "`codec` of the data: raw, as it is; json; or msgpack, JSON converted, as ipc's typed handlers and topics use it"
 
 // checkSubjectArg refuses a subject the server would refuse, before
 // connecting. wild allows wildcards (subscriptions).

@@ -11,7 +11,7 @@ import (
 	"github.com/procxy/procxy/ipc"
 )
 
-const serverFlagUsage = "the ipc server's `ADDR`: a socket name, a path, tcp://host:port or tls://host:port (default $PROCXY_IPC_SERVER, or \"procxy\")"
+const serverFlagUsage = "the ipc server's `ADDR`: a socket name, a path, tcp://host:port or tls://host:port ($PROCXY_IPC_SERVER sets the default)"
 
 func ipcPubCommand() *command {
 	return &command{

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -91,9 +92,9 @@ type serveFlags struct {
 }
 
 func (s *serveFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.server, "server", defaultServer(), "listen on `ADDR` (default $PROCXY_IPC_SERVER, or the private socket \"procxy\")")
+	fs.StringVar(&s.server, "server", defaultServer(), "listen on `ADDR` ($PROCXY_IPC_SERVER sets the default)")
 	fs.StringVar(&s.nats, "nats", "", "run an embedded nats-server on `URL`'s host and port instead (nats://127.0.0.1:0: a free port)")
-	fs.StringVar(&s.token, "token", os.Getenv("PROCXY_IPC_TOKEN"), "require this `secret` token of every client (default $PROCXY_IPC_TOKEN)")
+	fs.StringVar(&s.token, "token", "", "require this `secret` token of every client (or $PROCXY_IPC_TOKEN, which ps does not show)")
 	fs.StringVar(&s.users, "users", "", "the users, their permissions and rate limits, from a JSON `file` (see above)")
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "the server's certificate `file` (PEM), for tls:// addresses (with -tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "the server certificate's private key `file` (PEM)")
@@ -235,8 +236,8 @@ func (s *serveFlags) options() (ipc.ServerOptions, error) {
 			o.DefaultRateLimit = &r
 		}
 	}
-	if s.token != "" {
-		o.Users = append(o.Users, ipc.User{Name: "token", Token: s.token})
+	if token := cmp.Or(s.token, os.Getenv("PROCXY_IPC_TOKEN")); token != "" {
+		o.Users = append(o.Users, ipc.User{Name: "token", Token: token})
 	}
 	o.MaxPayload = int(s.maxPayload)
 	if s.tlsCert != "" || s.tlsKey != "" || s.tlsCA != "" {
