@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/procxy/procxy/ipc"
 	"github.com/procxy/procxy/rpc/codec"
@@ -60,6 +63,17 @@ func checkSubjectArg(cmd, s string, wild bool) error {
 		why = fmt.Sprintf("it is longer than %d bytes", ipc.MaxSubjectLen)
 	}
 	return usageErrorf("%s: invalid subject %q: %s", cmd, s, why)
+}
+
+// readData returns the data given after the subject: the argument,
+// "@FILE", or standard input ("@-"). Without an argument it reads
+// standard input unless that is a terminal, where the data is empty, as
+// the nats command has it: a message often needs no data.
+func readData(inv *invocation, args []string) (data []byte, source string, err error) {
+	if f, ok := inv.stdin.(*os.File); len(args) == 0 && (inv.stdin == nil || ok && term.IsTerminal(int(f.Fd()))) {
+		return nil, "no data", nil
+	}
+	return readInput(inv, args, "subject")
 }
 
 // encodeData turns the input of pub, request or reply into message data.

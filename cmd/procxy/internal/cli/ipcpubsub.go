@@ -20,7 +20,8 @@ func ipcPubCommand() *command {
 		usage: `usage: procxy ipc pub [flags] SUBJECT [DATA]
 
 Pub publishes DATA to SUBJECT: the argument, "@FILE" for a file's content,
-or standard input when there is none ("@-" too). -H adds headers. With
+"@-" or, without DATA, standard input (when it is a terminal, the message
+is empty). -H adds headers. With
 -count N it publishes N messages, -interval apart; in the data and header
 values, {{Count}} becomes the message's number (1…N) and {{Time}} the time
 (RFC 3339). Delivery is at most once: pub returns when the server has the
@@ -83,7 +84,7 @@ func (p *pubFlags) run(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	input, source, err := readInput(inv, inv.args[1:], "subject")
+	input, source, err := readData(inv, inv.args[1:])
 	if err != nil {
 		return err
 	}

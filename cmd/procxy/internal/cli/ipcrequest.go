@@ -22,7 +22,7 @@ func ipcRequestCommand() *command {
 		usage: `usage: procxy ipc request [flags] SUBJECT [DATA]
 
 Request sends DATA to SUBJECT (the argument, "@FILE", or standard input
-when there is none) and prints the first reply's data as it is — with
+as for procxy ipc pub) and prints the first reply's data as it is — with
 -codec msgpack or json, its value as indented JSON — or, with -json, one
 line {"header": {KEY: [VALUE…]}, "data": …}. -v adds on stderr how long
 the reply took and its headers.
@@ -109,7 +109,7 @@ func (r *requestFlags) run(ctx context.Context, inv *invocation, stream bool) er
 	if r.cd, err = ipcCodec(cmd, r.codec); err != nil {
 		return err
 	}
-	input, source, err := readInput(inv, inv.args[1:], "subject")
+	input, source, err := readData(inv, inv.args[1:])
 	if err != nil {
 		return err
 	}
