@@ -176,7 +176,24 @@ A: b
 			"procxy: svc.fail failed in the responder: sh exited with status 3: disk full (code exit_3)\n")
 		run("", "ipc", "stream", "svc.fail", "x").check(t, "a failing command, streamed", 3, "",
 			"procxy: svc.fail failed in the responder: sh exited with status 3: disk full (code exit_3)\n")
-		for _, p := range []*bg{up, lines, fail} {
+		// -c 2: two commands run at once. Each needs the other: with one
+		// at a time, they would wait for each other for ever.
+		dir := shortDir(t)
+		fa, fb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+		for _, f := range []string{fa, fb} {
+			if err := syscall.Mkfifo(f, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pair := start(t, env, "ipc", "reply", "-q", "-c", "2", "svc.pair", "--", "sh", "-c",
+			`if [ "$(cat)" = a ]; then echo a > "$0"; cat "$1"; else cat "$0"; echo b > "$1"; fi`, fa, fb)
+		pair.waitFor(false, "answering")
+		ra := start(t, env, "ipc", "request", "-timeout", "0", "svc.pair", "a")
+		rb := start(t, env, "ipc", "request", "-timeout", "0", "svc.pair", "b")
+		ra.wait().check(t, "request a", 0, "b\n", "")
+		rb.wait().check(t, "request b", 0, "a\n", "")
+
+		for _, p := range []*bg{up, lines, fail, pair} {
 			if r := p.stop(syscall.SIGINT); r.code != 0 {
 				t.Errorf("reply after Ctrl-C: exit %d, %q", r.code, r.stderr)
 			}
