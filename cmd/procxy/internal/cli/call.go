@@ -179,14 +179,14 @@ func (c *caller) listen(w *worker) (remove func()) {
 func (c *caller) event(name string, p []byte) {
 	v, err := decodeOutput(c.ev, p, fmt.Sprintf("the payload of event %q", name))
 	if err != nil {
-		c.out.stderrf("procxy: %v\n", err)
+		c.out.event(func() { fmt.Fprintf(c.out.stderr, "procxy: %v\n", err) })
 		return
 	}
 	if c.asJSON {
-		c.out.json(object{{"event", name}, {"data", v}})
+		c.out.event(func() { c.out.stdout.Write(append(appendJSON(nil, object{{"event", name}, {"data", v}}), '\n')) })
 		return
 	}
-	c.out.stderrf("[event %s] %s\n", name, appendJSON(nil, v))
+	c.out.event(func() { fmt.Fprintf(c.out.stderr, "[event %s] %s\n", name, appendJSON(nil, v)) })
 }
 
 func (c *caller) call(ctx context.Context, w *worker, am host.AnnouncedMethod, payload []byte) error {
@@ -275,6 +275,9 @@ func (c *caller) awaitEvents(ctx context.Context) error {
 // fail reports a failed call: JSON on stdout with -json, the stack with
 // -v, and an error whose message is one line.
 func (c *caller) fail(ctx context.Context, am host.AnnouncedMethod, err error) error {
+	// The error is the last thing printed: an event the worker sends as
+	// it gives up (an aborted call's, say) is not shown after it.
+	c.out.endEvents()
 	var re *rpc.RemoteError
 	if errors.As(err, &re) {
 		if c.asJSON {
@@ -382,6 +385,23 @@ func (e *callAborted) Error() string { return e.msg }
 type lineWriter struct {
 	mu             sync.Mutex
 	stdout, stderr *output
+	eventsEnded    bool // guarded by mu
+}
+
+// event runs write, which prints an event, unless events have ended.
+func (o *lineWriter) event(write func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.eventsEnded {
+		write()
+	}
+}
+
+// endEvents stops the printing of events: none prints after it returns.
+func (o *lineWriter) endEvents() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.eventsEnded = true
 }
 
 func (o *lineWriter) json(v object) {
