@@ -7,6 +7,10 @@
 //     no methods, [host.Module.InitSchema] and [host.Module.Invoke]), and
 //     list them, call one with JSON converted to and from its codec, or
 //     load-test it;
+//   - ipc serve, pub, sub, request, stream and reply talk to processes over
+//     package ipc, as the nats command does over NATS: on an ipc server
+//     ([ipc.Dial], or one that ipc serve runs) or on NATS
+//     ([natsipc.Connect]); bench loads an ipc subject too;
 //   - gen writes typed stubs for go:generate, demo is a short tour of the
 //     library, version and help print what they say.
 //
