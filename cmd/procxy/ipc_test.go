@@ -223,7 +223,19 @@ A: b
 
 		run("", "ipc", "request", "-timeout", "100ms", "svc.slow", "x").check(t, "request -timeout", 5, "",
 			"procxy: no reply to svc.slow within -timeout 100ms; the request was cancelled in the responder\n")
-		slow.stop(syscall.SIGINT)
+
+		// A responder killed mid-request: the requester learns at once,
+		// and the command dies with its procxy.
+		req = start(t, env, "ipc", "request", "-timeout", "0", "svc.slow", "x")
+		if b, err = os.ReadFile(fifo); err != nil {
+			t.Fatal(err)
+		}
+		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatal(err)
+		}
+		slow.stop(syscall.SIGKILL)
+		req.wait().check(t, "request whose responder was killed", 4, "", "procxy: the responder to svc.slow went away before answering\n")
+		gone(t, pid)
 	})
 
 	t.Run("queue-group", func(t *testing.T) {

@@ -298,11 +298,13 @@ func (r *replyFlags) stream(m *ipc.Msg) error {
 // context is the request's: the command gets SIGTERM, and a second later
 // SIGKILL, with its process group, when the requester gives up.
 func (r *replyFlags) commandOptions(m *ipc.Msg) childproc.Options {
-	return childproc.Options{
+	o := childproc.Options{
 		Env:            append(os.Environ(), "PROCXY_IPC_SUBJECT="+m.Subject, "PROCXY_IPC_REPLY="+m.Reply),
 		KillGroup:      true,
 		ForceKillDelay: time.Second,
 	}
+	dieWithParent(&o)
+	return o
 }
 
 // runCommand runs the reply command for m and returns its stdout.
