@@ -38,7 +38,8 @@ type Conn struct {
 	pending  map[uint64]inboxTarget   // requests and streams waiting on the inbox; guarded by mu
 	serving  map[string]*served       // requests being answered, by reply subject; guarded by mu
 	idle     chan struct{}            // closed when serving becomes empty; guarded by mu
-	inboxOn  bool                     // the inbox subscription exists; guarded by mu
+	inboxOn  bool                     // the inbox subscription was handed to the transport; guarded by mu
+	inboxing chan struct{}            // closed when the inbox subscription under way is made; guarded by mu
 	state    State                    // guarded by mu
 	closed   bool                     // guarded by mu
 	draining bool                     // guarded by mu

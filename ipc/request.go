@@ -266,22 +266,32 @@ func (c *Conn) removePending(tok uint64, t inboxTarget) bool {
 	return true
 }
 
-// ensureInbox subscribes to the Conn's reply subjects once.
+// ensureInbox subscribes to the Conn's reply subjects once. Other
+// requests wait until the subscription has been handed to the transport:
+// one sent before it could be answered before the bus knows the inbox,
+// and its reply would go to nobody.
 func (c *Conn) ensureInbox() error {
-	c.mu.Lock()
-	if c.inboxOn {
-		c.mu.Unlock()
-		return nil
-	}
-	c.inboxOn = true
-	c.mu.Unlock()
-	if err := c.tr.Subscribe(inboxSID, c.inbox+"*", ""); err != nil {
+	for {
 		c.mu.Lock()
-		c.inboxOn = false
+		if c.inboxOn {
+			c.mu.Unlock()
+			return nil
+		}
+		if w := c.inboxing; w != nil { // another request is subscribing
+			c.mu.Unlock()
+			<-w
+			continue
+		}
+		w := make(chan struct{})
+		c.inboxing = w
 		c.mu.Unlock()
+		err := c.tr.Subscribe(inboxSID, c.inbox+"*", "")
+		c.mu.Lock()
+		c.inboxOn, c.inboxing = err == nil, nil
+		c.mu.Unlock()
+		close(w)
 		return err
 	}
-	return nil
 }
 
 // newReply allocates a reply subject routed to t.
