@@ -88,6 +88,7 @@ type caller struct {
 
 	req, resp, ev codec.Codec
 	out           *lineWriter
+	live          context.Context // the call's: events after it ends are not shown
 	method        string
 	seen          chan struct{} // one value per event, for -events
 }
@@ -132,12 +133,13 @@ func (c *caller) run(ctx context.Context, inv *invocation, stream bool) error {
 		if c.events > 0 && len(w.schema.Events) == 0 {
 			return usageErrorf("%s: -events %d, but the worker announces no events", inv.name, c.events)
 		}
-		defer c.listen(w)()
 		if c.timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, c.timeout)
 			defer cancel()
 		}
+		c.live = ctx
+		defer c.listen(w)()
 		start := time.Now()
 		if stream {
 			err = c.stream(ctx, w, payload)
@@ -177,6 +179,12 @@ func (c *caller) listen(w *worker) (remove func()) {
 }
 
 func (c *caller) event(name string, p []byte) {
+	if c.live.Err() != nil {
+		// The call was given up (-timeout, Ctrl-C): what the worker
+		// sends as it stops (an event saying it was aborted, say) came
+		// after, and is not the call's.
+		return
+	}
 	v, err := decodeOutput(c.ev, p, fmt.Sprintf("the payload of event %q", name))
 	if err != nil {
 		c.out.event(func() { fmt.Fprintf(c.out.stderr, "procxy: %v\n", err) })
