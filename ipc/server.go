@@ -403,7 +403,9 @@ type ClientInfo struct {
 func (s *Server) Clients() []ClientInfo {
 	var out []ClientInfo
 	for _, p := range s.snapshotPeers() {
-		out = append(out, p.info())
+		if p.nc != nil { // not the server's own endpoint
+			out = append(out, p.info())
+		}
 	}
 	return out
 }
@@ -433,7 +435,12 @@ type serverCounters struct {
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
 	s.mu.Lock()
-	n := len(s.peers)
+	n := 0
+	for _, p := range s.peers {
+		if p.nc != nil {
+			n++
+		}
+	}
 	s.mu.Unlock()
 	s.reqMu.Lock()
 	inflight := len(s.reqs)
@@ -443,7 +450,7 @@ func (s *Server) Stats() ServerStats {
 	s.sl.mu.RUnlock()
 	c := &s.stats
 	return ServerStats{
-		Connections: n - 1, TotalConnections: c.total.Load(), AuthFailures: c.authFail.Load(),
+		Connections: n, TotalConnections: c.total.Load(), AuthFailures: c.authFail.Load(),
 		InMsgs: c.inMsgs.Load(), InBytes: c.inBytes.Load(), OutMsgs: c.outMsgs.Load(), OutBytes: c.outBytes.Load(),
 		SlowDrops: c.slow.Load(), Denied: c.denied.Load(), RateLimited: c.limited.Load(), NoResponders: c.noResp.Load(),
 		Subscriptions: subs, RequestsInFlight: inflight, Uptime: time.Since(s.start),
