@@ -397,23 +397,45 @@ func (t *sockTransport) reconnect() {
 	t.sink.State(StateClosed, fmt.Errorf("ipc: gave up reconnecting to %s after %d attempts: %w", t.addr, t.o.MaxReconnects, err))
 }
 
-// heartbeat pings the server and declares it dead after 3 silent intervals.
+// heartbeat pings the server every interval and declares it dead once it
+// has been silent for 3. The silence has its own timer, due when the third
+// interval ends: checked only at the pings, a dead server would be found
+// up to 4 intervals late.
 func (t *sockTransport) heartbeat() {
-	tick := time.NewTicker(t.o.Heartbeat)
+	d := t.o.Heartbeat
+	tick := time.NewTicker(d)
 	defer tick.Stop()
+	check := time.NewTimer(3 * d)
+	defer check.Stop()
+	due := time.Now().Add(3 * d)
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
-		case now := <-tick.C:
-			if !t.connected.Load() {
-				continue
+		case <-check.C:
+			now := time.Now()
+			next := 3 * d
+			if t.connected.Load() {
+				t.mu.Lock()
+				gen := t.gen
+				t.mu.Unlock()
+				silent := now.Sub(time.Unix(0, t.lastRecv.Load()))
+				switch {
+				case now.Sub(due) > d:
+					// This process did not run for a while (stopped,
+					// suspended): what the server sent meanwhile is still
+					// unread. Look again once the reader has caught up.
+					next = d
+				case silent >= 3*d:
+					t.lost(gen, errHeartbeat)
+				default:
+					next = 3*d - silent
+				}
 			}
-			t.mu.Lock()
-			gen := t.gen
-			t.mu.Unlock()
-			if now.Sub(time.Unix(0, t.lastRecv.Load())) > 3*t.o.Heartbeat {
-				t.lost(gen, errHeartbeat)
+			due = now.Add(next)
+			check.Reset(next)
+		case <-tick.C:
+			if !t.connected.Load() {
 				continue
 			}
 			o := t.out.Load()
