@@ -493,9 +493,16 @@ func (t *sockTransport) isClosed() bool {
 
 // Publish implements Transport.
 func (t *sockTransport) Publish(m *Msg, f Flags) error {
-	o, err := t.enqueue(func(o *outbox) { o.addMsgLocked(opPub, wireFlags(f), 0, m) }, encodedLen(m)+wire.HeaderSize, true)
-	if err != nil || o == nil {
+	// A request is not kept for the next connection: its requester fails
+	// with ErrConnectionLost meanwhile, so nobody would read the answer.
+	o, err := t.enqueue(func(o *outbox) { o.addMsgLocked(opPub, wireFlags(f), 0, m) }, encodedLen(m)+wire.HeaderSize, f&FlagRequest == 0)
+	switch {
+	case err != nil:
 		return err
+	case o == nil:
+		return ErrConnectionLost
+	case o.w == nil:
+		return nil // disconnected: kept for the reconnect
 	}
 	if f&(FlagRequest|FlagReply) != 0 {
 		o.flush(true) // someone waits for this one: write it now
