@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
@@ -114,7 +115,9 @@ func (e errInfo) err() error {
 	default:
 		base = ErrProtocol
 	}
-	msg := e.Message
+	// The sender's message usually starts with the same sentinel's text.
+	msg := strings.TrimPrefix(e.Message, base.Error())
+	msg = strings.TrimPrefix(msg, ": ")
 	if e.Subject != "" {
 		msg = e.Subject + ": " + msg
 	}
