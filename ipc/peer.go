@@ -95,6 +95,11 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 		s.refuse(nc, err)
 		return nil, nil, err
 	}
+	if err := s.admissible(); err != nil {
+		s.log.Info("ipc: client refused", "remote", nc.RemoteAddr(), "name", ci.Name, "err", err)
+		s.refuse(nc, err)
+		return nil, nil, err
+	}
 	p := s.newPeer(ci.Name, ident, user)
 	p.nc = nc
 	p.remote = nc.RemoteAddr().String()
@@ -150,10 +155,36 @@ func (s *Server) newPeer(name string, ident Identity, u *User) *peer {
 	return p
 }
 
+// admissible says why a new client cannot be admitted now, if it cannot,
+// so that it is told before the handshake ends rather than cut off after.
+func (s *Server) admissible() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.admissibleLocked()
+}
+
+func (s *Server) admissibleLocked() error {
+	if s.closed || s.shutting.Load() {
+		return ErrServerShutdown
+	}
+	if max := s.opts.MaxConnections; max > 0 {
+		n := 0
+		for _, p := range s.peers {
+			if p.nc != nil {
+				n++
+			}
+		}
+		if n >= max {
+			return fmt.Errorf("%w: the limit is %d", ErrMaxConnections, max)
+		}
+	}
+	return nil
+}
+
 // register adds p to the server, unless it is closed or full.
 func (s *Server) register(p *peer) bool {
 	s.mu.Lock()
-	if s.closed || s.shutting.Load() || s.opts.MaxConnections > 0 && len(s.peers) > s.opts.MaxConnections {
+	if s.closed || p.nc != nil && s.admissibleLocked() != nil {
 		s.mu.Unlock()
 		return false
 	}

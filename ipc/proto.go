@@ -92,6 +92,7 @@ const (
 	codeProtocol      = "protocol"
 	codeNoSubscribers = "no_subscribers"
 	codeShutdown      = "shutdown"
+	codeMaxConns      = "max_connections"
 )
 
 // err turns an errInfo into the sentinel error it stands for.
@@ -112,6 +113,8 @@ func (e errInfo) err() error {
 		base = ErrNoSubscribers
 	case codeShutdown:
 		base = ErrServerShutdown
+	case codeMaxConns:
+		base = ErrMaxConnections
 	default:
 		base = ErrProtocol
 	}
@@ -144,6 +147,8 @@ func codeOf(err error) string {
 		return codeNoSubscribers
 	case errors.Is(err, ErrServerShutdown):
 		return codeShutdown
+	case errors.Is(err, ErrMaxConnections):
+		return codeMaxConns
 	}
 	return codeProtocol
 }
