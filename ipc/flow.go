@@ -110,10 +110,12 @@ func (f *flow) deliverInbox(m *Msg) {
 		f.err = statusError(m) // the sender cannot go on either
 	}
 	f.mu.Unlock()
+	// Queue the message before saying the peer is gone: a receiver woken
+	// by the end must find what came with it.
+	f.push(m)
 	if gone != nil && (m.meta.status != 0 || m.meta.kind == kindEnd) {
 		gone(nil)
 	}
-	f.push(m)
 	if m.meta.status != 0 {
 		f.signal()
 	}
