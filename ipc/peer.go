@@ -95,11 +95,6 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 		s.refuse(nc, err)
 		return nil, nil, err
 	}
-	if err := s.admissible(); err != nil {
-		s.log.Info("ipc: client refused", "remote", nc.RemoteAddr(), "name", ci.Name, "err", err)
-		s.refuse(nc, err)
-		return nil, nil, err
-	}
 	p := s.newPeer(ci.Name, ident, user)
 	p.nc = nc
 	p.remote = nc.RemoteAddr().String()
@@ -112,13 +107,23 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 		Version: protoVersion, ServerID: s.id, ClientID: p.id, MaxPayload: s.opts.MaxPayload,
 		Heartbeat: int64(s.opts.Heartbeat), Identity: ident.Name,
 	}
-	if err := wire.NewWriter(nc).WriteFrame(wire.Header{Method: opInfo, ID: uint32(p.id)}, encodeInfo(&info)); err != nil {
+	// INFO goes first through the outbox, and the client is registered
+	// before it is written: a client that has its INFO counts against
+	// MaxConnections and is not refused afterwards, and whatever the
+	// server queues for it meanwhile (a ping) follows the INFO.
+	p.out.mu.Lock()
+	p.out.addLocked(opInfo, 0, uint32(p.id), encodeInfo(&info))
+	p.out.mu.Unlock()
+	if err := s.register(p); err != nil {
+		s.log.Info("ipc: client refused", "remote", nc.RemoteAddr(), "name", ci.Name, "err", err)
+		s.refuse(nc, err)
 		return nil, nil, err
 	}
-	nc.SetDeadline(time.Time{})
-	if !s.register(p) {
-		return nil, nil, ErrServerShutdown
+	p.out.flush(true)
+	if p.isClosed() { // the write failed
+		return nil, nil, fmt.Errorf("ipc: send INFO: %w", ErrClosed)
 	}
+	nc.SetDeadline(time.Time{})
 	s.log.Info("ipc: client connected", "client", p.id, "name", p.name, "identity", ident.Name, "remote", p.remote)
 	return p, wire.NewReaderSize(nc, maxFrame(s.opts.MaxPayload), 4<<10), nil
 }
@@ -155,14 +160,8 @@ func (s *Server) newPeer(name string, ident Identity, u *User) *peer {
 	return p
 }
 
-// admissible says why a new client cannot be admitted now, if it cannot,
-// so that it is told before the handshake ends rather than cut off after.
-func (s *Server) admissible() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.admissibleLocked()
-}
-
+// admissibleLocked says why a new client cannot be registered now, if it
+// cannot.
 func (s *Server) admissibleLocked() error {
 	if s.closed || s.shutting.Load() {
 		return ErrServerShutdown
@@ -182,11 +181,17 @@ func (s *Server) admissibleLocked() error {
 }
 
 // register adds p to the server, unless it is closed or full.
-func (s *Server) register(p *peer) bool {
+func (s *Server) register(p *peer) error {
 	s.mu.Lock()
-	if s.closed || p.nc != nil && s.admissibleLocked() != nil {
+	if s.closed {
 		s.mu.Unlock()
-		return false
+		return ErrServerShutdown
+	}
+	if p.nc != nil {
+		if err := s.admissibleLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 	}
 	s.peers[p.id] = p
 	s.mu.Unlock()
@@ -197,7 +202,7 @@ func (s *Server) register(p *peer) bool {
 			s.events.push(func() { fn(info) })
 		}
 	}
-	return true
+	return nil
 }
 
 // read reads and acts on frames until the connection fails.
