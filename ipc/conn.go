@@ -40,7 +40,7 @@ type Conn struct {
 	idle     chan struct{}            // closed when serving becomes empty; guarded by mu
 	inboxOn  bool                     // the inbox subscription exists; guarded by mu
 	state    State                    // guarded by mu
-	closed   bool                     // guarded by mu
+	closed   bool                     // no new work: Close was called or the transport gave up; guarded by mu
 	draining bool                     // guarded by mu
 
 	isClosed   atomic.Bool  // closed, for the publish path without the lock
@@ -52,6 +52,9 @@ type Conn struct {
 	events   eventQueue // user callbacks, in order, on one goroutine
 
 	wg sync.WaitGroup // subscription goroutines, handlers, the event goroutine
+
+	closeOnce sync.Once
+	closeErr  error // the transport's Close error; set once by Close
 }
 
 // inboxTarget receives messages sent to one reply subject of the Conn.
@@ -246,21 +249,20 @@ func (c *Conn) Flush(ctx context.Context) error {
 // contexts cancelled. It waits for the Conn's goroutines, so handlers must
 // honour their context. Close is idempotent.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closed {
+	// closed may be set already, by a transport that gave up: the
+	// transport and the event goroutine still have to stop.
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.isClosed.Store(true)
 		c.mu.Unlock()
-		c.wg.Wait()
-		return nil
-	}
-	c.closed = true
-	c.isClosed.Store(true)
-	c.mu.Unlock()
-	err := c.tr.Close()
-	c.shutdown(ErrClosed)
-	c.setState(StateClosed, nil)
-	c.events.close()
+		c.closeErr = c.tr.Close()
+		c.shutdown(ErrClosed)
+		c.setState(StateClosed, nil)
+		c.events.close()
+	})
 	c.wg.Wait()
-	return err
+	return c.closeErr
 }
 
 // shutdown fails everything waiting and stops the subscriptions.
