@@ -318,9 +318,10 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	for _, ch := range waiters {
 		ch.c <- ch.err
 	}
-	t.sink.State(StateDisconnected, describeLoss(cause))
+	loss := describeLoss(cause)
+	t.sink.State(StateDisconnected, loss)
 	if t.o.NoReconnect {
-		t.sink.State(StateClosed, cause)
+		t.sink.State(StateClosed, loss)
 		return
 	}
 	t.wg.Go(t.reconnect)
