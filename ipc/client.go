@@ -175,10 +175,15 @@ func (t *sockTransport) handshake(ctx context.Context, nc net.Conn) (*wire.Reade
 	}
 	f, err := readOneFrame(nc, 64<<10)
 	if err != nil {
-		if ctx.Err() != nil {
+		var he *wire.HeaderError
+		switch {
+		case ctx.Err() != nil:
 			return nil, info, ctx.Err()
+		case errors.As(err, &he):
+			return nil, info, fmt.Errorf("%w: answer to CONNECT: %w", ErrProtocol, err)
 		}
-		return nil, info, fmt.Errorf("%w: no answer to CONNECT: %w", ErrProtocol, err)
+		// Closed or reset, or a TLS alert (a client certificate refused).
+		return nil, info, fmt.Errorf("the server did not answer CONNECT: %w", err)
 	}
 	switch f.Method {
 	case opInfo:
