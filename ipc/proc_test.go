@@ -565,15 +565,21 @@ type proc struct {
 	state  *os.ProcessState
 }
 
-// syncBuffer is a bytes buffer safe for concurrent writes and reads.
+// syncBuffer is a text buffer safe for concurrent writes and reads, that
+// can wait for a text to appear.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	changed chan struct{} // closed and replaced by each write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.b.Write(p)
 }
 
@@ -581,6 +587,34 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// waitFor waits until the buffer contains text and returns the line that
+// has it.
+func (b *syncBuffer) waitFor(t testing.TB, text string) string {
+	t.Helper()
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		s := b.b.String()
+		if i := strings.Index(s, text); i >= 0 {
+			b.mu.Unlock()
+			start := strings.LastIndexByte(s[:i], '\n') + 1
+			end, _, _ := strings.Cut(s[start:], "\n")
+			return end
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timer.C:
+			t.Fatalf("no %q in the output within %v; it has:\n%s", text, waitLimit, s)
+		}
+	}
 }
 
 // waitLimit bounds every wait for a child, so that a hang becomes a
