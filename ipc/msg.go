@@ -409,6 +409,25 @@ func nextHeader(b []byte) (k, v, rest []byte, err error) {
 	return k, b[4 : 4+vl], b[4+vl:], nil
 }
 
+// checkHeaderBlock checks a header block as decodeMsg will read it: every
+// entry whole and every reserved entry's value valid. It allocates nothing.
+func checkHeaderBlock(b []byte) error {
+	var mt meta // scratch: set may keep views of k and v in it
+	for len(b) > 0 {
+		k, v, rest, err := nextHeader(b)
+		if err != nil {
+			return err
+		}
+		if len(k) > len(reservedHeader) && string(k[:len(reservedHeader)]) == reservedHeader {
+			if err := mt.set(bstr(k), bstr(v)); err != nil {
+				return err
+			}
+		}
+		b = rest
+	}
+	return nil
+}
+
 // smallMsg is the largest subject, reply and data together that
 // decodeMsg stores in the Msg's own allocation.
 const smallMsg = 96

@@ -66,6 +66,9 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 		return 0, nil, fmt.Errorf("%w: PUB flags %#x", ErrProtocol, uint8(fl))
 	}
 	w, err := parseMsg(payload)
+	if err == nil {
+		err = checkHeaderBlock(w.header) // every subscriber must be able to decode it
+	}
 	if err != nil {
 		return 0, nil, err
 	}
