@@ -75,6 +75,9 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 	if err != nil {
 		s.log.Info("ipc: client sent no CONNECT", "remote", nc.RemoteAddr(), "err", err)
 		s.stats.authFail.Add(1)
+		if he := (*wire.HeaderError)(nil); errors.As(err, &he) {
+			s.refuse(nc, fmt.Errorf("%w: %w", ErrProtocol, err))
+		}
 		return nil, nil, err
 	}
 	var ci connectInfo
@@ -217,23 +220,31 @@ func (p *peer) read(r *wire.Reader) error {
 			}
 			var he *wire.HeaderError
 			if errors.As(err, &he) {
-				p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
-				return fmt.Errorf("%w: %w", ErrProtocol, err)
+				err = fmt.Errorf("%w: %w", ErrProtocol, err)
+				p.violation(err)
 			}
 			return err
 		}
 		p.lastRecv.Store(time.Now().UnixNano())
 		if err := p.handle(rt, f); err != nil {
 			rt.flush()
-			p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
-			p.sendErr(0, err)
-			p.out.flush(true)
+			p.violation(err)
 			return err
 		}
 		if r.Buffered() == 0 {
 			rt.flush()
 		}
 	}
+}
+
+// violation tells the client what it did wrong before its connection is
+// closed. A client that does not read gets as long as a new one gets to
+// say who it is, then the connection closes anyway.
+func (p *peer) violation(err error) {
+	p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
+	p.sendErr(0, err)
+	p.nc.SetWriteDeadline(time.Now().Add(p.srv.opts.AuthTimeout))
+	p.out.flush(true)
 }
 
 // handle acts on one frame from a client.
