@@ -37,6 +37,7 @@ type Conn struct {
 	subs     map[uint32]*Subscription // guarded by mu
 	pending  map[uint64]inboxTarget   // requests and streams waiting on the inbox; guarded by mu
 	serving  map[string]*served       // requests being answered, by reply subject; guarded by mu
+	gaveUp   gaveUpSet                // requests given up before their context was made; guarded by mu
 	idle     chan struct{}            // closed when serving becomes empty; guarded by mu
 	inboxOn  bool                     // the inbox subscription exists; guarded by mu
 	state    State                    // guarded by mu
