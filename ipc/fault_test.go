@@ -642,3 +642,86 @@ func TestCloseAfterGivingUp(t *testing.T) {
 		})
 	}
 }
+
+// deliverHook is an Observer that calls fn for each delivered message (on
+// the connection's reading goroutine, before the subscription queues it).
+type deliverHook struct{ fn func(*ipc.Msg) }
+
+func (h deliverHook) Publish(context.Context, *ipc.Msg) {}
+func (h deliverHook) Deliver(m *ipc.Msg)                { h.fn(m) }
+func (h deliverHook) Request(context.Context, *ipc.Msg) func(*ipc.Msg, error) {
+	return func(*ipc.Msg, error) {}
+}
+
+// TestQueuedRequestCancelled: a request waiting behind a busy handler of
+// an ordered subscription, whose requester gives up or dies meanwhile, has
+// a cancelled context when its turn comes.
+func TestQueuedRequestCancelled(t *testing.T) {
+	for _, how := range []string{"cancelled", "killed"} {
+		t.Run(how, func(t *testing.T) {
+			gone := make(chan string, 4)
+			s := newServer(t, ipc.OnDisconnect(func(ci ipc.ClientInfo, _ error) {
+				select {
+				case gone <- ci.Name:
+				default:
+				}
+			}))
+			queued := make(chan struct{}, 1)
+			responder := dial(t, s, ipc.WithObserver(deliverHook{func(m *ipc.Msg) {
+				if string(m.Data) == "second" {
+					queued <- struct{}{}
+				}
+			}}))
+			release := make(chan struct{})
+			type ctxState struct{ err, cause error }
+			ctxs := make(chan ctxState, 2)
+			if _, err := responder.Subscribe("svc.one", func(m *ipc.Msg) {
+				ctx := m.Context()
+				ctxs <- ctxState{ctx.Err(), ipc.Cause(ctx)} // as the handler finds it when its turn comes
+				if string(m.Data) == "first" {
+					<-release
+				}
+				m.Respond(nil)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := responder.Flush(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			me := dial(t, s)
+			go me.Request(t.Context(), "svc.one", []byte("first"))
+			recv(t, ctxs, "the first request")
+			switch how {
+			case "cancelled":
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan error, 1)
+				go func() {
+					_, err := me.Request(ctx, "svc.one", []byte("second"))
+					done <- err
+				}()
+				recv(t, queued, "the second request to be queued")
+				cancel()
+				recv(t, done, "the cancelled request")
+				if err := me.Flush(t.Context()); err != nil { // the server has the cancellation…
+					t.Fatal(err)
+				}
+			case "killed":
+				requester := startProc(t, "requester", childConfig{Role: "client", Addr: s.Addr(), Name: "requester"}, false)
+				requester.start(command{Op: "req", Subject: "svc.one", Data: "second"})
+				recv(t, queued, "the second request to be queued")
+				requester.kill()
+				for recv(t, gone, "the server to see the requester die") != "requester" {
+				}
+			}
+			if err := responder.Flush(t.Context()); err != nil { // …and the responder has it too
+				t.Fatal(err)
+			}
+			close(release)
+			st := recv(t, ctxs, "the second request's turn")
+			if st.err == nil {
+				t.Fatal("the queued request's context is live after its requester gave up")
+			}
+			t.Logf("queued request's context: %v (cause: %v)", st.err, st.cause)
+		})
+	}
+}
