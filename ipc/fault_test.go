@@ -364,9 +364,9 @@ func TestProcessClientFrozen(t *testing.T) {
 // MaxPending, it drops and counts the excess, and another client's
 // requests go on. The figures are logged, not asserted, except the bound.
 func TestProcessStuckSubscriber(t *testing.T) {
-	const maxPending = 4 << 20
-	const msgSize = 64 << 10
-	const floodN = 1024 // 64 MiB, 16× MaxPending
+	const maxPending = 1 << 20
+	const msgSize = 16 << 10
+	const floodN = 1024 // 16 MiB, 16× MaxPending
 	cl := newCluster(t, "unix", childConfig{MaxPending: maxPending, Heartbeat: -1})
 	// The stuck client pings often, so that its pause is always longer
 	// than three of its heartbeats: once resumed it must not mistake its
@@ -382,7 +382,7 @@ func TestProcessStuckSubscriber(t *testing.T) {
 
 	heap0 := cl.srv.must(command{Op: "mem"}).Heap
 	rss0, _ := cl.srv.rss()
-	const reqs = 2000
+	const reqs = 1000
 	lat0 := latency(t, me, reqs)
 
 	stuck.signal(syscall.SIGSTOP)
