@@ -10,5 +10,5 @@ func TestMain(m *testing.M) {
 	if childMain() { // the test binary re-run as a server or client process
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(noOrphans{m})
 }

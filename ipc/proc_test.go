@@ -543,6 +543,46 @@ func (ch *child) echoChannel(l *ipc.ChannelListener[string]) {
 
 // ---- the test side ----
 
+// noOrphans runs the tests, then fails the run if a child process is
+// still alive: every test must have ended the processes it started.
+type noOrphans struct{ m *testing.M }
+
+func (n noOrphans) Run() int {
+	code := n.m.Run()
+	if left := liveChildren(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "ipc tests: child processes outlived their tests: %v\n", left)
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return 1
+	}
+	return code
+}
+
+// liveChildren lists this process's children that have not exited.
+func liveChildren() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	me := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b)[i+1:])
+		if len(f) >= 2 && f[1] == strconv.Itoa(me) && f[0] != "Z" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // proc is a running child process.
 type proc struct {
 	t      testing.TB
