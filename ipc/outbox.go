@@ -109,7 +109,9 @@ func (o *outbox) takeLocked() []byte {
 		} else {
 			out = append(out, *c...)
 		}
-		o.recycle(c)
+		if !o.writing { // else a write still reads them: the GC takes them
+			o.recycle(c)
+		}
 	}
 	o.chunks, o.head, o.pending = nil, 0, 0
 	return out
@@ -143,6 +145,9 @@ func (o *outbox) batchLocked() [][]byte {
 // advanceLocked drops n written bytes from the front, returning fully
 // written chunks to the pool (the last one stays, to be filled further).
 func (o *outbox) advanceLocked(n int) {
+	if len(o.chunks) == 0 {
+		return // taken while they were written: the connection is gone
+	}
 	o.pending -= n
 	for n > 0 || len(o.chunks) > 0 && o.head == len(*o.chunks[0]) {
 		c := o.chunks[0]
