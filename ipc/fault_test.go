@@ -181,7 +181,8 @@ func TestProcessServerKilled(t *testing.T) {
 		t.Errorf("a request while disconnected = %v, want ErrConnectionLost", err)
 	}
 
-	s2 := startProc(t, "server-2", srvCfg, false)
+	srvCfg.Log = true
+	s2 := startProc(t, "server-2", srvCfg, true)
 	awaitState(t, states, ipc.StateReconnected)
 	for i := range buffered {
 		e := s2.await("endpoint")
@@ -211,6 +212,10 @@ func TestProcessServerKilled(t *testing.T) {
 	}
 	if n := me.Stats().Reconnects; n != 1 {
 		t.Errorf("Stats().Reconnects = %d, want 1", n)
+	}
+	// What the clients kept for the reconnect was whole frames.
+	if log := s2.stderr.String(); strings.Contains(log, "protocol violation") {
+		t.Errorf("the restarted server saw a protocol violation:\n%s", log)
 	}
 }
 
