@@ -17,7 +17,6 @@ type router struct {
 	cache   matchCache
 	batch   uint64
 	touched []*peer
-	resp    []*peer     // responders of the request being routed
 	scratch matchResult // the match of a subject not worth caching
 }
 
@@ -81,18 +80,20 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 	}
 	res := rt.lookup(w.subject)
 	subject := bstr(w.subject) // valid until the next frame is read; never kept
-	request := fl&wfRequest != 0 && len(w.reply) > 0
-	rt.resp = rt.resp[:0]
+	// A request is tracked before it is delivered: once queued for a
+	// responder, another router's flush may send it, and the answer (or
+	// the responder's going away) may come before this loop ends.
+	var t *tracked
+	if fl&wfRequest != 0 && len(w.reply) > 0 {
+		t = s.track(string(w.reply), p)
+	}
 	n := 0
 	for _, sub := range res.plain {
 		if sub.peer == p && p.noEcho || sub.peer.perms != nil && !sub.peer.perms.canReceive(subject) {
 			continue
 		}
-		if s.deliver(rt, sub, payload, fl, w.reply) {
+		if s.deliverTracked(rt, sub, payload, fl, w.reply, t) {
 			n++
-			if request {
-				rt.resp = append(rt.resp, sub.peer)
-			}
 		}
 	}
 	for _, group := range res.queues {
@@ -102,22 +103,16 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 			if sub.peer == p && p.noEcho || sub.peer.perms != nil && !sub.peer.perms.canReceive(subject) {
 				continue
 			}
-			if s.deliver(rt, sub, payload, fl, w.reply) {
+			if s.deliverTracked(rt, sub, payload, fl, w.reply, t) {
 				n++
-				if request {
-					rt.resp = append(rt.resp, sub.peer)
-				}
 				break
 			}
 		}
 	}
-	if request {
-		if n == 0 {
-			s.stats.noResp.Add(1)
-			s.sendStatus(rt, string(w.reply), statusNoResponder, "")
-		} else {
-			s.track(string(w.reply), p, rt.resp)
-		}
+	if t != nil && n == 0 {
+		s.untrack(string(w.reply), t)
+		s.stats.noResp.Add(1)
+		s.sendStatus(rt, string(w.reply), statusNoResponder, "")
 	}
 	if fl&wfReply != 0 && fl&wfMore == 0 {
 		s.replied(rt, p, subject)
@@ -293,12 +288,54 @@ type tracked struct {
 	one        [2]*peer // responders' usual storage
 }
 
-func (s *Server) track(reply string, requester *peer, responders []*peer) {
+// track starts tracking the request answered at reply; its responders
+// are added as it is delivered to them.
+func (s *Server) track(reply string, requester *peer) *tracked {
 	t := &tracked{requester: requester}
-	t.responders = append(t.one[:0], responders...)
+	t.responders = t.one[:0]
 	s.reqMu.Lock()
 	s.reqs[reply] = t
 	s.reqMu.Unlock()
+	return t
+}
+
+// untrack forgets a request that reached nobody.
+func (s *Server) untrack(reply string, t *tracked) {
+	s.reqMu.Lock()
+	if s.reqs[reply] == t {
+		delete(s.reqs, reply)
+		s.reqsIdleLocked()
+	}
+	s.reqMu.Unlock()
+}
+
+// deliverTracked delivers a message and, for a request (t not nil), makes
+// the subscriber one of its responders first, unless it is going away.
+func (s *Server) deliverTracked(rt *router, sub *hubSub, payload []byte, fl wire.Flags, reply []byte, t *tracked) bool {
+	if t == nil {
+		return s.deliver(rt, sub, payload, fl, reply)
+	}
+	q := sub.peer
+	// Under q.mu: either forgetPeer, which runs after q is marked closed,
+	// finds q among the responders, or q is seen closed here.
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	s.reqMu.Lock()
+	t.responders = append(t.responders, q)
+	s.reqMu.Unlock()
+	q.mu.Unlock()
+	if s.deliver(rt, sub, payload, fl, reply) {
+		return true
+	}
+	s.reqMu.Lock()
+	if i := index(t.responders, q); i >= 0 {
+		t.responders = append(t.responders[:i], t.responders[i+1:]...)
+	}
+	s.reqMu.Unlock()
+	return false
 }
 
 // replied ends the request answered at reply when p, one of its
