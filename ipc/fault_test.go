@@ -730,3 +730,50 @@ func TestQueuedRequestCancelled(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestsSettled: every answered request leaves the server's table of
+// requests in flight, however fast its responder answers — a client whose
+// answer can overtake the routing of the request (several requesters
+// share its connection's output), or the server's own endpoint, which gets
+// requests synchronously — so that Shutdown finds nothing to wait for.
+func TestRequestsSettled(t *testing.T) {
+	s := newServer(t)
+	if _, err := s.Conn().Subscribe("svc.endpoint", func(m *ipc.Msg) { m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	responder := dial(t, s)
+	if _, err := responder.Subscribe("svc.client", func(m *ipc.Msg) { m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := responder.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const requesters, each = 4, 1000
+	errs := make(chan error, 2*requesters)
+	var wg sync.WaitGroup
+	for i := range 2 * requesters {
+		subject := []string{"svc.client", "svc.endpoint"}[i%2]
+		c := dial(t, s)
+		wg.Go(func() {
+			for range each {
+				if _, err := c.Request(t.Context(), subject, []byte("x")); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := s.Stats().RequestsInFlight; n != 0 {
+		t.Fatalf("RequestsInFlight = %d after every request was answered: Shutdown would wait for them", n)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with nothing in flight = %v", err)
+	}
+}
