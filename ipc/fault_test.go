@@ -376,7 +376,7 @@ func TestProcessStuckSubscriber(t *testing.T) {
 	// The stuck client pings often, so that its pause is always longer
 	// than three of its heartbeats: once resumed it must not mistake its
 	// own pause for a dead server.
-	cl.client.Heartbeat = 100 * time.Millisecond
+	cl.client.Heartbeat = 250 * time.Millisecond
 	stuck := cl.startClient(t, "stuck")
 	cl.client.Heartbeat = 0
 	pub := cl.startClient(t, "publisher")
@@ -454,7 +454,9 @@ func TestProcessStuckSubscriber(t *testing.T) {
 // silence it caused itself for a dead peer. The server's pings (or the
 // client's) wait unread in its socket, or were never sent.
 func TestProcessPaused(t *testing.T) {
-	const hb = 100 * time.Millisecond
+	// Long enough that a loaded machine (every package tested at once,
+	// under -race) does not stall a process for 3 of them.
+	const hb = 250 * time.Millisecond
 	for _, who := range []string{"server", "client"} {
 		t.Run(who, func(t *testing.T) {
 			srvHB, clientHB := hb, time.Duration(-1) // only the paused side pings
@@ -471,11 +473,11 @@ func TestProcessPaused(t *testing.T) {
 				paused = a
 			}
 			paused.signal(syscall.SIGSTOP)
-			time.Sleep(5 * hb) // the pause under test, not a synchronisation
+			time.Sleep(4 * hb) // the pause under test, not a synchronisation
 			paused.signal(syscall.SIGCONT)
 			// Keep the connection busy until the paused side has checked
-			// the silence (due at once) and at least twice more.
-			e := a.must(command{Op: "reqloop", Subject: "svc.echo", Timeout: 4 * hb})
+			// the silence (due at once) and once more after its grace.
+			e := a.must(command{Op: "reqloop", Subject: "svc.echo", Timeout: 3 * hb})
 			t.Logf("%d requests after the pause", e.N)
 			if gone := cl.srv.pending("client-gone"); len(gone) > 0 {
 				t.Errorf("the server dropped %s: %s", gone[0].Subject, gone[0].Err)
