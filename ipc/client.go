@@ -43,7 +43,8 @@ type sockTransport struct {
 
 	out       atomic.Pointer[outbox] // the live connection's, or the reconnect buffer
 	connected atomic.Bool
-	lastRecv  atomic.Int64 // UnixNano of the last frame received
+	lastRecv  atomic.Int64          // UnixNano of the last frame received
+	shutdown  atomic.Pointer[error] // the server said it is shutting down
 
 	mu     sync.Mutex
 	nc     net.Conn              // nil while disconnected; guarded by mu
@@ -269,7 +270,11 @@ func (t *sockTransport) handle(f wire.Frame, o *outbox) error {
 		if err := decodeInfo(f.Payload, &e); err != nil {
 			return err
 		}
-		t.sink.AsyncError(e.err())
+		err := e.err()
+		if e.Code == codeShutdown {
+			t.shutdown.Store(&err) // the end of the connection that follows is why
+		}
+		t.sink.AsyncError(err)
 	case opCancel:
 		t.sink.Cancel(string(f.Payload))
 	case opDropped:
@@ -311,6 +316,9 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	t.nc.Close()
 	t.nc = nil
 	t.connected.Store(false)
+	if why := t.shutdown.Swap(nil); why != nil && errors.Is(cause, io.EOF) {
+		cause = *why
+	}
 	old := t.out.Load()
 	old.mu.Lock()
 	keep := keepPubs(old.takeLocked(), t.o.ReconnectBufSize)

@@ -326,6 +326,12 @@ func (p *peer) close(cause error) {
 		s.sl.remove(sub)
 	}
 	if p.nc != nil {
+		if errors.Is(cause, ErrServerShutdown) {
+			// Say why before closing, so that the client's waiting requests
+			// fail with the reason rather than a bare end of stream.
+			p.sendErr(0, ErrServerShutdown)
+			p.out.flush(false)
+		}
 		p.out.close()
 		p.nc.Close()
 	}

@@ -405,6 +405,9 @@ func (s *Server) forgetPeer(rt *router, p *peer) {
 	for _, c := range cancels {
 		s.sendCancel(rt, c.q, c.reply)
 	}
+	if s.isClosed() {
+		return // every connection is closing: its requesters learn that instead
+	}
 	for _, reply := range gone {
 		s.sendStatus(rt, reply, statusGone, fmt.Sprintf("%s (client %d) disconnected", p.ident.Name, p.id))
 	}
