@@ -35,6 +35,9 @@ type outbox struct {
 	err       error // the first write error; guarded by mu
 	closed    bool  // guarded by mu
 
+	low     chan struct{} // closed when pending falls to lowMark; guarded by mu
+	lowMark int           // guarded by mu
+
 	iov  [][]byte    // the batch being written; owned by the writing goroutine
 	bufs net.Buffers // the same, for a blocking write; owned by the writing goroutine
 	kick chan struct{}
@@ -186,6 +189,10 @@ func (o *outbox) peekLocked(b []byte) {
 // consumeLocked drops n written bytes from the front.
 func (o *outbox) consumeLocked(n int) {
 	o.pending -= n
+	if o.low != nil && o.pending <= o.lowMark {
+		close(o.low)
+		o.low = nil
+	}
 	for n > 0 || len(o.chunks) > 0 && o.head == len(*o.chunks[0]) {
 		c := o.chunks[0]
 		left := len(*c) - o.head
@@ -295,9 +302,30 @@ func (o *outbox) waitBelowLocked(limit int) error {
 	return o.err
 }
 
+// drained returns a channel closed once at most mark bytes wait (or the
+// outbox closes); nil when that is already so.
+func (o *outbox) drained(mark int) <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending <= mark || o.closed {
+		return nil
+	}
+	if o.low == nil || mark < o.lowMark {
+		if o.low != nil {
+			close(o.low)
+		}
+		o.low, o.lowMark = make(chan struct{}), mark
+	}
+	return o.low
+}
+
 // close fails waiting producers.
 func (o *outbox) close() {
 	o.mu.Lock()
+	if o.low != nil {
+		close(o.low)
+		o.low = nil
+	}
 	o.closed = true
 	o.cond.Broadcast()
 	o.mu.Unlock()

@@ -31,6 +31,11 @@ type peer struct {
 	remote   string
 	lastRecv atomic.Int64
 	mark     atomic.Uint64 // the routing batch that last queued output for it
+	stuck    bool          // made no progress while publishers waited: nobody waits for it; guarded by out.mu
+	// stallFrom and stallLevel: since when, and at which queue length, the
+	// client has made no progress while publishers waited; guarded by out.mu
+	stallFrom  time.Time
+	stallLevel int
 
 	mu      sync.Mutex
 	subs    map[uint32]*hubSub // guarded by mu
@@ -231,8 +236,9 @@ func (p *peer) read(r *wire.Reader) error {
 			p.violation(err)
 			return err
 		}
-		if r.Buffered() == 0 {
+		if r.Buffered() == 0 || rt.queued >= flushEvery {
 			rt.flush()
+			rt.stall()
 		}
 	}
 }
@@ -297,6 +303,9 @@ func (p *peer) sendErr(id uint32, err error) {
 // reportDropsLocked queues DROPPED frames for the messages dropped since
 // the last report, if the queue has room again (caller holds out.mu).
 func (p *peer) reportDropsLocked() {
+	if p.stuck && p.out.pendingLocked() <= p.srv.opts.MaxPending/8 {
+		p.stuck = false // it caught up
+	}
 	if len(p.drops) == 0 || p.out.pendingLocked() > p.srv.opts.MaxPending/2 {
 		return
 	}

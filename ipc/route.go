@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -18,7 +19,16 @@ type router struct {
 	batch   uint64
 	touched []*peer
 	scratch matchResult // the match of a subject not worth caching
+	behind  *peer       // the recipient furthest behind after the last flush, if far
+	timer   *time.Timer // for stall
+	queued  int         // bytes queued for recipients since the last flush
 }
+
+// flushEvery is how many bytes a reader queues for recipients before it
+// flushes even though more input is buffered: with large messages the
+// input is rarely empty (a partial frame waits), and recipients must not
+// wait for it.
+const flushEvery = 256 << 10
 
 func (s *Server) newRouter() *router { return &router{srv: s, batch: s.batchSeq.Add(1)} }
 
@@ -43,16 +53,73 @@ func (rt *router) touch(q *peer) {
 // flush writes what this router queued, without blocking: a client whose
 // socket is full is left to its writer goroutine.
 func (rt *router) flush() {
+	most := rt.srv.opts.MaxPending / 4
+	rt.behind = nil
 	for i, q := range rt.touched {
 		q.out.mu.Lock()
 		q.reportDropsLocked()
 		q.out.mu.Unlock()
 		q.out.flush(false)
+		q.out.mu.Lock()
+		if n := q.out.pendingLocked(); n > most && !q.stuck {
+			most, rt.behind = n, q
+		}
+		q.out.mu.Unlock()
 		rt.touched[i] = nil
 	}
 	rt.touched = rt.touched[:0]
+	rt.queued = 0
 	rt.batch = rt.srv.batchSeq.Add(1)
 }
+
+// maxStall bounds how long a publisher's reading waits for a recipient to
+// catch up (stall).
+const maxStall = 10 * time.Millisecond
+
+// stall slows down the publisher this router reads for when a recipient
+// of its messages fell far behind: its reading waits until the recipient's
+// queue is down to an eighth of MaxPending, for at most maxStall. So a
+// fast publisher runs at its slowest subscriber's pace instead of filling
+// that subscriber's queue and losing messages. A recipient that makes no
+// progress at all for stuckAfter is stuck: nobody waits for it again until
+// it catches up, and messages to it are dropped past MaxPending, so a dead
+// subscriber slows a publisher for half a second at most.
+func (rt *router) stall() {
+	q := rt.behind
+	if q == nil {
+		return
+	}
+	rt.behind = nil
+	low := rt.srv.opts.MaxPending / 8
+	ch := q.out.drained(low)
+	if ch == nil {
+		return
+	}
+	if rt.timer == nil {
+		rt.timer = time.NewTimer(maxStall)
+	} else {
+		rt.timer.Reset(maxStall)
+	}
+	select {
+	case <-ch:
+		rt.timer.Stop()
+	case <-rt.timer.C:
+		now := time.Now()
+		q.out.mu.Lock()
+		switch n := q.out.pendingLocked(); {
+		case q.stallFrom.IsZero() || n < q.stallLevel: // it moves: watch again from here
+			q.stallFrom, q.stallLevel = now, n
+		case now.Sub(q.stallFrom) > stuckAfter:
+			q.stuck = true // reset when it drains (reportDropsLocked)
+			q.stallFrom = time.Time{}
+		}
+		q.out.mu.Unlock()
+	}
+}
+
+// stuckAfter is how long a recipient may make no progress at all, while
+// publishers wait for it, before it counts as stuck.
+const stuckAfter = 500 * time.Millisecond
 
 // metaSlack is room for the library's reserved headers beyond MaxPayload.
 const metaSlack = 1024
@@ -246,6 +313,7 @@ func (s *Server) deliver(rt *router, sub *hubSub, payload []byte, fl wire.Flags,
 	}
 	o.addLocked(opMsg, fl&(wfRequest|wfReply|wfMore), sub.sid, payload)
 	o.mu.Unlock()
+	rt.queued += wire.HeaderSize + len(payload)
 	q.outMsgs.Add(1)
 	s.stats.outMsgs.Add(1)
 	s.stats.outBytes.Add(uint64(len(payload)))
