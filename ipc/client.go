@@ -224,13 +224,16 @@ func readOneFrame(r io.Reader, max int) (wire.Frame, error) {
 
 // read reads frames of one connection until it fails.
 func (t *sockTransport) read(gen uint64, nc net.Conn, r *wire.Reader, o *outbox) {
+	frames := 0
 	for {
 		f, err := r.ReadFrame()
 		if err != nil {
 			t.lost(gen, err)
 			return
 		}
-		t.lastRecv.Store(time.Now().UnixNano())
+		if frames++; frames&1023 == 1 || r.Buffered() == 0 {
+			t.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
+		}
 		if err := t.handle(f, o); err != nil {
 			t.lost(gen, err)
 			return
@@ -463,7 +466,10 @@ func (t *sockTransport) heartbeat() {
 
 // enqueue appends a frame for the server, waiting while too much is
 // queued; while disconnected it keeps PUBs in the reconnect buffer.
-func (t *sockTransport) enqueue(add func(*outbox), size int, pub bool) (*outbox, error) {
+// lockOut returns the outbox to append a frame to, locked: the caller
+// appends and unlocks. It returns nil without an error for a frame that
+// is not kept while disconnected.
+func (t *sockTransport) lockOut(size int, pub bool) (*outbox, error) {
 	for {
 		o := t.out.Load()
 		o.mu.Lock()
@@ -493,8 +499,6 @@ func (t *sockTransport) enqueue(add func(*outbox), size int, pub bool) (*outbox,
 				return nil, err
 			}
 		}
-		add(o)
-		o.mu.Unlock()
 		return o, nil
 	}
 }
@@ -509,7 +513,11 @@ func (t *sockTransport) isClosed() bool {
 func (t *sockTransport) Publish(m *Msg, f Flags) error {
 	// A request is not kept for the next connection: its requester fails
 	// with ErrConnectionLost meanwhile, so nobody would read the answer.
-	o, err := t.enqueue(func(o *outbox) { o.addMsgLocked(opPub, wireFlags(f), 0, m) }, encodedLen(m)+wire.HeaderSize, f&FlagRequest == 0)
+	o, err := t.lockOut(encodedLen(m)+wire.HeaderSize, f&FlagRequest == 0)
+	if o != nil {
+		o.addMsgLocked(opPub, wireFlags(f), 0, m)
+		o.mu.Unlock()
+	}
 	switch {
 	case err != nil:
 		return err
@@ -537,7 +545,11 @@ func (t *sockTransport) PublishSync(ctx context.Context, m *Msg) error {
 	id := t.seq
 	t.acks[id] = ch
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addMsgLocked(opPub, wfAck, id, m) }, encodedLen(m)+wire.HeaderSize, false)
+	o, err := t.lockOut(encodedLen(m)+wire.HeaderSize, false)
+	if o != nil {
+		o.addMsgLocked(opPub, wfAck, id, m)
+		o.mu.Unlock()
+	}
 	if err == nil && o == nil {
 		err = ErrConnectionLost
 	}
@@ -568,7 +580,11 @@ func (t *sockTransport) Subscribe(sid uint32, subject, queue string) error {
 	t.mu.Lock()
 	t.subs[sid] = subSpec{subject, queue}
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opSub, 0, sid, appendSub(nil, subject, queue)) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opSub, 0, sid, appendSub(nil, subject, queue))
+		o.mu.Unlock()
+	}
 	if err != nil || o == nil {
 		return err
 	}
@@ -581,7 +597,11 @@ func (t *sockTransport) Unsubscribe(sid uint32) error {
 	t.mu.Lock()
 	delete(t.subs, sid)
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opUnsub, 0, sid, nil) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opUnsub, 0, sid, nil)
+		o.mu.Unlock()
+	}
 	if err != nil || o == nil {
 		return err
 	}
@@ -591,7 +611,11 @@ func (t *sockTransport) Unsubscribe(sid uint32) error {
 
 // Cancel implements Transport.
 func (t *sockTransport) Cancel(reply string) error {
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opCancel, 0, 0, []byte(reply)) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opCancel, 0, 0, []byte(reply))
+		o.mu.Unlock()
+	}
 	if err != nil || o == nil {
 		return err
 	}
@@ -610,7 +634,11 @@ func (t *sockTransport) Flush(ctx context.Context) error {
 	id := t.seq
 	t.pings[id] = ch
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opPing, 0, id, nil) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opPing, 0, id, nil)
+		o.mu.Unlock()
+	}
 	if err == nil && o == nil {
 		err = ErrConnectionLost
 	}

@@ -278,7 +278,8 @@ func (mt *meta) size() int {
 	if *mt == (meta{}) {
 		return 0
 	}
-	return len(mt.appendTo(make([]byte, 0, 128)))
+	var b [256]byte
+	return len(mt.appendTo(b[:0]))
 }
 
 // header returns mt as Ipc-* header entries added to h, for backends
