@@ -231,14 +231,31 @@ func (s *Server) authenticate(ctx context.Context, nc net.Conn, ci connectInfo) 
 			}
 		}
 	}
-	why := "no user matches"
+	// Say what the client lacks; never the token.
+	var why string
 	switch {
 	case ci.Token != "":
 		why = "wrong token"
-	case id.Cert == "" && id.UID < 0:
+	case id.Cert != "" && o.has(func(u *User) bool { return u.CertSubject != "" }):
+		why = fmt.Sprintf("certificate subject %q matches no user", id.Cert)
+	case id.UID >= 0 && o.has(func(u *User) bool { return u.UID != nil }):
+		why = fmt.Sprintf("uid %d matches no user", id.UID)
+	case o.has(func(u *User) bool { return u.Token != "" }):
 		why = "no token given"
+	default:
+		why = "no user matches"
 	}
 	return id, nil, fmt.Errorf("%w: %s", ErrAuth, why)
+}
+
+// has reports whether some user is as fn says.
+func (o *ServerOptions) has(fn func(*User) bool) bool {
+	for i := range o.Users {
+		if fn(&o.Users[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // limiter enforces one identity's RateLimit.

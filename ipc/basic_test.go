@@ -130,3 +130,24 @@ func TestQueueGroupBasic(t *testing.T) {
 		t.Fatalf("got %d deliveries, want 100: %v", total, counts)
 	}
 }
+
+// TestCloseSaysShutdown: a request waiting when the server closes fails
+// with an error saying the server shut down, not a bare end of stream.
+func TestCloseSaysShutdown(t *testing.T) {
+	s := newServer(t)
+	a, b := dial(t, s, ipc.NoReconnect()), dial(t, s)
+	arrived := make(chan struct{})
+	b.Subscribe("hang", func(*ipc.Msg) { close(arrived) })
+	b.Flush(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Request(t.Context(), "hang", nil)
+		errc <- err
+	}()
+	<-arrived
+	s.Close()
+	err := <-errc
+	if !errors.Is(err, ipc.ErrConnectionLost) || !errors.Is(err, ipc.ErrServerShutdown) {
+		t.Fatalf("got %v, want ErrConnectionLost wrapping ErrServerShutdown", err)
+	}
+}

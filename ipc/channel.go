@@ -134,7 +134,10 @@ func (ch *Channel[T]) start(o channelOpts) {
 		ch.c.wg.Go(func() { ch.heartbeat(o.heartbeat) })
 	}
 	if ch.served != nil {
-		context.AfterFunc(ch.served.Context(), func() { ch.markGone(ErrResponderGone) })
+		// The opening request's context ends when the opener goes away
+		// (errRequesterGone), this connection breaks, or this end closes.
+		ctx := ch.served.Context()
+		context.AfterFunc(ctx, func() { ch.markGone(Cause(ctx)) })
 	}
 }
 
@@ -162,9 +165,22 @@ func (ch *Channel[T]) heartbeat(d time.Duration) {
 // markGone records that the other end is gone (or this one closed).
 func (ch *Channel[T]) markGone(err error) {
 	ch.goneOnce.Do(func() {
-		ch.why = err
+		ch.why = goneReason(err)
 		close(ch.gone)
 	})
+}
+
+// errOtherEndGone is why a channel ends when the other end's connection or
+// process went away without closing it.
+var errOtherEndGone = errors.New("the other end went away")
+
+// goneReason words why a channel ended as its user sees it: the requester
+// and the responder of the opening request are the channel's other end.
+func goneReason(err error) error {
+	if errors.Is(err, ErrResponderGone) || errors.Is(err, errRequesterGone) {
+		return errOtherEndGone
+	}
+	return err
 }
 
 // Name returns the channel's name.

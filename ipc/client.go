@@ -43,7 +43,8 @@ type sockTransport struct {
 
 	out       atomic.Pointer[outbox] // the live connection's, or the reconnect buffer
 	connected atomic.Bool
-	lastRecv  atomic.Int64 // UnixNano of the last frame received
+	lastRecv  atomic.Int64          // UnixNano of the last frame received
+	shutdown  atomic.Pointer[error] // the server said it is shutting down
 
 	mu     sync.Mutex
 	nc     net.Conn              // nil while disconnected; guarded by mu
@@ -175,10 +176,15 @@ func (t *sockTransport) handshake(ctx context.Context, nc net.Conn) (*wire.Reade
 	}
 	f, err := readOneFrame(nc, 64<<10)
 	if err != nil {
-		if ctx.Err() != nil {
+		var he *wire.HeaderError
+		switch {
+		case ctx.Err() != nil:
 			return nil, info, ctx.Err()
+		case errors.As(err, &he):
+			return nil, info, fmt.Errorf("%w: answer to CONNECT: %w", ErrProtocol, err)
 		}
-		return nil, info, fmt.Errorf("%w: no answer to CONNECT: %w", ErrProtocol, err)
+		// Closed or reset, or a TLS alert (a client certificate refused).
+		return nil, info, fmt.Errorf("the server did not answer CONNECT: %w", err)
 	}
 	switch f.Method {
 	case opInfo:
@@ -218,13 +224,16 @@ func readOneFrame(r io.Reader, max int) (wire.Frame, error) {
 
 // read reads frames of one connection until it fails.
 func (t *sockTransport) read(gen uint64, nc net.Conn, r *wire.Reader, o *outbox) {
+	frames := 0
 	for {
 		f, err := r.ReadFrame()
 		if err != nil {
 			t.lost(gen, err)
 			return
 		}
-		t.lastRecv.Store(time.Now().UnixNano())
+		if frames++; frames&1023 == 1 || r.Buffered() == 0 {
+			t.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
+		}
 		if err := t.handle(f, o); err != nil {
 			t.lost(gen, err)
 			return
@@ -264,7 +273,11 @@ func (t *sockTransport) handle(f wire.Frame, o *outbox) error {
 		if err := decodeInfo(f.Payload, &e); err != nil {
 			return err
 		}
-		t.sink.AsyncError(e.err())
+		err := e.err()
+		if e.Code == codeShutdown {
+			t.shutdown.Store(&err) // the end of the connection that follows is why
+		}
+		t.sink.AsyncError(err)
 	case opCancel:
 		t.sink.Cancel(string(f.Payload))
 	case opDropped:
@@ -306,6 +319,9 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	t.nc.Close()
 	t.nc = nil
 	t.connected.Store(false)
+	if why := t.shutdown.Swap(nil); why != nil && errors.Is(cause, io.EOF) {
+		cause = *why
+	}
 	old := t.out.Load()
 	old.mu.Lock()
 	keep := keepPubs(old.takeLocked(), t.o.ReconnectBufSize)
@@ -318,9 +334,10 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	for _, ch := range waiters {
 		ch.c <- ch.err
 	}
-	t.sink.State(StateDisconnected, describeLoss(cause))
+	loss := describeLoss(cause)
+	t.sink.State(StateDisconnected, loss)
 	if t.o.NoReconnect {
-		t.sink.State(StateClosed, cause)
+		t.sink.State(StateClosed, loss)
 		return
 	}
 	t.wg.Go(t.reconnect)
@@ -397,23 +414,45 @@ func (t *sockTransport) reconnect() {
 	t.sink.State(StateClosed, fmt.Errorf("ipc: gave up reconnecting to %s after %d attempts: %w", t.addr, t.o.MaxReconnects, err))
 }
 
-// heartbeat pings the server and declares it dead after 3 silent intervals.
+// heartbeat pings the server every interval and declares it dead once it
+// has been silent for 3. The silence has its own timer, due when the third
+// interval ends: checked only at the pings, a dead server would be found
+// up to 4 intervals late.
 func (t *sockTransport) heartbeat() {
-	tick := time.NewTicker(t.o.Heartbeat)
+	d := t.o.Heartbeat
+	tick := time.NewTicker(d)
 	defer tick.Stop()
+	check := time.NewTimer(3 * d)
+	defer check.Stop()
+	due := time.Now().Add(3 * d)
 	for {
 		select {
 		case <-t.ctx.Done():
 			return
-		case now := <-tick.C:
-			if !t.connected.Load() {
-				continue
+		case <-check.C:
+			now := time.Now()
+			next := 3 * d
+			if t.connected.Load() {
+				t.mu.Lock()
+				gen := t.gen
+				t.mu.Unlock()
+				silent := now.Sub(time.Unix(0, t.lastRecv.Load()))
+				switch {
+				case now.Sub(due) > d:
+					// This process did not run for a while (stopped,
+					// suspended): what the server sent meanwhile is still
+					// unread. Look again once the reader has caught up.
+					next = d
+				case silent >= 3*d:
+					t.lost(gen, errHeartbeat)
+				default:
+					next = 3*d - silent
+				}
 			}
-			t.mu.Lock()
-			gen := t.gen
-			t.mu.Unlock()
-			if now.Sub(time.Unix(0, t.lastRecv.Load())) > 3*t.o.Heartbeat {
-				t.lost(gen, errHeartbeat)
+			due = now.Add(next)
+			check.Reset(next)
+		case <-tick.C:
+			if !t.connected.Load() {
 				continue
 			}
 			o := t.out.Load()
@@ -427,7 +466,10 @@ func (t *sockTransport) heartbeat() {
 
 // enqueue appends a frame for the server, waiting while too much is
 // queued; while disconnected it keeps PUBs in the reconnect buffer.
-func (t *sockTransport) enqueue(add func(*outbox), size int, pub bool) (*outbox, error) {
+// lockOut returns the outbox to append a frame to, locked: the caller
+// appends and unlocks. It returns nil without an error for a frame that
+// is not kept while disconnected.
+func (t *sockTransport) lockOut(size int, pub bool) (*outbox, error) {
 	for {
 		o := t.out.Load()
 		o.mu.Lock()
@@ -457,8 +499,6 @@ func (t *sockTransport) enqueue(add func(*outbox), size int, pub bool) (*outbox,
 				return nil, err
 			}
 		}
-		add(o)
-		o.mu.Unlock()
 		return o, nil
 	}
 }
@@ -471,9 +511,20 @@ func (t *sockTransport) isClosed() bool {
 
 // Publish implements Transport.
 func (t *sockTransport) Publish(m *Msg, f Flags) error {
-	o, err := t.enqueue(func(o *outbox) { o.addMsgLocked(opPub, wireFlags(f), 0, m) }, encodedLen(m)+wire.HeaderSize, true)
-	if err != nil || o == nil {
+	// A request is not kept for the next connection: its requester fails
+	// with ErrConnectionLost meanwhile, so nobody would read the answer.
+	o, err := t.lockOut(encodedLen(m)+wire.HeaderSize, f&FlagRequest == 0)
+	if o != nil {
+		o.addMsgLocked(opPub, wireFlags(f), 0, m)
+		o.mu.Unlock()
+	}
+	switch {
+	case err != nil:
 		return err
+	case o == nil:
+		return ErrConnectionLost
+	case o.w == nil:
+		return nil // disconnected: kept for the reconnect
 	}
 	if f&(FlagRequest|FlagReply) != 0 {
 		o.flush(true) // someone waits for this one: write it now
@@ -494,7 +545,11 @@ func (t *sockTransport) PublishSync(ctx context.Context, m *Msg) error {
 	id := t.seq
 	t.acks[id] = ch
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addMsgLocked(opPub, wfAck, id, m) }, encodedLen(m)+wire.HeaderSize, false)
+	o, err := t.lockOut(encodedLen(m)+wire.HeaderSize, false)
+	if o != nil {
+		o.addMsgLocked(opPub, wfAck, id, m)
+		o.mu.Unlock()
+	}
 	if err == nil && o == nil {
 		err = ErrConnectionLost
 	}
@@ -525,7 +580,11 @@ func (t *sockTransport) Subscribe(sid uint32, subject, queue string) error {
 	t.mu.Lock()
 	t.subs[sid] = subSpec{subject, queue}
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opSub, 0, sid, appendSub(nil, subject, queue)) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opSub, 0, sid, appendSub(nil, subject, queue))
+		o.mu.Unlock()
+	}
 	if err != nil || o == nil {
 		return err
 	}
@@ -538,7 +597,11 @@ func (t *sockTransport) Unsubscribe(sid uint32) error {
 	t.mu.Lock()
 	delete(t.subs, sid)
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opUnsub, 0, sid, nil) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opUnsub, 0, sid, nil)
+		o.mu.Unlock()
+	}
 	if err != nil || o == nil {
 		return err
 	}
@@ -548,7 +611,11 @@ func (t *sockTransport) Unsubscribe(sid uint32) error {
 
 // Cancel implements Transport.
 func (t *sockTransport) Cancel(reply string) error {
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opCancel, 0, 0, []byte(reply)) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opCancel, 0, 0, []byte(reply))
+		o.mu.Unlock()
+	}
 	if err != nil || o == nil {
 		return err
 	}
@@ -567,7 +634,11 @@ func (t *sockTransport) Flush(ctx context.Context) error {
 	id := t.seq
 	t.pings[id] = ch
 	t.mu.Unlock()
-	o, err := t.enqueue(func(o *outbox) { o.addLocked(opPing, 0, id, nil) }, 0, false)
+	o, err := t.lockOut(0, false)
+	if o != nil {
+		o.addLocked(opPing, 0, id, nil)
+		o.mu.Unlock()
+	}
 	if err == nil && o == nil {
 		err = ErrConnectionLost
 	}

@@ -37,11 +37,12 @@ type Conn struct {
 	subs     map[uint32]*Subscription // guarded by mu
 	pending  map[uint64]inboxTarget   // requests and streams waiting on the inbox; guarded by mu
 	serving  map[string]*served       // requests being answered, by reply subject; guarded by mu
+	gaveUp   gaveUpSet                // requests given up before their context was made; guarded by mu
 	idle     chan struct{}            // closed when serving becomes empty; guarded by mu
 	inboxOn  bool                     // the inbox subscription was handed to the transport; guarded by mu
 	inboxing chan struct{}            // closed when the inbox subscription under way is made; guarded by mu
 	state    State                    // guarded by mu
-	closed   bool                     // guarded by mu
+	closed   bool                     // no new work: Close was called or the transport gave up; guarded by mu
 	draining bool                     // guarded by mu
 
 	isClosed   atomic.Bool  // closed, for the publish path without the lock
@@ -53,6 +54,9 @@ type Conn struct {
 	events   eventQueue // user callbacks, in order, on one goroutine
 
 	wg sync.WaitGroup // subscription goroutines, handlers, the event goroutine
+
+	closeOnce sync.Once
+	closeErr  error // the transport's Close error; set once by Close
 }
 
 // inboxTarget receives messages sent to one reply subject of the Conn.
@@ -247,21 +251,20 @@ func (c *Conn) Flush(ctx context.Context) error {
 // contexts cancelled. It waits for the Conn's goroutines, so handlers must
 // honour their context. Close is idempotent.
 func (c *Conn) Close() error {
-	c.mu.Lock()
-	if c.closed {
+	// closed may be set already, by a transport that gave up: the
+	// transport and the event goroutine still have to stop.
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.isClosed.Store(true)
 		c.mu.Unlock()
-		c.wg.Wait()
-		return nil
-	}
-	c.closed = true
-	c.isClosed.Store(true)
-	c.mu.Unlock()
-	err := c.tr.Close()
-	c.shutdown(ErrClosed)
-	c.setState(StateClosed, nil)
-	c.events.close()
+		c.closeErr = c.tr.Close()
+		c.shutdown(ErrClosed)
+		c.setState(StateClosed, nil)
+		c.events.close()
+	})
 	c.wg.Wait()
-	return err
+	return c.closeErr
 }
 
 // shutdown fails everything waiting and stops the subscriptions.

@@ -64,6 +64,9 @@ var (
 	ErrChannelClosed = errors.New("ipc: channel closed")
 	// ErrServerShutdown means the server is shutting down and took no new work.
 	ErrServerShutdown = errors.New("ipc: server shutting down")
+	// ErrMaxConnections means the server refused a connection because it
+	// has as many clients as its MaxConnections option allows.
+	ErrMaxConnections = errors.New("ipc: server has too many connections")
 )
 
 // RemoteError is the error a responder returned, as the requester sees

@@ -42,3 +42,16 @@ func ParseSub(p []byte) (string, string, error) {
 	s, q, err := parseSub(p)
 	return string(s), string(q), err
 }
+
+// OutboxCut queues frames of the given payload sizes in an outbox, marks
+// written bytes as written, and returns what takeLocked keeps.
+func OutboxCut(sizes []int, written int) []byte {
+	o := newOutbox(nil, nil)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, n := range sizes {
+		o.addLocked(opPub, 0, uint32(i), make([]byte, n))
+	}
+	o.advanceLocked(written)
+	return o.takeLocked()
+}

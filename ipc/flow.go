@@ -106,14 +106,20 @@ func (f *flow) deliverInbox(m *Msg) {
 		return
 	}
 	gone := f.onGone
-	if m.meta.status != 0 && f.err == nil {
-		f.err = statusError(m) // the sender cannot go on either
+	var why error // nil: the peer ended normally
+	if m.meta.status != 0 {
+		why = statusError(m)
+		if f.err == nil {
+			f.err = why // the sender cannot go on either
+		}
 	}
 	f.mu.Unlock()
-	if gone != nil && (m.meta.status != 0 || m.meta.kind == kindEnd) {
-		gone(nil)
-	}
+	// Queue the message before saying the peer is gone: a receiver woken
+	// by the end must find what came with it.
 	f.push(m)
+	if gone != nil && (m.meta.status != 0 || m.meta.kind == kindEnd) {
+		gone(why)
+	}
 	if m.meta.status != 0 {
 		f.signal()
 	}

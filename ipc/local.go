@@ -27,7 +27,7 @@ func (t *localTransport) Open(ctx context.Context, s Sink) error {
 	p.perms, p.limit, p.replies = nil, nil, nil
 	p.local = t
 	t.peer = p
-	if !t.srv.register(p) {
+	if err := t.srv.register(p); err != nil {
 		return ErrClosed
 	}
 	s.State(StateConnected, nil)

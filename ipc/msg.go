@@ -278,7 +278,8 @@ func (mt *meta) size() int {
 	if *mt == (meta{}) {
 		return 0
 	}
-	return len(mt.appendTo(make([]byte, 0, 128)))
+	var b [256]byte
+	return len(mt.appendTo(b[:0]))
 }
 
 // header returns mt as Ipc-* header entries added to h, for backends
@@ -407,6 +408,25 @@ func nextHeader(b []byte) (k, v, rest []byte, err error) {
 		return nil, nil, nil, fmt.Errorf("%w: truncated header value", ErrProtocol)
 	}
 	return k, b[4 : 4+vl], b[4+vl:], nil
+}
+
+// checkHeaderBlock checks a header block as decodeMsg will read it: every
+// entry whole and every reserved entry's value valid. It allocates nothing.
+func checkHeaderBlock(b []byte) error {
+	var mt meta // scratch: set may keep views of k and v in it
+	for len(b) > 0 {
+		k, v, rest, err := nextHeader(b)
+		if err != nil {
+			return err
+		}
+		if len(k) > len(reservedHeader) && string(k[:len(reservedHeader)]) == reservedHeader {
+			if err := mt.set(bstr(k), bstr(v)); err != nil {
+				return err
+			}
+		}
+		b = rest
+	}
+	return nil
 }
 
 // smallMsg is the largest subject, reply and data together that

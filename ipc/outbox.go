@@ -28,9 +28,15 @@ type outbox struct {
 	chunks  []*[]byte // queued bytes, oldest first; (*chunks[0])[head:] is the first unwritten; guarded by mu
 	head    int       // guarded by mu
 	pending int       // unwritten bytes; guarded by mu
-	writing bool      // a goroutine is writing from chunks; guarded by mu
-	err     error     // the first write error; guarded by mu
-	closed  bool      // guarded by mu
+	// frontLeft is how much of the frame at the front is still unwritten
+	// when a part of it was written (0: the front is a frame's start); guarded by mu
+	frontLeft int
+	writing   bool  // a goroutine is writing from chunks; guarded by mu
+	err       error // the first write error; guarded by mu
+	closed    bool  // guarded by mu
+
+	low     chan struct{} // closed when pending falls to lowMark; guarded by mu
+	lowMark int           // guarded by mu
 
 	iov  [][]byte    // the batch being written; owned by the writing goroutine
 	bufs net.Buffers // the same, for a blocking write; owned by the writing goroutine
@@ -99,9 +105,12 @@ func (o *outbox) addMsgLocked(op uint16, flags wire.Flags, id uint32, m *Msg) {
 // pendingLocked returns the bytes waiting to be written.
 func (o *outbox) pendingLocked() int { return o.pending }
 
-// takeLocked removes and returns every unwritten byte (when the
-// connection is gone and nobody writes any more).
+// takeLocked removes and returns the unwritten frames (when the
+// connection is gone and nobody writes any more): a frame of which a part
+// was written is dropped, so what is returned starts at a frame boundary.
 func (o *outbox) takeLocked() []byte {
+	skip := o.frontLeft
+	o.frontLeft = 0
 	out := make([]byte, 0, o.pending)
 	for i, c := range o.chunks {
 		if i == 0 {
@@ -109,10 +118,12 @@ func (o *outbox) takeLocked() []byte {
 		} else {
 			out = append(out, *c...)
 		}
-		o.recycle(c)
+		if !o.writing { // else a write still reads them: the GC takes them
+			o.recycle(c)
+		}
 	}
 	o.chunks, o.head, o.pending = nil, 0, 0
-	return out
+	return out[min(skip, len(out)):]
 }
 
 func (o *outbox) recycle(c *[]byte) {
@@ -143,7 +154,45 @@ func (o *outbox) batchLocked() [][]byte {
 // advanceLocked drops n written bytes from the front, returning fully
 // written chunks to the pool (the last one stays, to be filled further).
 func (o *outbox) advanceLocked(n int) {
+	if len(o.chunks) == 0 {
+		return // taken while they were written: the connection is gone
+	}
+	// Follow the frame boundaries, so that what is left after a broken
+	// connection can be cut at the first whole frame (takeLocked).
+	for n > 0 {
+		if o.frontLeft == 0 {
+			var h [wire.HeaderSize]byte
+			o.peekLocked(h[:])
+			hdr, _ := wire.ParseHeader(h[:])
+			o.frontLeft = wire.HeaderSize + int(hdr.Len)
+		}
+		k := min(n, o.frontLeft)
+		o.frontLeft -= k
+		n -= k
+		o.consumeLocked(k)
+	}
+	o.consumeLocked(0)
+}
+
+// peekLocked copies the first unwritten bytes into b.
+func (o *outbox) peekLocked(b []byte) {
+	off := o.head
+	for _, c := range o.chunks {
+		k := copy(b, (*c)[off:])
+		b, off = b[k:], 0
+		if len(b) == 0 {
+			return
+		}
+	}
+}
+
+// consumeLocked drops n written bytes from the front.
+func (o *outbox) consumeLocked(n int) {
 	o.pending -= n
+	if o.low != nil && o.pending <= o.lowMark {
+		close(o.low)
+		o.low = nil
+	}
 	for n > 0 || len(o.chunks) > 0 && o.head == len(*o.chunks[0]) {
 		c := o.chunks[0]
 		left := len(*c) - o.head
@@ -253,9 +302,30 @@ func (o *outbox) waitBelowLocked(limit int) error {
 	return o.err
 }
 
+// drained returns a channel closed once at most mark bytes wait (or the
+// outbox closes); nil when that is already so.
+func (o *outbox) drained(mark int) <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending <= mark || o.closed {
+		return nil
+	}
+	if o.low == nil || mark < o.lowMark {
+		if o.low != nil {
+			close(o.low)
+		}
+		o.low, o.lowMark = make(chan struct{}), mark
+	}
+	return o.low
+}
+
 // close fails waiting producers.
 func (o *outbox) close() {
 	o.mu.Lock()
+	if o.low != nil {
+		close(o.low)
+		o.low = nil
+	}
 	o.closed = true
 	o.cond.Broadcast()
 	o.mu.Unlock()

@@ -31,6 +31,11 @@ type peer struct {
 	remote   string
 	lastRecv atomic.Int64
 	mark     atomic.Uint64 // the routing batch that last queued output for it
+	stuck    bool          // made no progress while publishers waited: nobody waits for it; guarded by out.mu
+	// stallFrom and stallLevel: since when, and at which queue length, the
+	// client has made no progress while publishers waited; guarded by out.mu
+	stallFrom  time.Time
+	stallLevel int
 
 	mu      sync.Mutex
 	subs    map[uint32]*hubSub // guarded by mu
@@ -75,6 +80,9 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 	if err != nil {
 		s.log.Info("ipc: client sent no CONNECT", "remote", nc.RemoteAddr(), "err", err)
 		s.stats.authFail.Add(1)
+		if he := (*wire.HeaderError)(nil); errors.As(err, &he) {
+			s.refuse(nc, fmt.Errorf("%w: %w", ErrProtocol, err))
+		}
 		return nil, nil, err
 	}
 	var ci connectInfo
@@ -107,13 +115,23 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 		Version: protoVersion, ServerID: s.id, ClientID: p.id, MaxPayload: s.opts.MaxPayload,
 		Heartbeat: int64(s.opts.Heartbeat), Identity: ident.Name,
 	}
-	if err := wire.NewWriter(nc).WriteFrame(wire.Header{Method: opInfo, ID: uint32(p.id)}, encodeInfo(&info)); err != nil {
+	// INFO goes first through the outbox, and the client is registered
+	// before it is written: a client that has its INFO counts against
+	// MaxConnections and is not refused afterwards, and whatever the
+	// server queues for it meanwhile (a ping) follows the INFO.
+	p.out.mu.Lock()
+	p.out.addLocked(opInfo, 0, uint32(p.id), encodeInfo(&info))
+	p.out.mu.Unlock()
+	if err := s.register(p); err != nil {
+		s.log.Info("ipc: client refused", "remote", nc.RemoteAddr(), "name", ci.Name, "err", err)
+		s.refuse(nc, err)
 		return nil, nil, err
 	}
-	nc.SetDeadline(time.Time{})
-	if !s.register(p) {
-		return nil, nil, ErrServerShutdown
+	p.out.flush(true)
+	if p.isClosed() { // the write failed
+		return nil, nil, fmt.Errorf("ipc: send INFO: %w", ErrClosed)
 	}
+	nc.SetDeadline(time.Time{})
 	s.log.Info("ipc: client connected", "client", p.id, "name", p.name, "identity", ident.Name, "remote", p.remote)
 	return p, wire.NewReaderSize(nc, maxFrame(s.opts.MaxPayload), 4<<10), nil
 }
@@ -150,12 +168,38 @@ func (s *Server) newPeer(name string, ident Identity, u *User) *peer {
 	return p
 }
 
+// admissibleLocked says why a new client cannot be registered now, if it
+// cannot.
+func (s *Server) admissibleLocked() error {
+	if s.closed || s.shutting.Load() {
+		return ErrServerShutdown
+	}
+	if max := s.opts.MaxConnections; max > 0 {
+		n := 0
+		for _, p := range s.peers {
+			if p.nc != nil {
+				n++
+			}
+		}
+		if n >= max {
+			return fmt.Errorf("%w: the limit is %d", ErrMaxConnections, max)
+		}
+	}
+	return nil
+}
+
 // register adds p to the server, unless it is closed or full.
-func (s *Server) register(p *peer) bool {
+func (s *Server) register(p *peer) error {
 	s.mu.Lock()
-	if s.closed || s.shutting.Load() || s.opts.MaxConnections > 0 && len(s.peers) > s.opts.MaxConnections {
+	if s.closed {
 		s.mu.Unlock()
-		return false
+		return ErrServerShutdown
+	}
+	if p.nc != nil {
+		if err := s.admissibleLocked(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 	}
 	s.peers[p.id] = p
 	s.mu.Unlock()
@@ -166,12 +210,13 @@ func (s *Server) register(p *peer) bool {
 			s.events.push(func() { fn(info) })
 		}
 	}
-	return true
+	return nil
 }
 
 // read reads and acts on frames until the connection fails.
 func (p *peer) read(r *wire.Reader) error {
 	rt := p.srv.newRouter()
+	frames := 0
 	for {
 		f, err := r.ReadFrame()
 		if err != nil {
@@ -181,23 +226,34 @@ func (p *peer) read(r *wire.Reader) error {
 			}
 			var he *wire.HeaderError
 			if errors.As(err, &he) {
-				p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
-				return fmt.Errorf("%w: %w", ErrProtocol, err)
+				err = fmt.Errorf("%w: %w", ErrProtocol, err)
+				p.violation(err)
 			}
 			return err
 		}
-		p.lastRecv.Store(time.Now().UnixNano())
+		if frames++; frames&1023 == 1 || r.Buffered() == 0 {
+			p.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
+		}
 		if err := p.handle(rt, f); err != nil {
 			rt.flush()
-			p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
-			p.sendErr(0, err)
-			p.out.flush(true)
+			p.violation(err)
 			return err
 		}
-		if r.Buffered() == 0 {
+		if r.Buffered() == 0 || rt.queued >= flushEvery {
 			rt.flush()
+			rt.stall()
 		}
 	}
+}
+
+// violation tells the client what it did wrong before its connection is
+// closed. A client that does not read gets as long as a new one gets to
+// say who it is, then the connection closes anyway.
+func (p *peer) violation(err error) {
+	p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
+	p.sendErr(0, err)
+	p.nc.SetWriteDeadline(time.Now().Add(p.srv.opts.AuthTimeout))
+	p.out.flush(true)
 }
 
 // handle acts on one frame from a client.
@@ -250,6 +306,9 @@ func (p *peer) sendErr(id uint32, err error) {
 // reportDropsLocked queues DROPPED frames for the messages dropped since
 // the last report, if the queue has room again (caller holds out.mu).
 func (p *peer) reportDropsLocked() {
+	if p.stuck && p.out.pendingLocked() <= p.srv.opts.MaxPending/8 {
+		p.stuck = false // it caught up
+	}
 	if len(p.drops) == 0 || p.out.pendingLocked() > p.srv.opts.MaxPending/2 {
 		return
 	}
@@ -279,6 +338,12 @@ func (p *peer) close(cause error) {
 		s.sl.remove(sub)
 	}
 	if p.nc != nil {
+		if errors.Is(cause, ErrServerShutdown) {
+			// Say why before closing, so that the client's waiting requests
+			// fail with the reason rather than a bare end of stream.
+			p.sendErr(0, ErrServerShutdown)
+			p.out.flush(false)
+		}
 		p.out.close()
 		p.nc.Close()
 	}

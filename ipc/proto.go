@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
@@ -91,6 +92,7 @@ const (
 	codeProtocol      = "protocol"
 	codeNoSubscribers = "no_subscribers"
 	codeShutdown      = "shutdown"
+	codeMaxConns      = "max_connections"
 )
 
 // err turns an errInfo into the sentinel error it stands for.
@@ -111,10 +113,14 @@ func (e errInfo) err() error {
 		base = ErrNoSubscribers
 	case codeShutdown:
 		base = ErrServerShutdown
+	case codeMaxConns:
+		base = ErrMaxConnections
 	default:
 		base = ErrProtocol
 	}
-	msg := e.Message
+	// The sender's message usually starts with the same sentinel's text.
+	msg := strings.TrimPrefix(e.Message, base.Error())
+	msg = strings.TrimPrefix(msg, ": ")
 	if e.Subject != "" {
 		msg = e.Subject + ": " + msg
 	}
@@ -141,6 +147,8 @@ func codeOf(err error) string {
 		return codeNoSubscribers
 	case errors.Is(err, ErrServerShutdown):
 		return codeShutdown
+	case errors.Is(err, ErrMaxConnections):
+		return codeMaxConns
 	}
 	return codeProtocol
 }

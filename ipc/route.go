@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -17,9 +18,17 @@ type router struct {
 	cache   matchCache
 	batch   uint64
 	touched []*peer
-	resp    []*peer     // responders of the request being routed
 	scratch matchResult // the match of a subject not worth caching
+	behind  *peer       // the recipient furthest behind after the last flush, if far
+	timer   *time.Timer // for stall
+	queued  int         // bytes queued for recipients since the last flush
 }
+
+// flushEvery is how many bytes a reader queues for recipients before it
+// flushes even though more input is buffered: with large messages the
+// input is rarely empty (a partial frame waits), and recipients must not
+// wait for it.
+const flushEvery = 256 << 10
 
 func (s *Server) newRouter() *router { return &router{srv: s, batch: s.batchSeq.Add(1)} }
 
@@ -44,16 +53,73 @@ func (rt *router) touch(q *peer) {
 // flush writes what this router queued, without blocking: a client whose
 // socket is full is left to its writer goroutine.
 func (rt *router) flush() {
+	most := rt.srv.opts.MaxPending / 4
+	rt.behind = nil
 	for i, q := range rt.touched {
 		q.out.mu.Lock()
 		q.reportDropsLocked()
 		q.out.mu.Unlock()
 		q.out.flush(false)
+		q.out.mu.Lock()
+		if n := q.out.pendingLocked(); n > most && !q.stuck {
+			most, rt.behind = n, q
+		}
+		q.out.mu.Unlock()
 		rt.touched[i] = nil
 	}
 	rt.touched = rt.touched[:0]
+	rt.queued = 0
 	rt.batch = rt.srv.batchSeq.Add(1)
 }
+
+// maxStall bounds how long a publisher's reading waits for a recipient to
+// catch up (stall).
+const maxStall = 10 * time.Millisecond
+
+// stall slows down the publisher this router reads for when a recipient
+// of its messages fell far behind: its reading waits until the recipient's
+// queue is down to an eighth of MaxPending, for at most maxStall. So a
+// fast publisher runs at its slowest subscriber's pace instead of filling
+// that subscriber's queue and losing messages. A recipient that makes no
+// progress at all for stuckAfter is stuck: nobody waits for it again until
+// it catches up, and messages to it are dropped past MaxPending, so a dead
+// subscriber slows a publisher for half a second at most.
+func (rt *router) stall() {
+	q := rt.behind
+	if q == nil {
+		return
+	}
+	rt.behind = nil
+	low := rt.srv.opts.MaxPending / 8
+	ch := q.out.drained(low)
+	if ch == nil {
+		return
+	}
+	if rt.timer == nil {
+		rt.timer = time.NewTimer(maxStall)
+	} else {
+		rt.timer.Reset(maxStall)
+	}
+	select {
+	case <-ch:
+		rt.timer.Stop()
+	case <-rt.timer.C:
+		now := time.Now()
+		q.out.mu.Lock()
+		switch n := q.out.pendingLocked(); {
+		case q.stallFrom.IsZero() || n < q.stallLevel: // it moves: watch again from here
+			q.stallFrom, q.stallLevel = now, n
+		case now.Sub(q.stallFrom) > stuckAfter:
+			q.stuck = true // reset when it drains (reportDropsLocked)
+			q.stallFrom = time.Time{}
+		}
+		q.out.mu.Unlock()
+	}
+}
+
+// stuckAfter is how long a recipient may make no progress at all, while
+// publishers wait for it, before it counts as stuck.
+const stuckAfter = 500 * time.Millisecond
 
 // metaSlack is room for the library's reserved headers beyond MaxPayload.
 const metaSlack = 1024
@@ -66,6 +132,9 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 		return 0, nil, fmt.Errorf("%w: PUB flags %#x", ErrProtocol, uint8(fl))
 	}
 	w, err := parseMsg(payload)
+	if err == nil {
+		err = checkHeaderBlock(w.header) // every subscriber must be able to decode it
+	}
 	if err != nil {
 		return 0, nil, err
 	}
@@ -78,18 +147,20 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 	}
 	res := rt.lookup(w.subject)
 	subject := bstr(w.subject) // valid until the next frame is read; never kept
-	request := fl&wfRequest != 0 && len(w.reply) > 0
-	rt.resp = rt.resp[:0]
+	// A request is tracked before it is delivered: once queued for a
+	// responder, another router's flush may send it, and the answer (or
+	// the responder's going away) may come before this loop ends.
+	var t *tracked
+	if fl&wfRequest != 0 && len(w.reply) > 0 {
+		t = s.track(string(w.reply), p)
+	}
 	n := 0
 	for _, sub := range res.plain {
 		if sub.peer == p && p.noEcho || sub.peer.perms != nil && !sub.peer.perms.canReceive(subject) {
 			continue
 		}
-		if s.deliver(rt, sub, payload, fl, w.reply) {
+		if s.deliverTracked(rt, sub, payload, fl, w.reply, t) {
 			n++
-			if request {
-				rt.resp = append(rt.resp, sub.peer)
-			}
 		}
 	}
 	for _, group := range res.queues {
@@ -99,22 +170,16 @@ func (s *Server) publish(rt *router, p *peer, payload []byte, fl wire.Flags, ack
 			if sub.peer == p && p.noEcho || sub.peer.perms != nil && !sub.peer.perms.canReceive(subject) {
 				continue
 			}
-			if s.deliver(rt, sub, payload, fl, w.reply) {
+			if s.deliverTracked(rt, sub, payload, fl, w.reply, t) {
 				n++
-				if request {
-					rt.resp = append(rt.resp, sub.peer)
-				}
 				break
 			}
 		}
 	}
-	if request {
-		if n == 0 {
-			s.stats.noResp.Add(1)
-			s.sendStatus(rt, string(w.reply), statusNoResponder, "")
-		} else {
-			s.track(string(w.reply), p, rt.resp)
-		}
+	if t != nil && n == 0 {
+		s.untrack(string(w.reply), t)
+		s.stats.noResp.Add(1)
+		s.sendStatus(rt, string(w.reply), statusNoResponder, "")
 	}
 	if fl&wfReply != 0 && fl&wfMore == 0 {
 		s.replied(rt, p, subject)
@@ -248,6 +313,7 @@ func (s *Server) deliver(rt *router, sub *hubSub, payload []byte, fl wire.Flags,
 	}
 	o.addLocked(opMsg, fl&(wfRequest|wfReply|wfMore), sub.sid, payload)
 	o.mu.Unlock()
+	rt.queued += wire.HeaderSize + len(payload)
 	q.outMsgs.Add(1)
 	s.stats.outMsgs.Add(1)
 	s.stats.outBytes.Add(uint64(len(payload)))
@@ -290,12 +356,54 @@ type tracked struct {
 	one        [2]*peer // responders' usual storage
 }
 
-func (s *Server) track(reply string, requester *peer, responders []*peer) {
+// track starts tracking the request answered at reply; its responders
+// are added as it is delivered to them.
+func (s *Server) track(reply string, requester *peer) *tracked {
 	t := &tracked{requester: requester}
-	t.responders = append(t.one[:0], responders...)
+	t.responders = t.one[:0]
 	s.reqMu.Lock()
 	s.reqs[reply] = t
 	s.reqMu.Unlock()
+	return t
+}
+
+// untrack forgets a request that reached nobody.
+func (s *Server) untrack(reply string, t *tracked) {
+	s.reqMu.Lock()
+	if s.reqs[reply] == t {
+		delete(s.reqs, reply)
+		s.reqsIdleLocked()
+	}
+	s.reqMu.Unlock()
+}
+
+// deliverTracked delivers a message and, for a request (t not nil), makes
+// the subscriber one of its responders first, unless it is going away.
+func (s *Server) deliverTracked(rt *router, sub *hubSub, payload []byte, fl wire.Flags, reply []byte, t *tracked) bool {
+	if t == nil {
+		return s.deliver(rt, sub, payload, fl, reply)
+	}
+	q := sub.peer
+	// Under q.mu: either forgetPeer, which runs after q is marked closed,
+	// finds q among the responders, or q is seen closed here.
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	s.reqMu.Lock()
+	t.responders = append(t.responders, q)
+	s.reqMu.Unlock()
+	q.mu.Unlock()
+	if s.deliver(rt, sub, payload, fl, reply) {
+		return true
+	}
+	s.reqMu.Lock()
+	if i := index(t.responders, q); i >= 0 {
+		t.responders = append(t.responders[:i], t.responders[i+1:]...)
+	}
+	s.reqMu.Unlock()
+	return false
 }
 
 // replied ends the request answered at reply when p, one of its
@@ -364,6 +472,9 @@ func (s *Server) forgetPeer(rt *router, p *peer) {
 	s.reqMu.Unlock()
 	for _, c := range cancels {
 		s.sendCancel(rt, c.q, c.reply)
+	}
+	if s.isClosed() {
+		return // every connection is closing: its requesters learn that instead
 	}
 	for _, reply := range gone {
 		s.sendStatus(rt, reply, statusGone, fmt.Sprintf("%s (client %d) disconnected", p.ident.Name, p.id))

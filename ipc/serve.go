@@ -95,6 +95,11 @@ func (c *Conn) track(m *Msg) *served {
 		s.cancel(ErrClosed)
 		return s
 	}
+	if c.gaveUp.take(m.Reply) {
+		c.mu.Unlock()
+		s.cancel(errRequesterGone)
+		return s
+	}
 	c.serving[m.Reply] = s
 	c.mu.Unlock()
 	if d := m.meta.keepalive; d > 0 {
@@ -146,12 +151,53 @@ func (c *Conn) servingIdleLocked() {
 func (c *Conn) cancelServing(reply string, cause error) {
 	c.mu.Lock()
 	s := c.serving[reply]
+	if s == nil {
+		// Not tracked yet: the request may wait behind a busy handler of
+		// an ordered subscription, which makes its context only when it
+		// asks for it. That context must start cancelled.
+		c.gaveUp.add(reply)
+	}
 	delete(c.serving, reply)
 	c.servingIdleLocked()
 	c.mu.Unlock()
 	if s != nil {
 		s.cancel(cause)
 	}
+}
+
+// gaveUpSet holds the reply subjects of the most recent requests whose
+// requester gave up before the request's context was made. Most belong to
+// requests answered already or never to be asked for their context; the
+// oldest go first.
+type gaveUpSet struct {
+	m     map[string]struct{}
+	order []string
+}
+
+const maxGaveUp = 1024
+
+func (g *gaveUpSet) add(reply string) {
+	if g.m == nil {
+		g.m = make(map[string]struct{})
+	}
+	if _, ok := g.m[reply]; ok {
+		return
+	}
+	if len(g.order) >= maxGaveUp {
+		delete(g.m, g.order[0])
+		g.order = g.order[1:]
+	}
+	g.m[reply] = struct{}{}
+	g.order = append(g.order, reply)
+}
+
+// take reports whether reply was given up, and forgets it.
+func (g *gaveUpSet) take(reply string) bool {
+	if _, ok := g.m[reply]; !ok {
+		return false
+	}
+	delete(g.m, reply) // its order entry goes with the oldest
+	return true
 }
 
 // waitServing waits until no request is being served, or ctx ends.

@@ -403,7 +403,9 @@ type ClientInfo struct {
 func (s *Server) Clients() []ClientInfo {
 	var out []ClientInfo
 	for _, p := range s.snapshotPeers() {
-		out = append(out, p.info())
+		if p.nc != nil { // not the server's own endpoint
+			out = append(out, p.info())
+		}
 	}
 	return out
 }
@@ -433,7 +435,12 @@ type serverCounters struct {
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
 	s.mu.Lock()
-	n := len(s.peers)
+	n := 0
+	for _, p := range s.peers {
+		if p.nc != nil {
+			n++
+		}
+	}
 	s.mu.Unlock()
 	s.reqMu.Lock()
 	inflight := len(s.reqs)
@@ -443,7 +450,7 @@ func (s *Server) Stats() ServerStats {
 	s.sl.mu.RUnlock()
 	c := &s.stats
 	return ServerStats{
-		Connections: n - 1, TotalConnections: c.total.Load(), AuthFailures: c.authFail.Load(),
+		Connections: n, TotalConnections: c.total.Load(), AuthFailures: c.authFail.Load(),
 		InMsgs: c.inMsgs.Load(), InBytes: c.inBytes.Load(), OutMsgs: c.outMsgs.Load(), OutBytes: c.outBytes.Load(),
 		SlowDrops: c.slow.Load(), Denied: c.denied.Load(), RateLimited: c.limited.Load(), NoResponders: c.noResp.Load(),
 		Subscriptions: subs, RequestsInFlight: inflight, Uptime: time.Since(s.start),
@@ -451,22 +458,48 @@ func (s *Server) Stats() ServerStats {
 }
 
 // heartbeat pings every client each interval and drops those silent for
-// three.
+// three. The silence has its own timer, due when the first client's third
+// silent interval ends, so that a dead client is dropped on time rather
+// than at the next ping (up to 4 intervals).
 func (s *Server) heartbeat() {
-	t := time.NewTicker(s.opts.Heartbeat)
-	defer t.Stop()
+	d := s.opts.Heartbeat
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	check := time.NewTimer(3 * d)
+	defer check.Stop()
+	due := time.Now().Add(3 * d)
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case now := <-t.C:
+		case <-check.C:
+			now := time.Now()
+			next := 3 * d
+			if now.Sub(due) > d {
+				// This process did not run for a while (stopped,
+				// suspended): the clients' pings are still unread. Look
+				// again once the readers have caught up.
+				due = now.Add(d)
+				check.Reset(d)
+				continue
+			}
 			for _, p := range s.snapshotPeers() {
 				if p.nc == nil {
 					continue
 				}
-				if now.Sub(time.Unix(0, p.lastRecv.Load())) > 3*s.opts.Heartbeat {
+				silent := now.Sub(time.Unix(0, p.lastRecv.Load()))
+				if silent >= 3*d {
 					s.log.Info("ipc: client missed 3 heartbeats", "client", p.id, "name", p.name)
 					p.close(fmt.Errorf("%w: missed 3 heartbeats", ErrConnectionLost))
+					continue
+				}
+				next = min(next, 3*d-silent)
+			}
+			due = now.Add(next)
+			check.Reset(next)
+		case <-tick.C:
+			for _, p := range s.snapshotPeers() {
+				if p.nc == nil {
 					continue
 				}
 				p.out.mu.Lock()

@@ -19,14 +19,14 @@ import (
 
 // Config sizes a run.
 type Config struct {
-	Rounds       int           // every measurement this many times, in rotation; medians are reported
-	Calls        int           // sequential requests per latency run
-	PubMsgs16    int           // messages per 16 B pub/sub run
-	PubMsgs16K   int           // messages per 16 KiB pub/sub run
-	Requesters   int           // concurrent requesters against the queue group
-	GroupTime    time.Duration // length of the queue-group run
-	IdleClients  int           // connections for the memory measure
-	SkipIdle     bool
+	Rounds      int           // every measurement this many times, in rotation; medians are reported
+	Calls       int           // sequential requests per latency run
+	PubMsgs16   int           // messages per 16 B pub/sub run
+	PubMsgs16K  int           // messages per 16 KiB pub/sub run
+	Requesters  int           // concurrent requesters against the queue group
+	GroupTime   time.Duration // length of the queue-group run
+	IdleClients int           // connections for the memory measure
+	SkipIdle    bool
 }
 
 // DefaultConfig takes a few minutes on 2 cores.
