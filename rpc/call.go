@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -36,35 +38,20 @@ func (m Method) codecs(c *Conn) (req, resp codec.Codec) {
 
 // call is an outgoing request waiting for its answer. Whoever removes it
 // from Conn.pending owns its completion: the reader, the caller giving up,
-// or the connection failing.
+// the timeout watch, or the connection failing.
 type call struct {
-	kind   Kind
-	resp   codec.Codec
-	out    any
-	err    error
-	done   chan struct{} // receives one value when the call completes
-	stream *Stream
-	timer  *time.Timer // for Method.Timeout; made on first use, kept with the pooled call
+	kind     Kind
+	resp     codec.Codec
+	out      any
+	err      error
+	stream   *Stream
+	turn     *readturn.Arbiter
+	w        readturn.Waiter // the caller's wait, which reads the connection while nobody else does
+	deadline int64           // Method.Timeout as a monotonic time (see now); 0 means none; guarded by Conn.mu
+	expired  atomic.Bool     // the timeout watch cancelled the wait
 }
 
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
-
-// expiry returns a channel that fires after d, or nil when d is zero or ctx
-// ends sooner anyway.
-func (cl *call) expiry(ctx context.Context, d time.Duration) <-chan time.Time {
-	if d <= 0 {
-		return nil
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
-		return nil
-	}
-	if cl.timer == nil {
-		cl.timer = time.NewTimer(d)
-	} else {
-		cl.timer.Reset(d)
-	}
-	return cl.timer.C
-}
+var callPool = sync.Pool{New: func() any { return new(call) }}
 
 // finish completes a call that was removed from the pending table.
 func (cl *call) finish(err error) {
@@ -73,7 +60,7 @@ func (cl *call) finish(err error) {
 		return
 	}
 	cl.err = err
-	cl.done <- struct{}{}
+	cl.turn.Done(&cl.w)
 }
 
 // register assigns a request id to cl and records it. Ids start at 1, wrap
@@ -137,8 +124,7 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 	if err != nil {
 		return err
 	}
-	cl := callPool.Get().(*call)
-	cl.kind, cl.resp, cl.out, cl.err = m.Kind, resp, out, nil
+	cl := c.getCall(m.Kind, resp, out)
 	id, err := c.register(cl)
 	if err != nil {
 		putBuf(b)
@@ -148,41 +134,43 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 	err = c.write(m.ID, 0, id, payload)
 	putBuf(b)
 	if err != nil {
-		if c.unregister(id, cl) {
-			c.putCall(cl)
-		} else {
-			<-cl.done // the connection failed it concurrently
-			c.putCall(cl)
+		if !c.unregister(id, cl) {
+			c.turn.WaitDone(&cl.w) // the connection failed it concurrently
 		}
+		c.putCall(cl)
 		return err
 	}
-	expired := cl.expiry(ctx, m.Timeout)
-	var gaveUp error
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		gaveUp = ctx.Err()
-	case <-expired:
-		gaveUp = context.DeadlineExceeded
+	if m.Timeout > 0 {
+		c.watchTimeout(ctx, cl, m.Timeout)
 	}
-	if expired != nil {
-		cl.timer.Stop()
-	}
-	if gaveUp != nil {
+	if !c.turn.Wait(ctx, &cl.w) {
+		gaveUp := ctx.Err()
+		if cl.expired.Load() || gaveUp == nil {
+			gaveUp = context.DeadlineExceeded
+		}
 		if c.unregister(id, cl) {
 			c.abort(id)
 			c.putCall(cl)
 			return gaveUp
 		}
-		<-cl.done // the answer is being delivered right now
+		c.turn.WaitDone(&cl.w) // the answer is being delivered right now
 	}
 	err = cl.err
 	c.putCall(cl)
 	return err
 }
 
+func (c *Conn) getCall(kind Kind, resp codec.Codec, out any) *call {
+	cl := callPool.Get().(*call)
+	cl.kind, cl.resp, cl.out, cl.err, cl.turn = kind, resp, out, nil, c.turn
+	cl.w.Reset()
+	cl.deadline = 0
+	cl.expired.Store(false)
+	return cl
+}
+
 func (c *Conn) putCall(cl *call) {
-	cl.out, cl.resp, cl.err, cl.stream = nil, nil, nil, nil
+	cl.out, cl.resp, cl.err, cl.stream, cl.turn = nil, nil, nil, nil, nil
 	callPool.Put(cl)
 }
 
@@ -216,31 +204,30 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 	return err
 }
 
-// routeResponse delivers a response or stream frame to its call (reader
-// goroutine), following the Procwire parent's rules (§6.10, §6.13).
-func (c *Conn) routeResponse(f wire.Frame) {
+// routeResponse delivers a response or stream frame to its call, following
+// the Procwire parent's rules (§6.10, §6.13).
+func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	if cl := c.claimed; cl != nil && f.Owned {
 		c.claimed = nil // its payload was read into the caller's buffer
 		cl.finish(unmarshal(cl.resp, f.Payload, true, cl.out))
-		return
+		return readturn.Continue
 	}
 	c.mu.Lock()
 	cl := c.pending[f.ID]
 	if cl == nil {
 		c.mu.Unlock()
 		c.log.Debug("rpc: dropped a frame for no pending call", "id", f.ID, "flags", f.Flags)
-		return
+		return readturn.Continue
 	}
 	isStream, isErr := f.Flags.Has(wire.FlagStream), f.Flags.Has(wire.FlagError)
 	if cl.stream != nil {
 		if !isStream && !isErr { // a result or ack for a stream: ignored
 			c.mu.Unlock()
-			return
+			return readturn.Continue
 		}
 		if isStream && !isErr && !f.Flags.Has(wire.FlagStreamEnd) {
 			c.mu.Unlock()
-			cl.stream.deliver(f)
-			return
+			return cl.stream.deliver(f, background)
 		}
 		delete(c.pending, f.ID)
 		c.mu.Unlock()
@@ -249,11 +236,11 @@ func (c *Conn) routeResponse(f wire.Frame) {
 		} else {
 			cl.stream.finish(nil)
 		}
-		return
+		return readturn.Continue
 	}
 	if isStream || (cl.kind == KindResult && f.Flags.Has(wire.FlagAck) && !isErr) {
 		c.mu.Unlock() // a stream frame or an ack for a result call: ignored
-		return
+		return readturn.Continue
 	}
 	delete(c.pending, f.ID)
 	c.mu.Unlock()
@@ -271,6 +258,7 @@ func (c *Conn) routeResponse(f wire.Frame) {
 			cl.finish(nil)
 		}
 	}
+	return readturn.Continue
 }
 
 // responseBuffer is the frame reader's destination hook: a large raw result

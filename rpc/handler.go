@@ -46,6 +46,18 @@ type Handler struct {
 	// result and ack handlers it returns the value to send; stream handlers
 	// send their chunks through r and return nil.
 	serve func(ctx context.Context, r *request) (any, error)
+	// cost is how long the handler has recently taken to run; it decides
+	// whether a request is served on the goroutine that read it.
+	cost *cost
+}
+
+// cost is an exponentially weighted moving average of a handler's run
+// time in nanoseconds, shared by the copies of one Handler.
+type cost struct{ avg atomic.Int64 }
+
+func (c *cost) add(ns int64) {
+	old := c.avg.Load()
+	c.avg.Store(old + (ns-old)/4) // racy updates lose a sample at worst
 }
 
 // Kind returns the handler's response kind.
@@ -62,7 +74,7 @@ func (h Handler) WithCodecs(request, response codec.Codec) Handler {
 
 // ResultFunc returns a handler that answers with fn's result.
 func ResultFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Handler {
-	return Handler{kind: KindResult, serve: func(ctx context.Context, r *request) (any, error) {
+	return Handler{kind: KindResult, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
 		var in In
 		if err := r.decode(&in); err != nil {
 			return nil, err
@@ -85,7 +97,7 @@ func AckFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Hand
 // connection is gone; fn should then return. When fn returns nil the stream
 // ends; an error ends it with a stream error frame.
 func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) error) error) Handler {
-	return Handler{kind: KindStream, serve: func(ctx context.Context, r *request) (any, error) {
+	return Handler{kind: KindStream, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
 		var in In
 		if err := r.decode(&in); err != nil {
 			return nil, err
@@ -97,7 +109,7 @@ func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) 
 // NotifyFunc returns a handler for fire-and-forget requests and events:
 // nothing is sent back, and an error fn returns is only logged.
 func NotifyFunc[In any](fn func(ctx context.Context, in In) error) Handler {
-	return Handler{kind: KindNone, serve: func(ctx context.Context, r *request) (any, error) {
+	return Handler{kind: KindNone, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
 		var in In
 		if err := r.decode(&in); err != nil {
 			return nil, err

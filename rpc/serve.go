@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -107,14 +108,17 @@ func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
 	return c.Unmarshal(payload, v)
 }
 
-// routeRequest prepares one request frame for serving (reader goroutine).
-// Events go to the in-order dispatcher; other requests are returned to be
-// served, with a handler token taken.
-func (c *Conn) routeRequest(f wire.Frame) *request {
+// routeRequest serves one request frame, or queues it for serving. Events
+// go to the in-order dispatcher. A background reader serves a request whose
+// handler has been quick on its own goroutine (inline), other requests go
+// to a worker goroutine. A waiting caller that reads a request never blocks
+// on it: if the event queue or the handler limit is full it holds the frame
+// and yields the turn to a background reader.
+func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 	h := c.opts.Handlers.lookup(f.Method)
 	if h == nil {
 		c.unknownMethod(f)
-		return nil
+		return readturn.Continue
 	}
 	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
 	switch {
@@ -132,20 +136,105 @@ func (c *Conn) routeRequest(f wire.Frame) *request {
 		r.event = true
 		select {
 		case c.events <- r:
-		case <-c.done:
+		default:
+			if !background {
+				c.held = func() readturn.Status { c.queueEvent(r); return readturn.Continue }
+				return readturn.Yield
+			}
+			c.queueEvent(r)
 		}
-		return nil
+		return readturn.Continue
 	}
 	select {
 	case c.sem <- struct{}{}:
-	case <-c.done:
-		return nil
+	default:
+		if !background {
+			c.held = func() readturn.Status { return c.startLimited(r) }
+			return readturn.Yield
+		}
+		return c.startLimited(r)
 	}
+	return c.startRequest(r, background, c.r.HasFrame())
+}
+
+// startLimited waits for a handler token, which stops the reading when
+// MaxHandlers requests are being served, and starts r.
+func (c *Conn) startLimited(r *request) readturn.Status {
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.done:
+		return readturn.Continue
+	}
+	return c.startRequest(r, true, c.r.HasFrame())
+}
+
+func (c *Conn) queueEvent(r *request) {
+	select {
+	case c.events <- r:
+	case <-c.done:
+	}
+}
+
+// Inline serving. A handler whose recent runs took less than inlineQuick
+// is served on the background reader's goroutine even when more requests
+// are waiting; one that took less than inlineMax only when nothing else is
+// buffered (so a burst of slower requests gets more than one goroutine).
+// Anything slower goes to a worker: it would hold up reading.
+const (
+	inlineQuick = 10 * time.Microsecond
+	inlineMax   = 200 * time.Microsecond
+)
+
+// startRequest serves r, which holds a handler token: inline when the
+// caller is the background reader and the handler is quick, else on a
+// worker. more says whether another frame is buffered behind r.
+func (c *Conn) startRequest(r *request, background, more bool) readturn.Status {
 	if !c.track(r) {
 		<-c.sem
-		return nil
+		return readturn.Continue
 	}
-	return r
+	avg := time.Duration(r.h.cost.avg.Load())
+	if !background || r.h.kind == KindStream || avg >= inlineMax || (more && avg >= inlineQuick) {
+		c.toWorker(r)
+		return readturn.Continue
+	}
+	token := c.turn.BeginInline()
+	c.serve(r, more)
+	<-c.sem
+	if !c.turn.EndInline(token) {
+		c.w.Flush() // whoever took the turn may not read again soon
+		return readturn.Lost
+	}
+	return readturn.Continue
+}
+
+// toWorker hands r to an idle worker goroutine, or starts one.
+func (c *Conn) toWorker(r *request) {
+	select {
+	case c.work <- r:
+	default:
+		c.wg.Go(func() { c.worker(r) })
+	}
+}
+
+// worker serves r, then waits for more work as one of at most maxIdle idle
+// workers, so that goroutines whose stacks have grown are reused.
+func (c *Conn) worker(r *request) {
+	for {
+		c.serve(r, false)
+		<-c.sem
+		if c.idlers.Add(1) > maxIdle {
+			c.idlers.Add(-1)
+			return
+		}
+		select {
+		case r = <-c.work:
+			c.idlers.Add(-1)
+		case <-c.done:
+			c.idlers.Add(-1)
+			return
+		}
+	}
 }
 
 // track records a request so that the connection's end cancels it; it
@@ -195,7 +284,7 @@ func (c *Conn) dispatchEvents() {
 		select {
 		case r := <-c.events:
 			if c.track(r) {
-				c.serve(r)
+				c.serve(r, false)
 			}
 		case <-c.done:
 			return
@@ -203,9 +292,12 @@ func (c *Conn) dispatchEvents() {
 	}
 }
 
-// serve runs the handler and sends its reply.
-func (c *Conn) serve(r *request) {
+// serve runs the handler and sends its reply; with queue set the reply is
+// added to the next write (more input is buffered).
+func (c *Conn) serve(r *request, queue bool) {
+	start := time.Now()
 	v, err := c.run(r)
+	r.h.cost.add(int64(time.Since(start)))
 	c.mu.Lock()
 	if r.id == 0 {
 		delete(c.anon, r)
@@ -226,17 +318,17 @@ func (c *Conn) serve(r *request) {
 		}
 		b := getBuf()
 		*b = appendError((*b)[:0], err)
-		c.write(r.method, flags, r.id, *b)
+		c.send(r.method, flags, r.id, *b, queue)
 		putBuf(b)
 		return
 	}
 	switch r.h.kind {
 	case KindStream:
-		c.write(r.method, wire.FlagResponse|wire.FlagStream|wire.FlagStreamEnd, r.id, nil)
+		c.send(r.method, wire.FlagResponse|wire.FlagStream|wire.FlagStreamEnd, r.id, nil, queue)
 	case KindAck:
-		c.reply(r, wire.FlagResponse|wire.FlagAck, v)
+		c.reply(r, wire.FlagResponse|wire.FlagAck, v, queue)
 	default:
-		c.reply(r, wire.FlagResponse, v)
+		c.reply(r, wire.FlagResponse, v, queue)
 	}
 }
 
@@ -253,10 +345,10 @@ func (c *Conn) run(r *request) (v any, err error) {
 
 // reply encodes v with the response codec and sends it; an encoding failure
 // becomes an error reply, so the caller is never left waiting.
-func (c *Conn) reply(r *request, flags wire.Flags, v any) {
+func (c *Conn) reply(r *request, flags wire.Flags, v any, queue bool) {
 	_, resp := r.codecs()
 	if p, ok := v.([]byte); ok && resp == codec.Raw {
-		c.write(r.method, flags, r.id, p) // raw bytes go out as they are
+		c.send(r.method, flags, r.id, p, queue) // raw bytes go out as they are
 		return
 	}
 	b := getBuf()
@@ -271,7 +363,7 @@ func (c *Conn) reply(r *request, flags wire.Flags, v any) {
 			Message: fmt.Sprintf("method %d: cannot encode the result: %v", r.method, err)})
 		flags = wire.FlagResponse | wire.FlagError
 	}
-	c.write(r.method, flags, r.id, *b)
+	c.send(r.method, flags, r.id, *b, queue)
 	putBuf(b)
 }
 

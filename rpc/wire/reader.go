@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // Frame is one decoded frame.
@@ -32,7 +33,13 @@ const (
 // waits for or allocates the payload. It reads ahead in bulk, so several small
 // frames usually cost one read system call.
 //
-// A Reader is not safe for concurrent use; a connection has one reader goroutine.
+// A read that fails because a deadline passed ([os.ErrDeadlineExceeded], as
+// returned by net.Conn after SetReadDeadline) loses nothing: ReadFrame
+// returns the error, and the next call continues the same frame where it
+// stopped. That is how a goroutine blocked in ReadFrame is interrupted to
+// hand reading to another one. Every other error is final.
+//
+// A Reader is not safe for concurrent use: one goroutine reads at a time.
 type Reader struct {
 	r     io.Reader
 	max   int
@@ -41,6 +48,13 @@ type Reader struct {
 	end   int
 	err   error // sticky: once a read or a header fails, every later call returns it
 	dest  func(Header) []byte
+
+	// A frame whose header has been consumed but whose payload has not
+	// fully arrived, after a read was interrupted by a deadline.
+	part  bool
+	hdr   Header
+	large []byte // the payload of a large frame, read so far up to got
+	got   int
 }
 
 // SetDest sets a function asked where to put each payload too large for the
@@ -64,52 +78,88 @@ func (r *Reader) Max() int { return r.max }
 // flushes them when this reaches zero: the next ReadFrame would block.
 func (r *Reader) Buffered() int { return r.end - r.start }
 
+// HasFrame reports whether the next ReadFrame returns without reading from
+// the underlying reader: a whole frame (or a final error) is already
+// buffered. A connection queues replies while it is true and flushes them
+// before a read that could block.
+func (r *Reader) HasFrame() bool {
+	if r.err != nil {
+		return true
+	}
+	n := r.end - r.start
+	if r.part {
+		return r.large == nil && n >= int(r.hdr.Len)
+	}
+	if n < HeaderSize {
+		return false
+	}
+	h, _ := ParseHeader(r.buf[r.start:r.end])
+	if h.Validate(r.max) != nil {
+		return true // ReadFrame fails at once
+	}
+	return int(h.Len) <= len(r.buf) && n-HeaderSize >= int(h.Len)
+}
+
 // ReadFrame reads the next frame. A clean end of stream between frames
 // returns io.EOF; a stream that ends inside a frame returns io.ErrUnexpectedEOF.
 // An invalid header returns a *HeaderError without reading the payload. After
-// any error the Reader is unusable and returns the same error again.
+// an error that is not a deadline error the Reader is unusable and returns
+// the same error again.
 func (r *Reader) ReadFrame() (Frame, error) {
 	if r.err != nil {
 		return Frame{}, r.err
 	}
 	f, err := r.readFrame()
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		r.err = err
+		r.part, r.large = false, nil
 	}
 	return f, err
 }
 
 func (r *Reader) readFrame() (Frame, error) {
-	if err := r.fill(HeaderSize); err != nil {
-		if err == io.ErrUnexpectedEOF && r.end == r.start {
-			err = io.EOF
+	if !r.part {
+		if err := r.fill(HeaderSize); err != nil {
+			if err == io.ErrUnexpectedEOF && r.end == r.start {
+				err = io.EOF
+			}
+			return Frame{}, err
 		}
-		return Frame{}, err
+		h, _ := ParseHeader(r.buf[r.start:r.end])
+		if err := h.Validate(r.max); err != nil {
+			return Frame{}, err
+		}
+		r.start += HeaderSize
+		r.part, r.hdr, r.large, r.got = true, h, nil, 0
+		if n := int(h.Len); n > len(r.buf) {
+			var into []byte
+			if r.dest != nil {
+				if into = r.dest(h); len(into) != n {
+					into = nil
+				}
+			}
+			if into == nil {
+				into = make([]byte, min(n, eagerAlloc))
+			}
+			r.large = into
+		}
 	}
-	h, _ := ParseHeader(r.buf[r.start:r.end])
-	if err := h.Validate(r.max); err != nil {
-		return Frame{}, err
-	}
-	r.start += HeaderSize
+	h := r.hdr
 	n := int(h.Len)
-	if n <= len(r.buf) {
+	if r.large == nil {
 		if err := r.fill(n); err != nil {
 			return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
 		}
 		p := r.buf[r.start : r.start+n : r.start+n]
 		r.start += n
+		r.part = false
 		return Frame{Header: h, Payload: p}, nil
 	}
-	var into []byte
-	if r.dest != nil {
-		if into = r.dest(h); len(into) != n {
-			into = nil
-		}
-	}
-	p, err := r.readLarge(n, into)
-	if err != nil {
+	if err := r.readLarge(n); err != nil {
 		return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
 	}
+	p := r.large
+	r.part, r.large = false, nil
 	return Frame{Header: h, Payload: p, Owned: true}, nil
 }
 
@@ -138,30 +188,29 @@ func (r *Reader) fill(n int) error {
 	return nil
 }
 
-// readLarge reads an n-byte payload into a slice of its own (into, if it is
-// not nil): what is already buffered is copied once, the rest is read
-// straight into place.
-func (r *Reader) readLarge(n int, into []byte) ([]byte, error) {
-	p := into
-	if p == nil {
-		p = make([]byte, min(n, eagerAlloc))
+// readLarge reads the n-byte payload of the current frame into r.large,
+// continuing at r.got: what is already buffered is copied once, the rest is
+// read straight into place. A slice the Reader allocated grows (doubling) as
+// the data really arrives.
+func (r *Reader) readLarge(n int) error {
+	if r.got == 0 {
+		r.got = copy(r.large, r.buf[r.start:r.end])
+		r.start += r.got
 	}
-	got := copy(p, r.buf[r.start:r.end])
-	r.start += got
-	for got < n {
-		if got == len(p) { // the peer really is sending this much: grow
-			q := make([]byte, min(n, 2*len(p)))
-			copy(q, p[:got])
-			p = q
+	for r.got < n {
+		if r.got == len(r.large) { // the peer really is sending this much: grow
+			q := make([]byte, min(n, 2*len(r.large)))
+			copy(q, r.large[:r.got])
+			r.large = q
 		}
-		m, err := io.ReadFull(r.r, p[got:])
-		got += m
+		m, err := io.ReadFull(r.r, r.large[r.got:])
+		r.got += m
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return err
 		}
 	}
-	return p, nil
+	return nil
 }

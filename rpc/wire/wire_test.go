@@ -8,10 +8,13 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"os"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/procxy/procxy/rpc/wire"
+	"github.com/procxy/procxy/transport"
 )
 
 type want struct {
@@ -326,3 +329,130 @@ func ExampleReader() {
 	fmt.Printf("method %d, request %d, payload %x\n", f.Method, f.ID, f.Payload)
 	// Output: method 1, request 1, payload a26869
 }
+
+// TestInterruptedRead: a read that fails because a deadline passed loses
+// nothing; the next ReadFrame continues the same frame. Frames are cut at
+// every interesting place: inside the header, inside a small payload, inside
+// a large one.
+func TestInterruptedRead(t *testing.T) {
+	small := bytes.Repeat([]byte{7}, 100)
+	large := bytes.Repeat([]byte{9}, 200<<10)
+	var stream bytes.Buffer
+	w := wire.NewWriter(&stream)
+	w.WriteFrame(wire.Header{Method: 1, ID: 1}, small)
+	w.WriteFrame(wire.Header{Method: 2, ID: 2}, large)
+	w.WriteFrame(wire.Header{Method: 3, ID: 3}, nil)
+	data := stream.Bytes()
+	cuts := []int{5, wire.HeaderSize + 50, 2*wire.HeaderSize + 100 + 70 << 10, 2*wire.HeaderSize + 100 + 150<<10, len(data) - 3}
+
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := wire.NewReader(b, 0)
+	var got []wire.Frame
+	prev := 0
+	for _, cut := range append(cuts, len(data)) {
+		if _, err := a.Write(data[prev:cut]); err != nil {
+			t.Fatal(err)
+		}
+		prev = cut
+		for {
+			b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			f, err := r.ReadFrame()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break // wait for the next piece
+			}
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", cut, err)
+			}
+			f.Payload = bytes.Clone(f.Payload)
+			got = append(got, f)
+		}
+	}
+	want := []struct {
+		id      uint32
+		payload []byte
+	}{{1, small}, {2, large}, {3, nil}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	for i, f := range got {
+		if f.ID != want[i].id || !bytes.Equal(f.Payload, want[i].payload) {
+			t.Errorf("frame %d: id %d, %d bytes; want id %d, %d bytes", i, f.ID, len(f.Payload), want[i].id, len(want[i].payload))
+		}
+	}
+}
+
+func TestHasFrame(t *testing.T) {
+	var stream bytes.Buffer
+	w := wire.NewWriter(&stream)
+	w.WriteFrame(wire.Header{Method: 1, ID: 1}, []byte("abc"))
+	w.WriteFrame(wire.Header{Method: 1, ID: 2}, make([]byte, 100<<10)) // larger than the buffer
+	data := stream.Bytes()
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := wire.NewReader(b, 0)
+	if r.HasFrame() {
+		t.Fatal("HasFrame = true with nothing buffered")
+	}
+	a.Write(data[:wire.HeaderSize+3+5]) // frame 1 and part of frame 2's header
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if r.HasFrame() {
+		t.Error("HasFrame = true with a partial header buffered")
+	}
+	a.Write(data[wire.HeaderSize+3+5:])
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+	if !r.HasFrame() {
+		t.Error("HasFrame = false after an error; ReadFrame returns at once")
+	}
+}
+
+func TestQueueFlush(t *testing.T) {
+	var out bytes.Buffer
+	cw := &countingWriter{w: &out}
+	w := wire.NewWriter(cw)
+	for i := range 10 {
+		if err := w.Queue(wire.Header{Method: 1, ID: uint32(i)}, []byte("reply")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cw.writes != 0 {
+		t.Fatalf("Queue wrote %d times, want 0", cw.writes)
+	}
+	if err := w.WriteFrame(wire.Header{Method: 1, ID: 10}, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	if cw.writes != 1 {
+		t.Errorf("11 frames took %d writes, want 1", cw.writes)
+	}
+	w.Queue(wire.Header{Method: 1, ID: 11}, []byte("x"))
+	if err := w.Flush(); err != nil || cw.writes != 2 {
+		t.Errorf("Flush: %v, %d writes; want nil, 2", err, cw.writes)
+	}
+	if err := w.Flush(); err != nil || cw.writes != 2 {
+		t.Errorf("empty Flush: %v, %d writes; want nil, 2", err, cw.writes)
+	}
+	r := wire.NewReader(&out, 0)
+	for i := range 12 {
+		f, err := r.ReadFrame()
+		if err != nil || f.ID != uint32(i) {
+			t.Fatalf("frame %d: id %d, %v", i, f.ID, err)
+		}
+	}
+}
+
+type countingWriter struct {
+	w      io.Writer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.writes++; return c.w.Write(p) }

@@ -38,6 +38,8 @@ type Writer struct {
 	queued   uint64    // number of the batch that pending will become; guarded by mu
 	flushed  uint64    // number of the last batch written; guarded by mu
 	err      error     // sticky write error; guarded by mu
+	// queuedAny: Queue added a frame that no flush has taken yet; guarded by mu
+	queuedAny bool
 }
 
 type segment struct {
@@ -140,7 +142,15 @@ func (w *Writer) WriteFrame(h Header, payload []byte) error {
 		w.mu.Unlock()
 		return err
 	}
+	return w.flushLocked(mine)
+}
+
+// flushLocked writes batches until none is pending; w.mu is held on entry
+// and released on return. It reports the write error only if the batch
+// numbered mine did not go out.
+func (w *Writer) flushLocked(mine uint64) error {
 	w.flushing = true
+	w.queuedAny = false
 	for len(w.pending.segs) > 0 && w.err == nil {
 		b := w.pending
 		w.pending, w.spare = w.spare, nil
@@ -161,12 +171,53 @@ func (w *Writer) WriteFrame(h Header, payload []byte) error {
 		w.cond.Broadcast()
 	}
 	w.flushing = false
+	w.queuedAny = false // everything queued went out with the batches above
 	err := w.err
 	if w.flushed >= mine {
 		err = nil
 	}
 	w.mu.Unlock()
 	return err
+}
+
+// Queue adds one frame to the next write without writing it: the frame goes
+// out with the next WriteFrame or Flush, or with a write already in progress
+// on another goroutine. The payload is copied, so the caller may reuse it at
+// once. A connection that answers several buffered requests in a row queues
+// all replies but the last, which it writes, so they share one system call;
+// it must call Flush before it waits for more input.
+func (w *Writer) Queue(h Header, payload []byte) error {
+	if len(payload) > AbsoluteMaxPayload {
+		return ErrPayloadOverflow
+	}
+	h.Len = uint32(len(payload))
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	from := len(w.pending.buf)
+	w.pending.buf = append(h.Append(w.pending.buf), payload...)
+	w.pending.extend(from, len(w.pending.buf))
+	w.queuedAny = true
+	if len(w.pending.buf) >= maxBatch && !w.flushing {
+		return w.flushLocked(w.queued) // bound what queued frames hold
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// Flush writes the queued frames, unless a write in progress on another
+// goroutine is about to take them. It returns at once when nothing is queued.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	if !w.queuedAny || w.flushing {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	return w.flushLocked(w.queued)
 }
 
 // Err returns the sticky write error, if any.
