@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"sync"
-	"os"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -343,7 +343,7 @@ func TestInterruptedRead(t *testing.T) {
 	w.WriteFrame(wire.Header{Method: 2, ID: 2}, large)
 	w.WriteFrame(wire.Header{Method: 3, ID: 3}, nil)
 	data := stream.Bytes()
-	cuts := []int{5, wire.HeaderSize + 50, 2*wire.HeaderSize + 100 + 70 << 10, 2*wire.HeaderSize + 100 + 150<<10, len(data) - 3}
+	cuts := []int{5, wire.HeaderSize + 50, 2*wire.HeaderSize + 100 + 70<<10, 2*wire.HeaderSize + 100 + 150<<10, len(data) - 3}
 
 	a, b := transport.Pipe()
 	defer a.Close()
