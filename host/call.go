@@ -25,6 +25,18 @@ func Call[Out any](ctx context.Context, m *Module, method string, in any) (Out, 
 	return out, err
 }
 
+// CallInto is Call with the answer decoded into out, a non-nil pointer,
+// instead of returned. With the raw codec, a *[]byte with enough capacity
+// receives the result without allocating — the bytes go from the
+// connection straight into it — so a loop that fetches large results can
+// reuse one buffer.
+func CallInto(ctx context.Context, m *Module, method string, in, out any) error {
+	if out == nil {
+		return fmt.Errorf("host: CallInto %q: out is nil; want a pointer", method)
+	}
+	return m.call(ctx, method, in, out)
+}
+
 func (m *Module) call(ctx context.Context, method string, in, out any) error {
 	s, r, err := m.route(method, "Call", rpc.KindResult, rpc.KindAck)
 	if err != nil {

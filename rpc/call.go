@@ -91,24 +91,28 @@ func (c *Conn) unregister(id uint32, cl *call) bool {
 	return false
 }
 
-// encode encodes v with cd. The payload is in a pooled buffer to release
-// with putBuf, except raw bytes, which are sent as they are (buf is nil). A
-// msgpack payload is never empty (nil encodes as c0), as Procwire children
-// require.
-func encode(cd codec.Codec, v any) (payload []byte, buf *[]byte, err error) {
-	if b, ok := v.([]byte); ok && cd == codec.Raw {
-		return b, nil, nil
+// encode encodes v with cd into a pooled Vec; release it with putVec when
+// pooled is true. Large byte slices of v are referenced, not copied
+// (codec.VecAppender). A *codec.Vec is taken as already encoded. A msgpack
+// payload is never empty (nil encodes as c0), as Procwire children require.
+func encode(cd codec.Codec, v any) (vec *codec.Vec, pooled bool, err error) {
+	if vec, ok := v.(*codec.Vec); ok {
+		return vec, false, nil
 	}
-	buf = getBuf()
-	if *buf, err = cd.Append((*buf)[:0], v); err != nil {
-		putBuf(buf)
-		return nil, nil, fmt.Errorf("rpc: encode request: %w", err)
+	vec = getVec()
+	if err := codec.AppendVec(cd, vec, v); err != nil {
+		putVec(vec)
+		return nil, false, fmt.Errorf("rpc: encode request: %w", err)
 	}
-	return *buf, buf, nil
+	return vec, true, nil
 }
 
 // Call sends a request for a result or ack method and decodes the answer
-// into out (a pointer, or nil to discard it). It returns a *RemoteError if
+// into out (a pointer, or nil to discard it). in is encoded with the
+// method's request codec, unless it is a *codec.Vec, which is sent as the
+// payload as it is. A *[]byte out with enough capacity receives a large
+// []byte result without allocating: the bytes are read from the
+// connection straight into it. It returns a *RemoteError if
 // the handler failed, ctx.Err() if ctx ended first — after telling the peer
 // with an abort frame — and an error wrapping ErrClosed if the connection
 // ended. An ack without data leaves out untouched.
@@ -120,23 +124,22 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 		return err
 	}
 	req, resp := m.codecs(c)
-	payload, b, err := encode(req, in)
+	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return err
 	}
 	cl := c.getCall(m.Kind, resp, out)
 	id, err := c.register(cl)
-	if err != nil {
-		putBuf(b)
-		c.putCall(cl)
-		return err
-	}
-	err = c.write(m.ID, 0, id, payload)
-	putBuf(b)
-	if err != nil {
-		if !c.unregister(id, cl) {
+	if err == nil {
+		err = c.sendVec(m.ID, 0, id, vec, false)
+		if err != nil && !c.unregister(id, cl) {
 			c.turn.WaitDone(&cl.w) // the connection failed it concurrently
 		}
+	}
+	if pooled {
+		putVec(vec)
+	}
+	if err != nil {
 		c.putCall(cl)
 		return err
 	}
@@ -195,12 +198,14 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 		return err
 	}
 	req, _ := m.codecs(c)
-	payload, b, err := encode(req, in)
+	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return err
 	}
-	err = c.write(m.ID, 0, 0, payload)
-	putBuf(b)
+	err = c.sendVec(m.ID, 0, 0, vec, false)
+	if pooled {
+		putVec(vec)
+	}
 	return err
 }
 
@@ -208,8 +213,9 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 // the Procwire parent's rules (§6.10, §6.13).
 func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	if cl := c.claimed; cl != nil && f.Owned {
-		c.claimed = nil // its payload was read into the caller's buffer
-		cl.finish(unmarshal(cl.resp, f.Payload, true, cl.out))
+		c.claimed = nil // its payload (or its bytes) was read into the caller's buffer
+		*cl.out.(*[]byte) = f.Payload
+		cl.finish(nil)
 		return readturn.Continue
 	}
 	c.mu.Lock()
@@ -261,27 +267,43 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	return readturn.Continue
 }
 
-// responseBuffer is the frame reader's destination hook: a large raw result
+// responseBuffer is the frame reader's destination hook: a large result
 // for a call whose out is a *[]byte with room for it is read straight into
-// that buffer. The call is claimed first, so the caller cannot give up on it
-// (and reuse the buffer) while the reader writes into it.
-func (c *Conn) responseBuffer(h wire.Header) []byte {
+// that buffer — raw bytes as they are, and the bytes of a msgpack binary
+// value without its header. The call is claimed first, so the caller cannot
+// give up on it (and reuse the buffer) while the reader writes into it.
+func (c *Conn) responseBuffer(h wire.Header, head []byte) (skip int, into []byte) {
 	if h.ID == 0 || !h.Flags.Has(wire.FlagResponse) || h.Flags&(wire.FlagError|wire.FlagStream) != 0 {
-		return nil
+		return 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl := c.pending[h.ID]
-	if cl == nil || cl.stream != nil || cl.resp != codec.Raw || (cl.kind == KindResult && h.Flags.Has(wire.FlagAck)) {
-		return nil
+	if cl == nil || cl.stream != nil || (cl.kind == KindResult && h.Flags.Has(wire.FlagAck)) {
+		return 0, nil
 	}
 	p, ok := cl.out.(*[]byte)
-	if !ok || cap(*p) < int(h.Len) {
-		return nil
+	if !ok {
+		return 0, nil
+	}
+	n := int(h.Len)
+	switch cl.resp {
+	case codec.Raw:
+	case codec.Msgpack:
+		hdr, l, ok := codec.MsgpackBytesHeader(head)
+		if !ok || uint64(hdr)+l != uint64(h.Len) {
+			return 0, nil
+		}
+		skip, n = hdr, int(l)
+	default:
+		return 0, nil
+	}
+	if cap(*p) < n {
+		return 0, nil
 	}
 	delete(c.pending, h.ID)
 	c.claimed = cl
-	return (*p)[:h.Len]
+	return skip, (*p)[:n]
 }
 
 // remoteError decodes an error frame's payload.

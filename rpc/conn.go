@@ -170,7 +170,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 			c.fail(fmt.Errorf("%w: %w", ErrAuthWrite, err))
 		}
 	}
-	c.r.SetDest(c.responseBuffer)
+	c.r.SetDestAfter(c.responseBuffer)
 	c.wg.Go(c.dispatchEvents)
 	if opts.Role == RoleChild {
 		c.turn.Need() // a child serves: somebody reads at all times
@@ -361,11 +361,42 @@ func (c *Conn) send(method uint16, flags wire.Flags, id uint32, payload []byte, 
 	return nil
 }
 
+// sendVec is send for an encoded Vec.
+func (c *Conn) sendVec(method uint16, flags wire.Flags, id uint32, vec *codec.Vec, queue bool) error {
+	parts := vec.Parts()
+	if len(parts) <= 1 {
+		var p []byte
+		if len(parts) == 1 {
+			p = parts[0]
+		}
+		return c.send(method, flags, id, p, queue)
+	}
+	if err := c.w.WriteFrameVec(wire.Header{Method: method, Flags: flags | c.dir, ID: id}, parts); err != nil {
+		c.fail(err)
+		return c.Err()
+	}
+	return nil
+}
+
 // maxQueued is the largest payload a reply is queued with; a larger one is
 // written at once, from the caller's slice.
 const maxQueued = 16 << 10
 
-// bufPool holds payload buffers for encoding and for copies of small
+// vecPool holds Vecs for encoding payloads; vecs whose buffer grew past
+// maxPooled are dropped.
+var vecPool = sync.Pool{New: func() any { return new(codec.Vec) }}
+
+func getVec() *codec.Vec { return vecPool.Get().(*codec.Vec) }
+
+func putVec(v *codec.Vec) {
+	if v == nil || v.Cap() > maxPooled {
+		return
+	}
+	v.Reset()
+	vecPool.Put(v)
+}
+
+// bufPool holds buffers for error payloads and for copies of small
 // incoming payloads. Buffers that grew past maxPooled are dropped.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 

@@ -75,11 +75,19 @@ func (h Handler) WithCodecs(request, response codec.Codec) Handler {
 // ResultFunc returns a handler that answers with fn's result.
 func ResultFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Handler {
 	return Handler{kind: KindResult, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
-		var in In
-		if err := r.decode(&in); err != nil {
+		in, err := decodeIn[In](r)
+		if err != nil {
 			return nil, err
 		}
-		return fn(ctx, in)
+		out, err := fn(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if b, ok := any(out).([]byte); ok {
+			r.result = b // no allocation to box a slice header
+			return &r.result, nil
+		}
+		return out, nil
 	}}
 }
 
@@ -98,8 +106,8 @@ func AckFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Hand
 // ends; an error ends it with a stream error frame.
 func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) error) error) Handler {
 	return Handler{kind: KindStream, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
-		var in In
-		if err := r.decode(&in); err != nil {
+		in, err := decodeIn[In](r)
+		if err != nil {
 			return nil, err
 		}
 		return nil, fn(ctx, in, func(v Out) error { return r.sendChunk(v) })
@@ -110,12 +118,33 @@ func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) 
 // nothing is sent back, and an error fn returns is only logged.
 func NotifyFunc[In any](fn func(ctx context.Context, in In) error) Handler {
 	return Handler{kind: KindNone, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
-		var in In
-		if err := r.decode(&in); err != nil {
+		in, err := decodeIn[In](r)
+		if err != nil {
 			return nil, err
 		}
 		return nil, fn(ctx, in)
 	}}
+}
+
+// decodeIn decodes r's payload as an In. Raw bytes for a []byte input are
+// taken as they are, without the allocation of decoding through an
+// interface.
+func decodeIn[In any](r *request) (In, error) {
+	var zero In
+	if _, ok := any(zero).(Payload); ok {
+		r.keep = true
+		return any(Payload{Bytes: r.payload, Owned: r.owned}).(In), nil
+	}
+	if _, ok := any(zero).([]byte); ok {
+		if req, _ := r.codecs(); req == codec.Raw && r.owned {
+			b := r.payload
+			r.release()
+			return any(b).(In), nil
+		}
+	}
+	in := new(In)
+	err := r.decode(in)
+	return *in, err
 }
 
 // Mux maps method ids to handlers. It is safe for concurrent use, and

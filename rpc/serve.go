@@ -24,7 +24,10 @@ type request struct {
 	event  bool // id 0 frame from a child: delivered in order
 
 	payload []byte
+	owned   bool    // payload was allocated for this request alone: a decoded value may keep it
 	buf     *[]byte // pooled copy of the payload, returned after decoding
+	keep    bool    // the handler takes the payload as a Payload: release it when the handler returns
+	result  []byte  // a []byte result, boxed as a pointer to this field
 	inline  [128]byte
 
 	mu    sync.Mutex
@@ -83,26 +86,57 @@ func (r *request) codecs() (req, resp codec.Codec) {
 
 // decode decodes the request payload into v and releases the payload.
 func (r *request) decode(v any) error {
-	req, _ := r.codecs()
-	err := unmarshal(req, r.payload, r.buf == nil && len(r.payload) > len(r.inline), v)
-	r.payload = nil
-	if r.buf != nil {
-		putBuf(r.buf)
-		r.buf = nil
+	if p, ok := v.(*Payload); ok {
+		p.Bytes, p.Owned = r.payload, r.owned
+		r.keep = true
+		return nil
 	}
+	req, _ := r.codecs()
+	err := unmarshal(req, r.payload, r.owned, v)
+	r.release()
 	if err != nil {
 		return &RemoteError{Name: "DecodeError", Code: "bad_request", Message: fmt.Sprintf("method %d: cannot decode the request: %v", r.method, err)}
 	}
 	return nil
 }
 
-// unmarshal decodes payload into v; an owned raw payload is handed over
-// without a copy.
+// release returns the payload's pooled buffer.
+func (r *request) release() {
+	r.payload = nil
+	if r.buf != nil {
+		putBuf(r.buf)
+		r.buf = nil
+	}
+}
+
+// Payload is a request's payload as it arrived, for a handler that decodes
+// it itself: declare a handler's input type as Payload (ResultFunc[Payload,
+// Out] and the others) and the request is not decoded. Bytes is valid until
+// the handler returns, or for as long as the handler likes when Owned is
+// set: then it was allocated for this request alone (a large payload is read
+// straight into a slice of its own), and values decoded from it may alias it
+// instead of copying.
+type Payload struct {
+	Bytes []byte
+	Owned bool
+}
+
+// unmarshal decodes payload into v; an owned payload holding raw bytes
+// (the raw codec, or a msgpack binary decoded into a *[]byte) is handed
+// over without a copy.
 func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
-	if owned && c == codec.Raw {
+	if owned {
 		if p, ok := v.(*[]byte); ok {
-			*p = payload
-			return nil
+			switch c {
+			case codec.Raw:
+				*p = payload
+				return nil
+			case codec.Msgpack:
+				if b, ok := codec.MsgpackBytes(payload); ok {
+					*p = b
+					return nil
+				}
+			}
 		}
 	}
 	return c.Unmarshal(payload, v)
@@ -123,7 +157,15 @@ func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
 	switch {
 	case f.Owned:
-		r.payload = f.Payload
+		r.payload, r.owned = f.Payload, true
+	case h.req == codec.Raw && len(f.Payload) > len(r.inline):
+		// Raw bytes are handed to the handler as they are: copy them once,
+		// into a slice of their own.
+		r.payload, r.owned = append(make([]byte, 0, len(f.Payload)), f.Payload...), true
+	case h.req == codec.Raw && len(f.Payload) > 0:
+		// Small raw bytes stay in the request, which is never reused.
+		n := copy(r.inline[:], f.Payload)
+		r.payload, r.owned = r.inline[:n:n], true
 	case len(f.Payload) <= len(r.inline):
 		r.payload = r.inline[:copy(r.inline[:], f.Payload)]
 	default:
@@ -298,6 +340,9 @@ func (c *Conn) serve(r *request, queue bool) {
 	start := time.Now()
 	v, err := c.run(r)
 	r.h.cost.add(int64(time.Since(start)))
+	if r.keep {
+		r.release()
+	}
 	c.mu.Lock()
 	if r.id == 0 {
 		delete(c.anon, r)
@@ -347,24 +392,21 @@ func (c *Conn) run(r *request) (v any, err error) {
 // becomes an error reply, so the caller is never left waiting.
 func (c *Conn) reply(r *request, flags wire.Flags, v any, queue bool) {
 	_, resp := r.codecs()
-	if p, ok := v.([]byte); ok && resp == codec.Raw {
-		c.send(r.method, flags, r.id, p, queue) // raw bytes go out as they are
+	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {
+		c.send(r.method, flags, r.id, nil, queue) // an ack without data
 		return
 	}
-	b := getBuf()
-	var err error
-	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {
-		*b = (*b)[:0] // an ack without data
-	} else {
-		*b, err = resp.Append((*b)[:0], v)
-	}
-	if err != nil {
+	vec := getVec()
+	defer putVec(vec)
+	if err := codec.AppendVec(resp, vec, v); err != nil {
+		b := getBuf()
 		*b = appendError((*b)[:0], &RemoteError{Name: "EncodeError", Code: "bad_response",
 			Message: fmt.Sprintf("method %d: cannot encode the result: %v", r.method, err)})
-		flags = wire.FlagResponse | wire.FlagError
+		c.send(r.method, wire.FlagResponse|wire.FlagError, r.id, *b, queue)
+		putBuf(b)
+		return
 	}
-	c.send(r.method, flags, r.id, *b, queue)
-	putBuf(b)
+	c.sendVec(r.method, flags, r.id, vec, queue)
 }
 
 // sendChunk writes one stream chunk; it blocks while the transport is full.
@@ -373,11 +415,10 @@ func (r *request) sendChunk(v any) error {
 		return ErrStreamAbandoned
 	}
 	_, resp := r.codecs()
-	b := getBuf()
-	defer putBuf(b)
-	var err error
-	if *b, err = resp.Append((*b)[:0], v); err != nil {
+	vec := getVec()
+	defer putVec(vec)
+	if err := codec.AppendVec(resp, vec, v); err != nil {
 		return fmt.Errorf("rpc: encode stream chunk: %w", err)
 	}
-	return r.conn.write(r.method, wire.FlagResponse|wire.FlagStream, r.id, *b)
+	return r.conn.sendVec(r.method, wire.FlagResponse|wire.FlagStream, r.id, vec, false)
 }

@@ -53,11 +53,13 @@ func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error
 		return nil, err
 	}
 	req, resp := m.codecs(c)
-	payload, b, err := encode(req, in)
+	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return nil, err
 	}
-	defer putBuf(b)
+	if pooled {
+		defer putVec(vec)
+	}
 	s := &Stream{conn: c, resp: resp, items: make(chan chunk, c.opts.StreamBuffer), gone: make(chan struct{})}
 	s.cl = &call{kind: KindStream, stream: s}
 	if s.id, err = c.register(s.cl); err != nil {
@@ -66,7 +68,7 @@ func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error
 	c.turn.Need() // chunks arrive while no caller reads
 	s.needs = true
 	s.ctx, s.stop = context.WithCancel(ctx)
-	if err := c.write(m.ID, 0, s.id, payload); err != nil {
+	if err := c.sendVec(m.ID, 0, s.id, vec, false); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -16,7 +16,13 @@ type Frame struct {
 	// Owned reports that Payload was allocated for this frame alone (large
 	// payloads are read straight into their own slice): the caller may keep it.
 	Owned bool
+	// Skipped is how many bytes at the start of the payload a destination
+	// function set with SetDestAfter dropped; Payload holds the rest.
+	Skipped int
 }
+
+// MaxHead is the most payload bytes a SetDestAfter function is shown.
+const MaxHead = 16
 
 const (
 	// defaultReadBuffer is the Reader's buffer size; payloads that fit in it
@@ -47,14 +53,16 @@ type Reader struct {
 	start int // unread data is buf[start:end]
 	end   int
 	err   error // sticky: once a read or a header fails, every later call returns it
-	dest  func(Header) []byte
+	dest  func(h Header, head []byte) (skip int, into []byte)
 
 	// A frame whose header has been consumed but whose payload has not
 	// fully arrived, after a read was interrupted by a deadline.
-	part  bool
-	hdr   Header
-	large []byte // the payload of a large frame, read so far up to got
-	got   int
+	part    bool
+	hdr     Header
+	decided bool   // a large frame's destination is chosen: large, skip
+	large   []byte // the payload of a large frame (after skip), read so far up to got
+	skip    int
+	got     int
 }
 
 // SetDest sets a function asked where to put each payload too large for the
@@ -62,7 +70,18 @@ type Reader struct {
 // payload into (the frame is then Owned and its Payload is that slice), or
 // nil to let the Reader allocate one. It is called on the reading goroutine,
 // after the header is validated.
-func (r *Reader) SetDest(fn func(h Header) []byte) { r.dest = fn }
+func (r *Reader) SetDest(fn func(h Header) []byte) {
+	r.dest = func(h Header, _ []byte) (int, []byte) { return 0, fn(h) }
+}
+
+// SetDestAfter is SetDest for payloads that start with a small header of
+// their own, such as the header of a msgpack binary value: fn is shown
+// head, the first min(h.Len, MaxHead) payload bytes, and returns how many
+// of them to drop and a slice of exactly h.Len−skip bytes to read the rest
+// into (or nil, to let the Reader allocate the whole payload). The frame's
+// Payload is then that slice, and Skipped is skip. It replaces a SetDest
+// function.
+func (r *Reader) SetDestAfter(fn func(h Header, head []byte) (skip int, into []byte)) { r.dest = fn }
 
 // NewReader returns a Reader that rejects payloads larger than max bytes
 // (zero or negative: DefaultMaxPayload; clamped to AbsoluteMaxPayload).
@@ -88,7 +107,7 @@ func (r *Reader) HasFrame() bool {
 	}
 	n := r.end - r.start
 	if r.part {
-		return r.large == nil && n >= int(r.hdr.Len)
+		return int(r.hdr.Len) <= len(r.buf) && n >= int(r.hdr.Len)
 	}
 	if n < HeaderSize {
 		return false
@@ -130,23 +149,11 @@ func (r *Reader) readFrame() (Frame, error) {
 			return Frame{}, err
 		}
 		r.start += HeaderSize
-		r.part, r.hdr, r.large, r.got = true, h, nil, 0
-		if n := int(h.Len); n > len(r.buf) {
-			var into []byte
-			if r.dest != nil {
-				if into = r.dest(h); len(into) != n {
-					into = nil
-				}
-			}
-			if into == nil {
-				into = make([]byte, min(n, eagerAlloc))
-			}
-			r.large = into
-		}
+		r.part, r.hdr, r.decided, r.large, r.skip, r.got = true, h, false, nil, 0, 0
 	}
 	h := r.hdr
 	n := int(h.Len)
-	if r.large == nil {
+	if n <= len(r.buf) {
 		if err := r.fill(n); err != nil {
 			return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
 		}
@@ -155,12 +162,39 @@ func (r *Reader) readFrame() (Frame, error) {
 		r.part = false
 		return Frame{Header: h, Payload: p}, nil
 	}
-	if err := r.readLarge(n); err != nil {
+	if !r.decided {
+		if err := r.destination(h); err != nil {
+			return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
+		}
+	}
+	if err := r.readLarge(n - r.skip); err != nil {
 		return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
 	}
 	p := r.large
 	r.part, r.large = false, nil
-	return Frame{Header: h, Payload: p, Owned: true}, nil
+	return Frame{Header: h, Payload: p, Owned: true, Skipped: r.skip}, nil
+}
+
+// destination chooses where a large payload goes: the dest function's
+// slice, after the bytes it skips, or a slice of the Reader's own.
+func (r *Reader) destination(h Header) error {
+	n := int(h.Len)
+	if r.dest != nil {
+		head := min(n, MaxHead)
+		if err := r.fill(head); err != nil {
+			return err
+		}
+		skip, into := r.dest(h, r.buf[r.start:r.start+head:r.start+head])
+		if skip >= 0 && skip <= head && into != nil && len(into) == n-skip {
+			r.large, r.skip = into, skip
+			r.start += skip
+		}
+	}
+	if r.large == nil {
+		r.large, r.skip = make([]byte, min(n, eagerAlloc)), 0
+	}
+	r.decided = true
+	return nil
 }
 
 // fill makes sure at least n bytes (n ≤ len(buf)) are buffered.

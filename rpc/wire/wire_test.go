@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unsafe"
 
 	"github.com/procxy/procxy/rpc/wire"
 	"github.com/procxy/procxy/transport"
@@ -456,3 +457,63 @@ type countingWriter struct {
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) { c.writes++; return c.w.Write(p) }
+
+func TestWriteFrameVec(t *testing.T) {
+	big := bytes.Repeat([]byte{3}, 40<<10)
+	parts := [][]byte{[]byte("head"), big, []byte("mid"), big[:10], nil, big}
+	var out bytes.Buffer
+	w := wire.NewWriter(&out)
+	if err := w.WriteFrameVec(wire.Header{Method: 9, ID: 4}, parts); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteFrame(wire.Header{Method: 9, ID: 5}, []byte("next"))
+	r := wire.NewReader(&out, 0)
+	f, err := r.ReadFrame()
+	if err != nil || f.ID != 4 || !bytes.Equal(f.Payload, bytes.Join(parts, nil)) {
+		t.Fatalf("vectored frame: id %d, %d bytes, %v", f.ID, len(f.Payload), err)
+	}
+	if f, err := r.ReadFrame(); err != nil || string(f.Payload) != "next" {
+		t.Fatalf("frame after it: %q, %v", f.Payload, err)
+	}
+	gib := make([]byte, 1<<30) // never touched: no memory is used
+	if err := w.WriteFrameVec(wire.Header{Method: 1}, [][]byte{gib, gib}); !errors.Is(err, wire.ErrPayloadOverflow) {
+		t.Errorf("2 GiB of parts: %v, want ErrPayloadOverflow", err)
+	}
+}
+
+// TestSetDestAfter: a large payload's first bytes decide where the rest
+// goes; they are dropped, and the rest lands in the caller's slice, also
+// when the read is interrupted before those first bytes arrive.
+func TestSetDestAfter(t *testing.T) {
+	payload := append([]byte{0xc6, 0, 1, 0, 0}, bytes.Repeat([]byte{5}, 1<<16)...) // a msgpack bin 32 header, then 64 KiB
+	var stream bytes.Buffer
+	wire.NewWriter(&stream).WriteFrame(wire.Header{Method: 1, ID: 1, Flags: wire.FlagResponse}, payload)
+	data := stream.Bytes()
+	dst := make([]byte, 1<<16)
+	var seen []byte
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := wire.NewReader(b, 0)
+	r.SetDestAfter(func(h wire.Header, head []byte) (int, []byte) {
+		seen = bytes.Clone(head)
+		return 5, dst
+	})
+	a.Write(data[:wire.HeaderSize+2]) // the frame header and 2 payload bytes
+	b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := r.ReadFrame(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	a.Write(data[wire.HeaderSize+2:])
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != wire.MaxHead || !bytes.Equal(seen, payload[:wire.MaxHead]) {
+		t.Errorf("head = %x, want %x", seen, payload[:wire.MaxHead])
+	}
+	if f.Skipped != 5 || !f.Owned || unsafe.SliceData(f.Payload) != unsafe.SliceData(dst) || !bytes.Equal(f.Payload, payload[5:]) {
+		t.Errorf("frame: skipped %d, owned %v, %d bytes in the caller's slice: %v", f.Skipped, f.Owned, len(f.Payload), unsafe.SliceData(f.Payload) == unsafe.SliceData(dst))
+	}
+}

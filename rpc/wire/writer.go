@@ -61,22 +61,36 @@ func (b *batch) reset() {
 	b.iov = b.iov[:0]
 }
 
-// add appends one frame to the batch.
-func (b *batch) add(h Header, payload []byte) {
+// add appends one frame to the batch: its payload is payload followed by
+// parts.
+func (b *batch) add(h Header, payload []byte, parts [][]byte) {
 	from := len(b.buf)
 	b.buf = h.Append(b.buf)
-	if len(payload) <= copyLimit {
-		b.buf = append(b.buf, payload...)
-		b.extend(from, len(b.buf))
-		return
+	from = b.addPart(from, payload)
+	for _, p := range parts {
+		from = b.addPart(from, p)
 	}
 	b.extend(from, len(b.buf))
-	b.segs = append(b.segs, segment{ext: payload})
+}
+
+// addPart copies p into the batch buffer if it is small, or adds it as a
+// segment of its own; from is where the buffer's pending bytes start.
+func (b *batch) addPart(from int, p []byte) int {
+	if len(p) <= copyLimit {
+		b.buf = append(b.buf, p...)
+		return from
+	}
+	b.extend(from, len(b.buf))
+	b.segs = append(b.segs, segment{ext: p})
+	return len(b.buf)
 }
 
 // extend adds buf[from:to] as a segment, merging it with the previous one
 // when they are adjacent.
 func (b *batch) extend(from, to int) {
+	if from == to {
+		return
+	}
 	if n := len(b.segs); n > 0 && b.segs[n-1].ext == nil && b.segs[n-1].to == from {
 		b.segs[n-1].to = to
 		return
@@ -111,10 +125,29 @@ func NewWriter(w io.Writer) *Writer {
 
 // WriteFrame writes one frame; h.Len is set from len(payload).
 func (w *Writer) WriteFrame(h Header, payload []byte) error {
-	if len(payload) > AbsoluteMaxPayload {
+	return w.writeFrame(h, payload, nil)
+}
+
+// WriteFrameVec writes one frame whose payload is parts in order; h.Len is
+// set from their total length. Large parts are written from where they are
+// (one writev for the frame), so the caller may keep the payload of a large
+// value in its own memory and hand only a slice of it here.
+func (w *Writer) WriteFrameVec(h Header, parts [][]byte) error {
+	return w.writeFrame(h, nil, parts)
+}
+
+func (w *Writer) writeFrame(h Header, payload []byte, parts [][]byte) error {
+	n := len(payload)
+	for _, p := range parts {
+		n += len(p)
+		if n > AbsoluteMaxPayload {
+			break
+		}
+	}
+	if n > AbsoluteMaxPayload {
 		return ErrPayloadOverflow
 	}
-	h.Len = uint32(len(payload))
+	h.Len = uint32(n)
 	w.mu.Lock()
 	if w.err != nil {
 		err := w.err
@@ -129,7 +162,7 @@ func (w *Writer) WriteFrame(h Header, payload []byte) error {
 			return err
 		}
 	}
-	w.pending.add(h, payload)
+	w.pending.add(h, payload, parts)
 	mine := w.queued
 	if w.flushing {
 		for w.flushed < mine && w.err == nil {
