@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -42,12 +43,16 @@ func (m *Module) call(ctx context.Context, method string, in, out any) error {
 	if err != nil {
 		return err
 	}
+	rm := r.method()
 	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, r.timeout, timeoutError(m.cfg.Name, method, r.timeout))
-		defer cancel()
+		// The connection's own timeout watch: no context, timer or
+		// allocation per call.
+		rm.Timeout = r.timeout
 	}
-	err = s.conn.Call(ctx, r.method(), in, out)
+	err = s.conn.Call(ctx, rm, in, out)
+	if r.timeout > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return timeoutError(m.cfg.Name, method, r.timeout)
+	}
 	return s.wrap(ctx, err)
 }
 

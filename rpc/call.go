@@ -273,6 +273,9 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 // value without its header. The call is claimed first, so the caller cannot
 // give up on it (and reuse the buffer) while the reader writes into it.
 func (c *Conn) responseBuffer(h wire.Header, head []byte) (skip int, into []byte) {
+	if !h.Flags.Has(wire.FlagResponse) && h.Method < wire.MethodAuth {
+		return 0, c.requestBuffer(h)
+	}
 	if h.ID == 0 || !h.Flags.Has(wire.FlagResponse) || h.Flags&(wire.FlagError|wire.FlagStream) != 0 {
 		return 0, nil
 	}
@@ -304,6 +307,17 @@ func (c *Conn) responseBuffer(h wire.Header, head []byte) (skip int, into []byte
 	delete(c.pending, h.ID)
 	c.claimed = cl
 	return skip, (*p)[:n]
+}
+
+// requestBuffer lends a reused buffer for a large request to a raw
+// Payload handler (see Payload); the request returns it after its reply.
+func (c *Conn) requestBuffer(h wire.Header) []byte {
+	hd := c.opts.Handlers.lookup(h.Method)
+	if hd == nil || !hd.payload || hd.req != codec.Raw {
+		return nil
+	}
+	c.lent = getLarge(int(h.Len))
+	return c.lent
 }
 
 // remoteError decodes an error frame's payload.

@@ -106,6 +106,8 @@ type Conn struct {
 	// claimed is a call whose large raw response is being read straight into
 	// the caller's buffer; it is no longer in pending.
 	claimed *call
+	// lent is a reused buffer a large request is being read into.
+	lent []byte
 
 	mu       sync.Mutex
 	pending  map[uint32]*call    // outgoing calls and streams; guarded by mu
@@ -289,6 +291,7 @@ func (c *Conn) step(background bool) readturn.Status {
 			c.claimed = nil
 			cl.finish(c.Err())
 		}
+		c.lent = nil
 		return readturn.Stopped
 	}
 	if c.needAuth {
@@ -394,6 +397,35 @@ func putVec(v *codec.Vec) {
 	}
 	v.Reset()
 	vecPool.Put(v)
+}
+
+// largePools hold the buffers large raw requests are read into, one pool
+// per power of two from 128 KiB to 1 GiB (see Payload).
+var largePools [14]sync.Pool
+
+func largeClass(n int) int {
+	c := 0
+	for size := 128 << 10; size < n && c < len(largePools)-1; size <<= 1 {
+		c++
+	}
+	return c
+}
+
+// getLarge returns a reused buffer of n bytes.
+func getLarge(n int) []byte {
+	c := largeClass(n)
+	if b, ok := largePools[c].Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n, max(n, (128<<10)<<c))
+}
+
+func putLarge(b []byte) {
+	c := largeClass(cap(b))
+	if (128<<10)<<c != cap(b) {
+		return // not one of ours: an odd size above the largest class
+	}
+	largePools[c].Put(&b)
 }
 
 // bufPool holds buffers for error payloads and for copies of small

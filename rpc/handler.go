@@ -49,6 +49,15 @@ type Handler struct {
 	// cost is how long the handler has recently taken to run; it decides
 	// whether a request is served on the goroutine that read it.
 	cost *cost
+	// payload: the input is a Payload (the handler decodes it itself).
+	payload bool
+}
+
+// isPayload reports whether In is Payload.
+func isPayload[In any]() bool {
+	var zero In
+	_, ok := any(zero).(Payload)
+	return ok
 }
 
 // cost is an exponentially weighted moving average of a handler's run
@@ -74,7 +83,7 @@ func (h Handler) WithCodecs(request, response codec.Codec) Handler {
 
 // ResultFunc returns a handler that answers with fn's result.
 func ResultFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Handler {
-	return Handler{kind: KindResult, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
+	return Handler{kind: KindResult, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
 		in, err := decodeIn[In](r)
 		if err != nil {
 			return nil, err
@@ -105,7 +114,7 @@ func AckFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Hand
 // connection is gone; fn should then return. When fn returns nil the stream
 // ends; an error ends it with a stream error frame.
 func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) error) error) Handler {
-	return Handler{kind: KindStream, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
+	return Handler{kind: KindStream, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
 		in, err := decodeIn[In](r)
 		if err != nil {
 			return nil, err
@@ -117,7 +126,7 @@ func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) 
 // NotifyFunc returns a handler for fire-and-forget requests and events:
 // nothing is sent back, and an error fn returns is only logged.
 func NotifyFunc[In any](fn func(ctx context.Context, in In) error) Handler {
-	return Handler{kind: KindNone, cost: new(cost), serve: func(ctx context.Context, r *request) (any, error) {
+	return Handler{kind: KindNone, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
 		in, err := decodeIn[In](r)
 		if err != nil {
 			return nil, err

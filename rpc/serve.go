@@ -26,6 +26,7 @@ type request struct {
 	payload []byte
 	owned   bool    // payload was allocated for this request alone: a decoded value may keep it
 	buf     *[]byte // pooled copy of the payload, returned after decoding
+	large   []byte  // a reused large buffer the payload was read into (raw Payload handlers)
 	keep    bool    // the handler takes the payload as a Payload: release it when the handler returns
 	result  []byte  // a []byte result, boxed as a pointer to this field
 	inline  [128]byte
@@ -107,15 +108,27 @@ func (r *request) release() {
 		putBuf(r.buf)
 		r.buf = nil
 	}
+	if r.large != nil {
+		putLarge(r.large)
+		r.large = nil
+	}
 }
 
 // Payload is a request's payload as it arrived, for a handler that decodes
-// it itself: declare a handler's input type as Payload (ResultFunc[Payload,
-// Out] and the others) and the request is not decoded. Bytes is valid until
-// the handler returns, or for as long as the handler likes when Owned is
-// set: then it was allocated for this request alone (a large payload is read
-// straight into a slice of its own), and values decoded from it may alias it
-// instead of copying.
+// it itself or serves the bytes in place: declare a handler's input type as
+// Payload (ResultFunc[Payload, Out] and the others) and the request is not
+// decoded.
+//
+// Bytes is valid until the handler's reply has been written — a result
+// handler may return a slice of it as its result — or, for a stream or
+// fire-and-forget handler, until it returns. When Owned is set, Bytes was
+// allocated for this request alone (a large payload read straight into a
+// slice of its own) and the handler may keep it, or values that alias it.
+//
+// With the raw codec (the bytes are the data), a large payload is read
+// into a buffer the connection reuses for later requests once the reply
+// has been written: a raw echo or a handler that reads the bytes in place
+// moves megabytes without allocating. Owned is then false.
 type Payload struct {
 	Bytes []byte
 	Owned bool
@@ -149,13 +162,20 @@ func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
 // on it: if the event queue or the handler limit is full it holds the frame
 // and yields the turn to a background reader.
 func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
+	lent := c.lent
+	c.lent = nil
 	h := c.opts.Handlers.lookup(f.Method)
 	if h == nil {
+		if lent != nil {
+			putLarge(lent)
+		}
 		c.unknownMethod(f)
 		return readturn.Continue
 	}
 	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
 	switch {
+	case f.Owned && lent != nil:
+		r.payload, r.large = f.Payload, lent // read into a reused buffer
 	case f.Owned:
 		r.payload, r.owned = f.Payload, true
 	case h.req == codec.Raw && len(f.Payload) > len(r.inline):
@@ -341,7 +361,7 @@ func (c *Conn) serve(r *request, queue bool) {
 	v, err := c.run(r)
 	r.h.cost.add(int64(time.Since(start)))
 	if r.keep {
-		r.release()
+		defer r.release() // after the reply, which may be a slice of the payload
 	}
 	c.mu.Lock()
 	if r.id == 0 {
