@@ -82,6 +82,13 @@ type Arbiter struct {
 	armed   bool    // the watchdog timer is set; guarded by mu
 	timer   *time.Timer
 
+	// watchDone is the Done channel of the context whose end interrupts a
+	// waiter reading with it; watchStop undoes the registration. Kept from
+	// one wait to the next, so a caller that reuses one context registers
+	// once, not once per call. Guarded by mu.
+	watchDone <-chan struct{}
+	watchStop func() bool
+
 	completions atomic.Uint64 // Done calls, so a background reader sees it delivered an answer
 }
 
@@ -107,9 +114,10 @@ type Waiter struct {
 	state atomic.Uint32 // stateDone | stateCancelled
 	wake  chan struct{} // capacity 1: grant, done or cancel happened
 
-	next, prev *Waiter // in Arbiter.queue; guarded by Arbiter.mu
-	queued     bool    // guarded by Arbiter.mu
-	needs      bool    // counted in Arbiter.demand while it waits without reading
+	next, prev *Waiter         // in Arbiter.queue; guarded by Arbiter.mu
+	queued     bool            // guarded by Arbiter.mu
+	needs      bool            // counted in Arbiter.demand while it waits without reading
+	done       <-chan struct{} // the wait's context's Done, while it waits
 }
 
 const (
@@ -179,27 +187,21 @@ func (a *Arbiter) wait(done <-chan struct{}, ctx context.Context, w *Waiter, ign
 		over = stateDone
 	}
 	canRead := done == nil || a.cfg.Interrupt != nil
-	var stopWatch func() bool
+	w.done = done
 	for {
 		if s := w.state.Load(); s&over != 0 {
 			a.leave(w)
-			if stopWatch != nil {
-				stopWatch()
-			}
 			return s&stateDone != 0
 		}
 		if canRead {
 			if a.acquire(w) {
-				if done != nil && stopWatch == nil {
-					stopWatch = context.AfterFunc(ctx, func() { a.Cancel(w) })
+				if done != nil {
+					a.watch(ctx, done)
 				}
 				a.release(w, a.read(w, over))
 				if s := w.state.Load(); s&over != 0 {
 					// The common path: it read its own answer. It holds no
 					// turn and is in no queue, so there is nothing to leave.
-					if stopWatch != nil {
-						stopWatch()
-					}
 					return s&stateDone != 0
 				}
 				continue
@@ -213,6 +215,38 @@ func (a *Arbiter) wait(done <-chan struct{}, ctx context.Context, w *Waiter, ign
 			a.Cancel(w)
 			done = nil
 		}
+	}
+}
+
+// watch makes the end of ctx (whose Done is done) interrupt the waiter
+// that reads with it. The registration stays for later waits with the same
+// context: context.AfterFunc allocates, and most callers reuse a context.
+func (a *Arbiter) watch(ctx context.Context, done <-chan struct{}) {
+	a.mu.Lock()
+	if a.watchDone == done || a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	old := a.watchStop
+	a.watchDone = done
+	a.watchStop = context.AfterFunc(ctx, func() { a.contextEnded(done) })
+	a.mu.Unlock()
+	if old != nil {
+		old()
+	}
+}
+
+// contextEnded cancels the waiter reading with the context that ended.
+func (a *Arbiter) contextEnded(done <-chan struct{}) {
+	a.mu.Lock()
+	w := a.cur
+	reading := a.holder == waiter && w != nil && w.done == done
+	if a.watchDone == done {
+		a.watchDone, a.watchStop = nil, nil
+	}
+	a.mu.Unlock()
+	if reading {
+		a.Cancel(w)
 	}
 }
 
@@ -452,7 +486,12 @@ func (a *Arbiter) Stop() {
 		woken = append(woken, w)
 	}
 	a.timer.Stop()
+	stop := a.watchStop
+	a.watchDone, a.watchStop = nil, nil
 	a.mu.Unlock()
+	if stop != nil {
+		stop() // the context no longer holds on to the Arbiter
+	}
 	for _, w := range woken {
 		w.signal()
 	}

@@ -324,3 +324,42 @@ func TestStopWakesWaiters(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestContextReused: a context used for many waits is registered once and
+// still interrupts the waiter reading with it when it ends.
+func TestContextReused(t *testing.T) {
+	c := newConn(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 50 {
+		w := newWaiter()
+		c.frames <- frame{to: w}
+		if !c.a.Wait(ctx, w) {
+			t.Fatal("Wait = false")
+		}
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		w := waiterPool.Get().(*readturn.Waiter)
+		w.Reset()
+		c.frames <- frame{to: w}
+		c.a.Wait(ctx, w)
+		waiterPool.Put(w)
+	})
+	if allocs > 0 && !raceEnabled {
+		t.Errorf("a wait with a reused context allocates %v times, want 0", allocs)
+	}
+	select {
+	case <-c.waiterReads: // a stale signal from the waits above
+	default:
+	}
+	w := newWaiter()
+	got := make(chan bool)
+	go func() { got <- c.a.Wait(ctx, w) }()
+	<-c.waiterReads
+	cancel()
+	if <-got {
+		t.Fatal("Wait = true after its context ended")
+	}
+}
+
+var waiterPool = sync.Pool{New: func() any { return new(readturn.Waiter) }}
