@@ -116,17 +116,19 @@ func newWaiter() *readturn.Waiter {
 // TestWaiterReadsItself: a caller alone reads its own answers, and no
 // background reader is ever started for it.
 func TestWaiterReadsItself(t *testing.T) {
-	c := newConn(t, true)
-	for range 100 {
-		w := newWaiter()
-		c.frames <- frame{to: w}
-		if !c.a.Wait(context.Background(), w) {
-			t.Fatal("Wait = false, want true")
+	synctest.Test(t, func(t *testing.T) { // the watchdog cannot fire between calls
+		c := newConn(t, true)
+		for range 100 {
+			w := newWaiter()
+			c.frames <- frame{to: w}
+			if !c.a.Wait(context.Background(), w) {
+				t.Fatal("Wait = false, want true")
+			}
 		}
-	}
-	if n := c.started.Load(); n != 0 {
-		t.Errorf("%d background readers started, want 0", n)
-	}
+		if n := c.started.Load(); n != 0 {
+			t.Errorf("%d background readers started, want 0", n)
+		}
+	})
 }
 
 // TestConcurrentWaiters: many callers at once all get their answers, in any
@@ -326,40 +328,42 @@ func TestStopWakesWaiters(t *testing.T) {
 }
 
 // TestContextReused: a context used for many waits is registered once and
-// still interrupts the waiter reading with it when it ends.
+// still interrupts the waiter reading with it when it ends. (In a synctest
+// bubble the watchdog never fires between waits, so the last waiter is the
+// one reading.)
 func TestContextReused(t *testing.T) {
-	c := newConn(t, true)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for range 50 {
-		w := newWaiter()
-		c.frames <- frame{to: w}
-		if !c.a.Wait(ctx, w) {
-			t.Fatal("Wait = false")
+	synctest.Test(t, func(t *testing.T) {
+		c := newConn(t, true)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for range 50 {
+			w := newWaiter()
+			c.frames <- frame{to: w}
+			if !c.a.Wait(ctx, w) {
+				t.Fatal("Wait = false")
+			}
 		}
-	}
-	allocs := testing.AllocsPerRun(100, func() {
-		w := waiterPool.Get().(*readturn.Waiter)
-		w.Reset()
-		c.frames <- frame{to: w}
-		c.a.Wait(ctx, w)
-		waiterPool.Put(w)
+		reused := newWaiter()
+		allocs := testing.AllocsPerRun(100, func() {
+			reused.Reset()
+			c.frames <- frame{to: reused}
+			c.a.Wait(ctx, reused)
+		})
+		if allocs > 0 && !raceEnabled {
+			t.Errorf("a wait with a reused context allocates %v times, want 0", allocs)
+		}
+		select {
+		case <-c.waiterReads: // a stale signal from the waits above
+		default:
+		}
+		w := newWaiter()
+		got := make(chan bool)
+		go func() { got <- c.a.Wait(ctx, w) }()
+		<-c.waiterReads
+		cancel()
+		if <-got {
+			t.Fatal("Wait = true after its context ended")
+		}
 	})
-	if allocs > 0 && !raceEnabled {
-		t.Errorf("a wait with a reused context allocates %v times, want 0", allocs)
-	}
-	select {
-	case <-c.waiterReads: // a stale signal from the waits above
-	default:
-	}
-	w := newWaiter()
-	got := make(chan bool)
-	go func() { got <- c.a.Wait(ctx, w) }()
-	<-c.waiterReads
-	cancel()
-	if <-got {
-		t.Fatal("Wait = true after its context ended")
-	}
 }
 
-var waiterPool = sync.Pool{New: func() any { return new(readturn.Waiter) }}
