@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procxy/procxy/internal/lane"
 	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
@@ -59,6 +60,26 @@ type Options struct {
 	// Logger receives what cannot be returned to a caller (dropped frames,
 	// handler errors on fire-and-forget calls). nil discards.
 	Logger *slog.Logger
+
+	// SharedMemory turns on the shared-memory lane between two procxy
+	// peers on one host: payloads of at least SharedMemoryMin bytes travel
+	// through memory both processes map, and only a 16-byte reference goes
+	// through the connection (docs/PROTOCOL.md). It needs Linux and a Unix
+	// socket (a *net.UnixConn, such as one end of a socketpair) on both
+	// ends; elsewhere, or if the peer does not agree, every payload goes
+	// through the socket as usual. Turn it on at both ends, and at a parent
+	// only when the child is a procxy peer: the parent's offer is its first
+	// frame, which a Procwire (Node.js) child would not understand. A child
+	// with the lane on sends nothing of it unless its parent offers.
+	SharedMemory bool
+	// SharedMemoryMin is the smallest payload sent through the lane; zero
+	// means 256 KiB. Smaller payloads are cheaper through the socket.
+	SharedMemoryMin int
+	// SharedMemorySize is the size of each of the lane's two regions (one
+	// per direction), which the parent creates; zero means 256 MiB. Memory
+	// is used only as payloads fill it; a payload larger than a region, or
+	// that finds it full, goes through the socket.
+	SharedMemorySize int
 }
 
 // Conn is one multiplexed Procwire peer over a byte stream. Both ends can
@@ -93,6 +114,10 @@ type Conn struct {
 	turn *readturn.Arbiter
 	tmo  timeouts
 
+	lane    atomic.Pointer[lane.Lane] // the shared-memory lane, once agreed
+	offered atomic.Pointer[lane.Lane] // a parent's lane offered and not yet answered
+	fds     *fdReader                 // a child's reader while an offer may come
+
 	// The fields below are owned by the goroutine holding the read turn.
 
 	// deadline interrupts a reader blocked in Read (nil: the transport has
@@ -126,7 +151,6 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	c := &Conn{
 		rwc:     rwc,
 		w:       wire.NewWriter(rwc),
-		r:       wire.NewReader(rwc, opts.MaxPayload),
 		opts:    opts,
 		codec:   opts.Codec,
 		log:     opts.Logger,
@@ -171,6 +195,10 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		if err := c.w.WriteFrame(wire.Header{Method: wire.MethodAuth}, opts.Token); err != nil {
 			c.fail(fmt.Errorf("%w: %w", ErrAuthWrite, err))
 		}
+	}
+	c.r = wire.NewReader(c.setupLane(rwc), opts.MaxPayload)
+	if opts.SharedMemory {
+		c.r.Allow(wire.FlagLane)
 	}
 	c.r.SetDestAfter(c.responseBuffer)
 	c.wg.Go(c.dispatchEvents)
@@ -231,6 +259,7 @@ func (c *Conn) fail(cause error) {
 		c.rwc.Close()
 		c.turn.Stop()
 		c.tmo.stop()
+		c.closeLane()
 		for _, cl := range pending {
 			cl.finish(err)
 		}
@@ -302,6 +331,12 @@ func (c *Conn) step(background bool) readturn.Status {
 		c.needAuth = false
 		return readturn.Continue
 	}
+	if f.Flags&wire.FlagLane != 0 {
+		return c.laneFrame(f, background)
+	}
+	if c.fds != nil && !c.fds.plain && f.Method != wire.MethodAuth {
+		c.fds.closeFiles() // no offer came first: no lane, and no more recvmsg
+	}
 	return c.route(f, background)
 }
 
@@ -351,6 +386,15 @@ func (c *Conn) write(method uint16, flags wire.Flags, id uint32, payload []byte)
 // caller has more input buffered and flushes before it blocks).
 func (c *Conn) send(method uint16, flags wire.Flags, id uint32, payload []byte, queue bool) error {
 	h := wire.Header{Method: method, Flags: flags | c.dir, ID: id}
+	if len(payload) > maxQueued && c.lane.Load() != nil {
+		if ok, err := c.sendLane(h, [][]byte{payload}, len(payload)); ok {
+			if err != nil {
+				c.fail(err)
+				return c.Err()
+			}
+			return nil
+		}
+	}
 	var err error
 	if queue && len(payload) <= maxQueued {
 		err = c.w.Queue(h, payload)
@@ -374,7 +418,17 @@ func (c *Conn) sendVec(method uint16, flags wire.Flags, id uint32, vec *codec.Ve
 		}
 		return c.send(method, flags, id, p, queue)
 	}
-	if err := c.w.WriteFrameVec(wire.Header{Method: method, Flags: flags | c.dir, ID: id}, parts); err != nil {
+	h := wire.Header{Method: method, Flags: flags | c.dir, ID: id}
+	if c.lane.Load() != nil {
+		if ok, err := c.sendLane(h, parts, vec.Len()); ok {
+			if err != nil {
+				c.fail(err)
+				return c.Err()
+			}
+			return nil
+		}
+	}
+	if err := c.w.WriteFrameVec(h, parts); err != nil {
 		c.fail(err)
 		return c.Err()
 	}

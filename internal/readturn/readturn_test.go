@@ -366,4 +366,3 @@ func TestContextReused(t *testing.T) {
 		}
 	})
 }
-

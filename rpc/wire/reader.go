@@ -47,13 +47,14 @@ const (
 //
 // A Reader is not safe for concurrent use: one goroutine reads at a time.
 type Reader struct {
-	r     io.Reader
-	max   int
-	buf   []byte
-	start int // unread data is buf[start:end]
-	end   int
-	err   error // sticky: once a read or a header fails, every later call returns it
-	dest  func(h Header, head []byte) (skip int, into []byte)
+	r       io.Reader
+	max     int
+	buf     []byte
+	start   int // unread data is buf[start:end]
+	end     int
+	err     error // sticky: once a read or a header fails, every later call returns it
+	dest    func(h Header, head []byte) (skip int, into []byte)
+	allowed Flags // reserved flag bits accepted (Allow)
 
 	// A frame whose header has been consumed but whose payload has not
 	// fully arrived, after a read was interrupted by a deadline.
@@ -89,6 +90,11 @@ func NewReader(r io.Reader, max int) *Reader {
 	return &Reader{r: r, max: ClampMax(max), buf: make([]byte, defaultReadBuffer)}
 }
 
+// Allow makes the Reader accept frames with the reserved flag bits f set
+// (FlagLane, between procxy peers that agreed on the lane); every other
+// reserved bit is still a protocol violation.
+func (r *Reader) Allow(f Flags) { r.allowed |= f & FlagsReserved }
+
 // Max returns the receive limit in force.
 func (r *Reader) Max() int { return r.max }
 
@@ -113,7 +119,7 @@ func (r *Reader) HasFrame() bool {
 		return false
 	}
 	h, _ := ParseHeader(r.buf[r.start:r.end])
-	if h.Validate(r.max) != nil {
+	if h.validate(r.max, r.allowed) != nil {
 		return true // ReadFrame fails at once
 	}
 	return int(h.Len) <= len(r.buf) && n-HeaderSize >= int(h.Len)
@@ -145,7 +151,7 @@ func (r *Reader) readFrame() (Frame, error) {
 			return Frame{}, err
 		}
 		h, _ := ParseHeader(r.buf[r.start:r.end])
-		if err := h.Validate(r.max); err != nil {
+		if err := h.validate(r.max, r.allowed); err != nil {
 			return Frame{}, err
 		}
 		r.start += HeaderSize

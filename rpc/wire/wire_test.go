@@ -274,7 +274,7 @@ func TestWriterStickyError(t *testing.T) {
 }
 
 func TestFlagsString(t *testing.T) {
-	for f, want := range map[wire.Flags]string{0: "0", wire.FlagsAck: "ToParent|Response|Ack", 0x40: "Reserved6"} {
+	for f, want := range map[wire.Flags]string{0: "0", wire.FlagsAck: "ToParent|Response|Ack", 0x40: "Lane", 0x80: "Reserved7"} {
 		if got := f.String(); got != want {
 			t.Errorf("Flags(%#x).String() = %q, want %q", uint8(f), got, want)
 		}

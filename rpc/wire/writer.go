@@ -73,6 +73,16 @@ func (b *batch) add(h Header, payload []byte, parts [][]byte) {
 	b.extend(from, len(b.buf))
 }
 
+// addFill appends a frame whose n-byte payload fill writes in place.
+func (b *batch) addFill(h Header, n int, fill func([]byte)) {
+	from := len(b.buf)
+	b.buf = h.Append(b.buf)
+	at := len(b.buf)
+	b.buf = append(b.buf, make([]byte, n)...)
+	fill(b.buf[at:])
+	b.extend(from, len(b.buf))
+}
+
 // addPart copies p into the batch buffer if it is small, or adds it as a
 // segment of its own; from is where the buffer's pending bytes start.
 func (b *batch) addPart(from int, p []byte) int {
@@ -136,8 +146,21 @@ func (w *Writer) WriteFrameVec(h Header, parts [][]byte) error {
 	return w.writeFrame(h, nil, parts)
 }
 
+// WriteFrameFill writes one frame with an n-byte payload that fill writes
+// into p, under the Writer's lock, at the moment the frame takes its place
+// among the frames of concurrent writers: whatever fill numbers is in the
+// order the frames go out. fill must be quick and must not write. It is
+// not called if the Writer has already failed.
+func (w *Writer) WriteFrameFill(h Header, n int, fill func(p []byte)) error {
+	return w.writeFrameFill(h, nil, nil, n, fill)
+}
+
 func (w *Writer) writeFrame(h Header, payload []byte, parts [][]byte) error {
-	n := len(payload)
+	return w.writeFrameFill(h, payload, parts, 0, nil)
+}
+
+func (w *Writer) writeFrameFill(h Header, payload []byte, parts [][]byte, fillN int, fill func([]byte)) error {
+	n := len(payload) + fillN
 	for _, p := range parts {
 		n += len(p)
 		if n > AbsoluteMaxPayload {
@@ -162,7 +185,11 @@ func (w *Writer) writeFrame(h Header, payload []byte, parts [][]byte) error {
 			return err
 		}
 	}
-	w.pending.add(h, payload, parts)
+	if fill != nil {
+		w.pending.addFill(h, fillN, fill)
+	} else {
+		w.pending.add(h, payload, parts)
+	}
 	mine := w.queued
 	if w.flushing {
 		for w.flushed < mine && w.err == nil {

@@ -38,6 +38,7 @@ func Contenders() []Contender {
 		{"floor", string(Unix), func() (Client, error) { return startFloor(Unix) }},
 		{"procxy", string(Unix), func() (Client, error) { return startProcxy(Unix) }},
 		{"procxy", string(Socketpair), func() (Client, error) { return startProcxy(Socketpair) }},
+		{"procxy shm", string(Socketpair), func() (Client, error) { return startProcxyLane(Socketpair, true) }},
 		{"procxy object", string(Socketpair), func() (Client, error) { return startObjectEcho() }},
 		{"procxy host→worker", string(Unix), startHostWorker},
 		{"net/rpc", string(Unix), func() (Client, error) { return startNetRPC(Unix) }},
