@@ -184,7 +184,6 @@ func TestRegion(t *testing.T) {
 	}
 }
 
-
 // FuzzLane runs a program of sends, releases and references from a
 // hostile peer against a lane, checking on the way that live payloads
 // never overlap or leave the region, that the receiver accepts only
