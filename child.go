@@ -67,7 +67,8 @@ func serveChild() int {
 		once.Do(func() { s, err = construct(ctx, conn, mux, req) })
 		return s, err
 	}))
-	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log})
+	// The lane is on whenever the parent offers it (procxy.SharedMemory).
+	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true})
 	close(ready)
 	<-conn.Done() // the parent closed the proxy, or died
 	return 0

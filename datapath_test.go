@@ -49,15 +49,23 @@ func pattern(n int) []byte {
 
 // TestBytesSizes sends and receives []byte arguments and results at sizes
 // around every threshold of the data path: msgpack's reference threshold
-// (4 KiB), the frame reader's buffer (64 KiB), and its eager allocation
-// limit (16 MiB).
+// (4 KiB), the frame reader's buffer (64 KiB), the shared-memory lane's
+// threshold (256 KiB), and the reader's eager allocation limit (16 MiB) —
+// with the lane and without.
 func TestBytesSizes(t *testing.T) {
-	p, err := procxy.New[Blobs](t.Context(), procxy.Logger(childLog(t)))
+	for _, shm := range []bool{true, false} {
+		t.Run(fmt.Sprintf("SharedMemory(%v)", shm), func(t *testing.T) { testBytesSizes(t, shm) })
+	}
+}
+
+func testBytesSizes(t *testing.T, shm bool) {
+	p, err := procxy.New[Blobs](t.Context(), procxy.Logger(childLog(t)), procxy.SharedMemory(shm))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	for _, n := range []int{0, 1, 4<<10 - 1, 4 << 10, 4<<10 + 1, 64<<10 - 16, 64 << 10, 64<<10 + 1, 1 << 20, 16<<20 + 7} {
+	for _, n := range []int{0, 1, 4<<10 - 1, 4 << 10, 4<<10 + 1, 64<<10 - 16, 64 << 10, 64<<10 + 1,
+		256<<10 - 1, 256 << 10, 256<<10 + 1, 1 << 20, 16<<20 + 7} {
 		in := pattern(n)
 		got, err := procxy.Call[[]byte](t.Context(), p, "Echo", in)
 		if err != nil || !bytes.Equal(got, in) {

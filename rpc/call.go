@@ -316,8 +316,12 @@ func (c *Conn) requestBuffer(h wire.Header) []byte {
 	if hd == nil || !hd.payload || hd.req != codec.Raw {
 		return nil
 	}
-	c.lent = getLarge(int(h.Len))
-	return c.lent
+	b, ok := pooledLarge(int(h.Len))
+	if !ok {
+		return nil // the reader allocates; the buffer is pooled after the reply
+	}
+	c.lent = b
+	return b
 }
 
 // remoteError decodes an error frame's payload.

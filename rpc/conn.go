@@ -453,32 +453,41 @@ func putVec(v *codec.Vec) {
 	vecPool.Put(v)
 }
 
-// largePools hold the buffers large raw requests are read into, one pool
-// per power of two from 128 KiB to 1 GiB (see Payload).
+// largePools hold the buffers large raw requests are read into (see
+// Payload): pool c holds buffers of at least 128 KiB << c bytes.
 var largePools [14]sync.Pool
 
-func largeClass(n int) int {
+const largeMin = 128 << 10
+
+// pooledLarge returns a reused buffer of n bytes if one is pooled. It
+// never allocates: a length from the wire is not trusted with memory until
+// the payload arrives (the frame reader grows its own buffer as it does).
+func pooledLarge(n int) ([]byte, bool) {
 	c := 0
-	for size := 128 << 10; size < n && c < len(largePools)-1; size <<= 1 {
+	for largeMin<<c < n {
+		c++
+		if c == len(largePools) {
+			return nil, false
+		}
+	}
+	b, ok := largePools[c].Get().(*[]byte)
+	if !ok {
+		return nil, false
+	}
+	return (*b)[:n], true
+}
+
+// putLarge pools a buffer a large request was read into, once its reply
+// has been written.
+func putLarge(b []byte) {
+	if cap(b) < largeMin {
+		return
+	}
+	c := 0
+	for c+1 < len(largePools) && largeMin<<(c+1) <= cap(b) {
 		c++
 	}
-	return c
-}
-
-// getLarge returns a reused buffer of n bytes.
-func getLarge(n int) []byte {
-	c := largeClass(n)
-	if b, ok := largePools[c].Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n, max(n, (128<<10)<<c))
-}
-
-func putLarge(b []byte) {
-	c := largeClass(cap(b))
-	if (128<<10)<<c != cap(b) {
-		return // not one of ours: an odd size above the largest class
-	}
+	b = b[:cap(b)]
 	largePools[c].Put(&b)
 }
 

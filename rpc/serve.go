@@ -176,6 +176,8 @@ func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 	switch {
 	case f.Owned && lent != nil:
 		r.payload, r.large = f.Payload, lent // read into a reused buffer
+	case f.Owned && h.payload && h.req == codec.Raw:
+		r.payload, r.large = f.Payload, f.Payload // reused once the reply is out
 	case f.Owned:
 		r.payload, r.owned = f.Payload, true
 	case h.req == codec.Raw && len(f.Payload) > len(r.inline):

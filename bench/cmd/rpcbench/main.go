@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
 	rounds := fs.Int("rounds", 0, "run every contender this many times in rotation and print medians (default 3, 1 with -quick)")
 	only := fs.String("only", "", "run only contenders whose name/transport matches this regexp (the floor always runs)")
-	section := fs.String("section", "all", "which section to run: echo (the echo table), call (the proxied Add call), or all")
+	section := fs.String("section", "all", "which section to run: echo (the echo table), call (the proxied Add call), memory (a 64 MiB argument), or all")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to a file (children: set "+harness.EnvChildProfile+"=prefix)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,8 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Rounds = *rounds
 	}
 	runEcho, runCall := *section == "all" || *section == "echo", *section == "all" || *section == "call"
-	if !runEcho && !runCall {
-		return fmt.Errorf("-section %q: want all, echo or call", *section)
+	runMemory := *section == "all" || *section == "memory"
+	if !runEcho && !runCall && !runMemory {
+		return fmt.Errorf("-section %q: want all, echo, call or memory", *section)
 	}
 	var onlyRE *regexp.Regexp
 	if *only != "" {
@@ -126,6 +127,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var memory []harness.ArgMemory
+	if runMemory {
+		for _, shm := range []bool{false, true} {
+			for range cfg.Rounds {
+				fmt.Fprintf(stderr, "rpcbench: memory, 64 MiB argument, shared memory %v\n", shm)
+				memory = append(memory, harness.MeasureArgMemory(ctx, shm))
+			}
+		}
+	}
 	results := make([]harness.Result, len(runs))
 	for i := range runs {
 		results[i] = harness.Median(runs[i])
@@ -156,11 +166,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printCall(stdout, callResults)
 	}
 
+	if runMemory {
+		fmt.Fprintf(stdout, "\n## A 64 MiB []byte argument: procxy.Call[int](ctx, p, \"Len\", b), the child's resident memory\n\n")
+		printMemory(stdout, memory)
+	}
+
 	if *jsonPath != "" {
 		out, err := json.MarshalIndent(map[string]any{
 			"go": runtime.Version(), "goos": runtime.GOOS, "goarch": runtime.GOARCH,
 			"cpus": runtime.NumCPU(), "config": cfg, "results": results, "rounds": runs,
-			"call_results": callResults, "call_rounds": callRuns,
+			"call_results": callResults, "call_rounds": callRuns, "memory": memory,
 		}, "", "  ")
 		if err != nil {
 			return err
@@ -506,6 +521,27 @@ func printCall(w io.Writer, results []harness.CallResult) {
 			fmt.Fprintf(w, "target %s ≤ 3 allocations per call in the parent: %.1f — %s\n", targetContender, r.Allocs, verdict)
 		}
 	}
+}
+
+// printMemory prints each memory measurement and whether the child's peak
+// stayed within 2.5 payloads above its idle resident memory.
+func printMemory(w io.Writer, runs []harness.ArgMemory) {
+	rows := [][]string{{"shared memory", "call", "child idle RSS", "child peak RSS", "peak − idle", "target ≤ 2.5×"}}
+	for _, m := range runs {
+		if m.Error != "" {
+			rows = append(rows, []string{fmt.Sprint(m.SharedMemory), "⚠ " + m.Error, "", "", "", ""})
+			continue
+		}
+		verdict := "met"
+		if m.Ratio() > 2.5 {
+			verdict = "MISSED"
+		}
+		rows = append(rows, []string{fmt.Sprint(m.SharedMemory), fmt.Sprintf("%.1f ms", m.Millis),
+			fmt.Sprintf("%.1f MiB", m.IdleKiB/1024), fmt.Sprintf("%.1f MiB", m.PeakKiB/1024),
+			fmt.Sprintf("%.2f× the payload", m.Ratio()), verdict})
+	}
+	writeMarkdown(w, rows)
+	fmt.Fprintln(w, "\nidle: VmRSS after the start and one small call; peak: VmHWM after the call (both /proc/<pid>/status of the child).")
 }
 
 func writeMarkdown(w io.Writer, rows [][]string) {

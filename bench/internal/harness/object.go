@@ -29,6 +29,9 @@ func (*Calculator) Add(a, b int) int { return a + b }
 // Echo returns its argument: the echo table's object-proxy row.
 func (*Calculator) Echo(b []byte) []byte { return b }
 
+// Len returns its argument's length: the large-argument memory measurement.
+func (*Calculator) Len(b []byte) int { return len(b) }
+
 // StopCPUProfile ends the child's CPU profile (see newCalculator). The
 // parent calls it before closing the proxy: procxy.Main exits the child
 // with os.Exit, which would leave the profile unwritten.
