@@ -32,6 +32,11 @@
 // (30 s by default; the method's own, then the child's $init value, then
 // the module's take precedence in that order).
 //
+// A tool that learns a worker's methods at run time (the procxy CLI)
+// declares none: [Module.InitSchema] returns what the child announced, and
+// [Module.Invoke] and [Module.InvokeStream] call any announced method with
+// payloads the caller has encoded.
+//
 // # The child process
 //
 // The child runs with pipes on stdin, stdout and stderr, the parent's

@@ -45,6 +45,8 @@ type schema struct {
 	pipe    string
 	methods map[string]route  // declared methods, by name
 	events  map[uint16]string // every announced event with a valid id
+	// announced is everything the child announced, for InitSchema and Invoke.
+	announced *announced
 }
 
 // parseInit validates a $init line's params against cfg (§4.5): first its
@@ -117,6 +119,7 @@ func parseInit(cfg *Config, raw json.RawMessage) (*schema, error) {
 			s.events[id] = name
 		}
 	}
+	s.announced = announce(cfg, methods, events)
 	return s, nil
 }
 

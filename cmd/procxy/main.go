@@ -1,5 +1,6 @@
-// Command procxy generates typed stubs for procxy (procxy gen) and gives a
-// short tour of the library (procxy demo). Run "procxy help" for usage.
+// Command procxy calls, lists and load-tests Procwire workers, writes typed
+// stubs for procxy's object proxy (procxy gen) and gives a short tour of
+// the library (procxy demo). Run "procxy help" for usage.
 package main
 
 import (
@@ -16,7 +17,8 @@ import (
 func main() {
 	procxy.Main() // the demo's children are this binary, re-run: they serve here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	context.AfterFunc(ctx, stop) // a second Ctrl-C kills procxy at once
+	err := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "procxy:", err)

@@ -22,7 +22,7 @@ func TestGenerated(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "calculator_procxy.go")
 	var stderr bytes.Buffer
-	if err := cli.Run(t.Context(), []string{"gen", "-type", "Calculator", "-o", out, "."}, &stderr, &stderr); err != nil {
+	if err := cli.Run(t.Context(), []string{"gen", "-type", "Calculator", "-o", out, "."}, nil, &stderr, &stderr); err != nil {
 		t.Fatalf("procxy gen: %v\n%s", err, stderr.String())
 	}
 	got, err := os.ReadFile(out)

@@ -35,8 +35,9 @@ print goes to stderr.
 // demoTimeout bounds the whole tour, so that it cannot hang.
 const demoTimeout = 30 * time.Second
 
-func runDemo(ctx context.Context, fs *flag.FlagSet, stdout, stderr io.Writer) error {
-	if fs.NArg() > 0 {
+func runDemo(ctx context.Context, inv *invocation) error {
+	stdout, stderr := inv.stdout, inv.stderr
+	if len(inv.args) > 0 {
 		return usageErrorf("demo takes no arguments")
 	}
 	ctx, cancel := context.WithTimeout(ctx, demoTimeout)
@@ -298,10 +299,4 @@ func (t *tour) noChildLeft(pids ...int) error {
 }
 
 // since is the time since start, rounded for people.
-func since(start time.Time) time.Duration {
-	d := time.Since(start)
-	if d < 10*time.Millisecond {
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Millisecond)
-}
+func since(start time.Time) time.Duration { return round(time.Since(start)) }

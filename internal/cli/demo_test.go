@@ -12,7 +12,7 @@ import (
 // TestMain), and it must end with every child gone.
 func TestDemo(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	err := cli.Run(t.Context(), []string{"demo"}, &stdout, &stderr)
+	err := cli.Run(t.Context(), []string{"demo"}, nil, &stdout, &stderr)
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	if err != nil {
 		t.Fatalf("demo: %v", err)

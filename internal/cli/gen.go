@@ -29,24 +29,24 @@ are left out, with a comment saying why. Use it from go:generate:
 		setup: func(fs *flag.FlagSet) runFunc {
 			typ := fs.String("type", "", "name of the type `T` to write stubs for (required)")
 			out := fs.String("o", "", "output `file`; \"-\" is standard output (default dir/t_procxy.go, lower-case)")
-			return func(ctx context.Context, fs *flag.FlagSet, stdout, _ io.Writer) error {
-				return runGen(ctx, fs, *typ, *out, stdout)
+			return func(ctx context.Context, inv *invocation) error {
+				return runGen(ctx, inv.args, *typ, *out, inv.stdout)
 			}
 		},
 	}
 }
 
-func runGen(ctx context.Context, fs *flag.FlagSet, typ, out string, stdout io.Writer) error {
+func runGen(ctx context.Context, args []string, typ, out string, stdout io.Writer) error {
 	if typ == "" {
 		return usageErrorf("gen: -type is required")
 	}
 	dir := "."
-	switch fs.NArg() {
+	switch len(args) {
 	case 0:
 	case 1:
-		dir = fs.Arg(0)
+		dir = args[0]
 	default:
-		return usageErrorf("gen: one package directory at most, got %q", fs.Args())
+		return usageErrorf("gen: one package directory at most, got %q", args)
 	}
 	if out == "" {
 		out = gen.DefaultOutput(dir, typ)

@@ -55,6 +55,7 @@ type Reader struct {
 	err     error // sticky: once a read or a header fails, every later call returns it
 	dest    func(h Header, head []byte) (skip int, into []byte)
 	allowed Flags // reserved flag bits accepted (Allow)
+	grow    int   // the buffer may grow up to this size; 0: fixed
 
 	// A frame whose header has been consumed but whose payload has not
 	// fully arrived, after a read was interrupted by a deadline.
@@ -94,6 +95,33 @@ func NewReader(r io.Reader, max int) *Reader {
 // (FlagLane, between procxy peers that agreed on the lane); every other
 // reserved bit is still a protocol violation.
 func (r *Reader) Allow(f Flags) { r.allowed |= f & FlagsReserved }
+
+// NewReaderSize returns a Reader like [NewReader] whose buffer starts at
+// size bytes and doubles, up to 64 KiB, when a read fills it or a frame does
+// not fit in it. A server holding many mostly idle connections uses a small
+// size, so an idle connection costs little memory and a busy one still reads
+// in bulk.
+func NewReaderSize(r io.Reader, maxPayload, size int) *Reader {
+	size = min(max(size, HeaderSize), defaultReadBuffer)
+	return &Reader{r: r, max: ClampMax(maxPayload), buf: make([]byte, size), grow: defaultReadBuffer}
+}
+
+// growTo enlarges the buffer to at least n bytes (at most r.grow), keeping
+// the unread data.
+func (r *Reader) growTo(n int) {
+	size := len(r.buf)
+	for size < n && size < r.grow {
+		size *= 2
+	}
+	size = min(size, r.grow)
+	if size <= len(r.buf) {
+		return
+	}
+	b := make([]byte, size)
+	r.end = copy(b, r.buf[r.start:r.end])
+	r.start = 0
+	r.buf = b
+}
 
 // Max returns the receive limit in force.
 func (r *Reader) Max() int { return r.max }
@@ -159,6 +187,9 @@ func (r *Reader) readFrame() (Frame, error) {
 	}
 	h := r.hdr
 	n := int(h.Len)
+	if n > len(r.buf) && len(r.buf) < r.grow {
+		r.growTo(n)
+	}
 	if n <= len(r.buf) {
 		if err := r.fill(n); err != nil {
 			return Frame{}, fmt.Errorf("wire: read payload of %d bytes: %w", n, err)
@@ -214,7 +245,9 @@ func (r *Reader) fill(n int) error {
 	}
 	for r.end-r.start < n {
 		m, err := r.r.Read(r.buf[r.end:])
-		r.end += m
+		if r.end += m; r.end == len(r.buf) && len(r.buf) < r.grow && err == nil {
+			r.growTo(2 * len(r.buf)) // the peer sends in bulk: read more at once
+		}
 		if err != nil {
 			if r.end-r.start >= n {
 				return nil // the error resurfaces on the next read

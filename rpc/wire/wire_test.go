@@ -517,3 +517,41 @@ func TestSetDestAfter(t *testing.T) {
 		t.Errorf("frame: skipped %d, owned %v, %d bytes in the caller's slice: %v", f.Skipped, f.Owned, len(f.Payload), unsafe.SliceData(f.Payload) == unsafe.SliceData(dst))
 	}
 }
+
+// TestReaderSizeGrows reads frames of every size through a Reader that
+// starts with a tiny buffer and a reader that returns one byte at a time.
+func TestReaderSizeGrows(t *testing.T) {
+	var buf bytes.Buffer
+	w := wire.NewWriter(&buf)
+	var want [][]byte
+	for _, n := range []int{0, 1, 5, 100, 4 << 10, 64 << 10, 64<<10 + 1, 200 << 10, 3} {
+		p := bytes.Repeat([]byte{byte(n)}, n)
+		want = append(want, p)
+		if err := w.WriteFrame(wire.Header{Method: 1, ID: uint32(n)}, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, src := range []struct {
+		name string
+		r    func() io.Reader
+	}{
+		{"bulk", func() io.Reader { return bytes.NewReader(buf.Bytes()) }},
+		{"one-byte", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(buf.Bytes())) }},
+	} {
+		t.Run(src.name, func(t *testing.T) {
+			r := wire.NewReaderSize(src.r(), 1<<20, 16)
+			for i, p := range want {
+				f, err := r.ReadFrame()
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if !bytes.Equal(f.Payload, p) || int(f.ID) != len(p) {
+					t.Fatalf("frame %d: got id %d and %d bytes, want %d", i, f.ID, len(f.Payload), len(p))
+				}
+			}
+			if _, err := r.ReadFrame(); err != io.EOF {
+				t.Fatalf("after the last frame: got %v, want io.EOF", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,315 @@
+package ipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/procxy/procxy/rpc/codec"
+)
+
+// RequestOption configures one request.
+type RequestOption interface{ applyRequest(*requestOpts) }
+
+type requestOpts struct {
+	deadline   time.Time // the connection's RequestTimeout, when ctx has no deadline
+	idempotent bool
+	keepalive  time.Duration
+	header     Header
+	codec      codec.Codec // typed helpers only
+}
+
+type reqOpt func(*requestOpts)
+
+func (f reqOpt) applyRequest(o *requestOpts) { f(o) }
+
+// Idempotent marks a request as safe to send again: when the connection
+// has a retry policy (the default one unless [WithRetry] sets another), a
+// request that found no responder, whose responder went away or whose
+// connection broke is retried with backoff until its context ends.
+func Idempotent() RequestOption { return reqOpt(func(o *requestOpts) { o.idempotent = true }) }
+
+// Keepalive asks the responder to send a sign of life every d while it
+// works, and fails the request with ErrResponderGone after three silent
+// intervals. Over the ipc server a responder's death is noticed anyway;
+// over NATS this is how a caller learns of it before its deadline.
+func Keepalive(d time.Duration) RequestOption {
+	return reqOpt(func(o *requestOpts) { o.keepalive = d })
+}
+
+// WithHeader adds headers to the request that [Call] or [Stream] sends.
+func WithHeader(h Header) RequestOption { return reqOpt(func(o *requestOpts) { o.header = h }) }
+
+// Request sends data to subject and waits for the first reply. The
+// context bounds the wait; without a deadline the connection's
+// RequestTimeout does (30 s by default). Cancelling the context, or its
+// deadline passing, cancels the responder's context too ([Msg.Context]).
+//
+// It returns ErrNoResponders when nobody subscribes to subject, a
+// *RemoteError when the responder's handler failed ([Handle]), and
+// ErrResponderGone when the responder went away before answering. Every
+// error is a *RequestError naming the subject.
+func (c *Conn) Request(ctx context.Context, subject string, data []byte, opts ...RequestOption) (*Msg, error) {
+	return c.RequestMsg(ctx, &Msg{Subject: subject, Data: data}, opts...)
+}
+
+// RequestMsg is Request with headers: it sends m (its Reply is ignored).
+func (c *Conn) RequestMsg(ctx context.Context, m *Msg, opts ...RequestOption) (*Msg, error) {
+	var o requestOpts
+	for _, opt := range opts {
+		opt.applyRequest(&o)
+	}
+	req := *m
+	req.Reply = ""
+	if err := c.checkPublish(&req); err != nil {
+		return nil, &RequestError{Subject: m.Subject, Err: err}
+	}
+	req.meta = meta{keepalive: o.keepalive}
+	resp, err := c.retrying(ctx, &req, o, c.request) // each attempt sets its own reply and timeout
+	if err != nil {
+		return nil, &RequestError{Subject: m.Subject, Err: err}
+	}
+	return resp, nil
+}
+
+// retrying runs one request with the connection's circuit breaker and,
+// for idempotent requests, its retry policy.
+func (c *Conn) retrying(ctx context.Context, m *Msg, o requestOpts, do func(context.Context, *Msg, requestOpts) (*Msg, error)) (*Msg, error) {
+	if _, ok := ctx.Deadline(); !ok && c.opts.RequestTimeout > 0 {
+		// A deadline of our own, without the cost of a derived context.
+		o.deadline = time.Now().Add(c.opts.RequestTimeout)
+	}
+	p := c.opts.Retry
+	for attempt := 1; ; attempt++ {
+		resp, err := c.guarded(ctx, m, o, do)
+		if err == nil || !o.idempotent || attempt >= p.Attempts || !p.retryable(err) || ctx.Err() != nil ||
+			!o.deadline.IsZero() && time.Now().After(o.deadline) {
+			return resp, err
+		}
+		c.log.Debug("ipc: retrying", "subject", m.Subject, "attempt", attempt, "err", err)
+		wait := p.backoff(attempt)
+		if !o.deadline.IsZero() {
+			wait = min(wait, time.Until(o.deadline))
+		}
+		if werr := sleepCtx(ctx, wait); werr != nil {
+			return nil, fmt.Errorf("%w (after %d attempts; the last failed: %w)", werr, attempt, err)
+		}
+	}
+}
+
+// request makes one attempt. m is the caller's copy; its Reply and
+// timeout are set here.
+func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := c.ensureInbox(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	end := c.observeRequest(ctx, m)
+	deadline := o.deadline
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	if !deadline.IsZero() {
+		if m.meta.timeout = time.Until(deadline); m.meta.timeout <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+	}
+	p := pendingPool.Get().(*pending)
+	tok := c.reqSeq.Add(1)
+	m.Reply = c.inbox + strconv.FormatUint(tok, 10)
+	if err := c.addPending(tok, p); err != nil {
+		return nil, err
+	}
+	if err := c.publish(m, FlagRequest); err != nil {
+		c.removePending(tok, p)
+		return nil, err
+	}
+	resp, err := c.await(ctx, m.Reply, tok, p, o.deadline, o.keepalive)
+	c.stats.request(time.Since(start), err)
+	end(resp, err)
+	return resp, err
+}
+
+// await waits for the reply sent to reply, until ctx ends, the deadline
+// of our own (if not zero) passes, or a keepalive interval is missed.
+func (c *Conn) await(ctx context.Context, reply string, tok uint64, p *pending, deadline time.Time, keepalive time.Duration) (*Msg, error) {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		expired = p.arm(time.Until(deadline))
+		defer p.timer.Stop()
+	}
+	var silent <-chan time.Time
+	var t *time.Timer
+	if keepalive > 0 {
+		t = time.NewTimer(3 * keepalive)
+		defer t.Stop()
+		silent = t.C
+	}
+	for {
+		select {
+		case r := <-p.ch:
+			if r.err == nil && r.m.meta.kind == kindAlive {
+				if t != nil {
+					t.Reset(3 * keepalive)
+				}
+				continue
+			}
+			if c.removePending(tok, p) {
+				pendingPool.Put(p)
+			}
+			if r.err != nil {
+				return nil, r.err
+			}
+			if r.m.meta.status != 0 {
+				return nil, statusError(r.m)
+			}
+			return r.m, nil
+		case <-ctx.Done():
+			c.giveUp(tok, p, reply)
+			return nil, ctx.Err()
+		case <-expired:
+			c.giveUp(tok, p, reply)
+			return nil, context.DeadlineExceeded
+		case <-silent:
+			c.giveUp(tok, p, reply)
+			return nil, fmt.Errorf("%w: no sign of life for %v", ErrResponderGone, 3*keepalive)
+		}
+	}
+}
+
+// giveUp forgets a request and tells its responders.
+func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
+	if c.removePending(tok, p) {
+		pendingPool.Put(p)
+	}
+	if err := c.tr.Cancel(reply); err != nil {
+		c.log.Debug("ipc: cannot send a cancellation", "reply", reply, "err", err)
+	}
+}
+
+// pending is a request waiting on the inbox. Pooled with its timer.
+type pending struct {
+	ch    chan result
+	timer *time.Timer
+}
+
+// arm starts the pending's timer for d and returns its channel.
+func (p *pending) arm(d time.Duration) <-chan time.Time {
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	return p.timer.C
+}
+
+type result struct {
+	m   *Msg
+	err error
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pending{ch: make(chan result, 4)} }}
+
+func (p *pending) deliverInbox(m *Msg) {
+	select {
+	case p.ch <- result{m: m}:
+	default: // a second reply (several responders) or a late keepalive: dropped
+	}
+}
+
+func (p *pending) fail(err error) {
+	select {
+	case p.ch <- result{err: err}:
+	default:
+	}
+}
+
+func (c *Conn) addPending(tok uint64, t inboxTarget) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return ErrClosed
+	case c.state == StateDisconnected:
+		return ErrConnectionLost
+	}
+	c.pending[tok] = t
+	return nil
+}
+
+// removePending forgets tok if it still maps to t; it reports whether it did.
+func (c *Conn) removePending(tok uint64, t inboxTarget) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending[tok] != t {
+		// The connection failed it: drain the failure so a pooled
+		// pending starts empty.
+		if p, ok := t.(*pending); ok {
+			for len(p.ch) > 0 {
+				<-p.ch
+			}
+		}
+		return false
+	}
+	delete(c.pending, tok)
+	if p, ok := t.(*pending); ok {
+		for len(p.ch) > 0 {
+			<-p.ch
+		}
+	}
+	return true
+}
+
+// ensureInbox subscribes to the Conn's reply subjects once.
+func (c *Conn) ensureInbox() error {
+	c.mu.Lock()
+	if c.inboxOn {
+		c.mu.Unlock()
+		return nil
+	}
+	c.inboxOn = true
+	c.mu.Unlock()
+	if err := c.tr.Subscribe(inboxSID, c.inbox+"*", ""); err != nil {
+		c.mu.Lock()
+		c.inboxOn = false
+		c.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// newReply allocates a reply subject routed to t.
+func (c *Conn) newReply(t inboxTarget) (string, uint64, error) {
+	if err := c.ensureInbox(); err != nil {
+		return "", 0, err
+	}
+	tok := c.reqSeq.Add(1)
+	if err := c.addPending(tok, t); err != nil {
+		return "", 0, err
+	}
+	return c.inbox + strconv.FormatUint(tok, 10), tok, nil
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// isTransient reports errors after which the same request may succeed.
+func isTransient(err error) bool {
+	return errors.Is(err, ErrNoResponders) || errors.Is(err, ErrResponderGone) ||
+		errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrServerShutdown)
+}
