@@ -316,7 +316,7 @@ func (c *Conn) requestBuffer(h wire.Header) []byte {
 	if hd == nil || !hd.payload || hd.req != codec.Raw {
 		return nil
 	}
-	b, ok := pooledLarge(int(h.Len))
+	b, ok := c.large.get(int(h.Len))
 	if !ok {
 		return nil // the reader allocates; the buffer is pooled after the reply
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -109,11 +110,15 @@ type Conn struct {
 	work   chan *request // unbuffered: hands a request to an idle worker
 	idlers atomic.Int32  // workers waiting on work
 	events chan *request // in-order dispatch of id-0 frames from a child
+	// flushReq wakes the flusher goroutine to write queued frames (see
+	// flushSoon).
+	flushReq chan struct{}
 
 	ids  *IDCounter
 	turn *readturn.Arbiter
 	tmo  timeouts
 
+	large   largeBufs                 // reused buffers for large raw requests
 	lane    atomic.Pointer[lane.Lane] // the shared-memory lane, once agreed
 	offered atomic.Pointer[lane.Lane] // a parent's lane offered and not yet answered
 	fds     *fdReader                 // a child's reader while an offer may come
@@ -201,7 +206,9 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		c.r.Allow(wire.FlagLane)
 	}
 	c.r.SetDestAfter(c.responseBuffer)
+	c.flushReq = make(chan struct{}, 1)
 	c.wg.Go(c.dispatchEvents)
+	c.wg.Go(c.flusher)
 	if opts.Role == RoleChild {
 		c.turn.Need() // a child serves: somebody reads at all times
 	} else {
@@ -306,7 +313,7 @@ func (c *Conn) step(background bool) readturn.Status {
 		return h()
 	}
 	if !c.r.HasFrame() {
-		c.w.Flush() // replies queued while input was buffered go out before we block
+		c.flushSoon() // replies queued while input was buffered go out before we block
 	}
 	f, err := c.r.ReadFrame()
 	if err != nil {
@@ -338,6 +345,32 @@ func (c *Conn) step(background bool) readturn.Status {
 		c.fds.closeFiles() // no offer came first: no lane, and no more recvmsg
 	}
 	return c.route(f, background)
+}
+
+// flushSoon gets queued frames (replies queued while more requests were
+// buffered, lane releases) written without the reading goroutine writing
+// them: a reader blocked on a full socket while its peer, blocked the same
+// way, is not reading either would never wake up. The flusher goroutine
+// writes them; most of the time there is nothing queued and nothing to wake.
+func (c *Conn) flushSoon() {
+	if !c.w.Queued() {
+		return
+	}
+	select {
+	case c.flushReq <- struct{}{}:
+	default: // already asked
+	}
+}
+
+func (c *Conn) flusher() {
+	for {
+		select {
+		case <-c.flushReq:
+			c.w.Flush()
+		case <-c.done:
+			return
+		}
+	}
 }
 
 // interrupt makes a Read blocked in step return at once
@@ -396,7 +429,7 @@ func (c *Conn) send(method uint16, flags wire.Flags, id uint32, payload []byte, 
 		}
 	}
 	var err error
-	if queue && len(payload) <= maxQueued {
+	if queue && len(payload) <= maxQueued && c.w.Buffered() < maxQueuedBytes {
 		err = c.w.Queue(h, payload)
 	} else {
 		err = c.w.WriteFrame(h, payload)
@@ -436,8 +469,12 @@ func (c *Conn) sendVec(method uint16, flags wire.Flags, id uint32, vec *codec.Ve
 }
 
 // maxQueued is the largest payload a reply is queued with; a larger one is
-// written at once, from the caller's slice.
-const maxQueued = 16 << 10
+// written at once, from the caller's slice. Past maxQueuedBytes waiting,
+// replies are written at once too.
+const (
+	maxQueued      = 16 << 10
+	maxQueuedBytes = 256 << 10
+)
 
 // vecPool holds Vecs for encoding payloads; vecs whose buffer grew past
 // maxPooled are dropped.
@@ -453,42 +490,63 @@ func putVec(v *codec.Vec) {
 	vecPool.Put(v)
 }
 
-// largePools hold the buffers large raw requests are read into (see
-// Payload): pool c holds buffers of at least 128 KiB << c bytes.
-var largePools [14]sync.Pool
-
-const largeMin = 128 << 10
-
-// pooledLarge returns a reused buffer of n bytes if one is pooled. It
-// never allocates: a length from the wire is not trusted with memory until
-// the payload arrives (the frame reader grows its own buffer as it does).
-func pooledLarge(n int) ([]byte, bool) {
-	c := 0
-	for largeMin<<c < n {
-		c++
-		if c == len(largePools) {
-			return nil, false
-		}
-	}
-	b, ok := largePools[c].Get().(*[]byte)
-	if !ok {
-		return nil, false
-	}
-	return (*b)[:n], true
+// largeBufs keeps the buffers large raw requests were read into (see
+// Payload), for the next ones. A sync.Pool would not do: it is emptied at
+// every garbage collection, and megabyte requests make one every few calls.
+// It keeps at most maxLargeBufs buffers of at most maxLargeBuf bytes.
+type largeBufs struct {
+	mu   sync.Mutex
+	free [][]byte // guarded by mu
 }
 
-// putLarge pools a buffer a large request was read into, once its reply
-// has been written.
-func putLarge(b []byte) {
-	if cap(b) < largeMin {
+const (
+	largeMin     = 128 << 10
+	maxLargeBufs = 4
+	maxLargeBuf  = 256 << 20
+)
+
+// get returns a kept buffer of n bytes, the smallest that fits, if there
+// is one. It never allocates: a length from the wire is not trusted with
+// memory until the payload arrives (the frame reader grows its own buffer
+// as it does).
+func (l *largeBufs) get(n int) ([]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	best := -1
+	for i, b := range l.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(l.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	b := l.free[best]
+	l.free = slices.Delete(l.free, best, best+1)
+	return b[:n], true
+}
+
+// put keeps b for a later request, dropping the smallest kept buffer when
+// there are too many.
+func (l *largeBufs) put(b []byte) {
+	if cap(b) < largeMin || cap(b) > maxLargeBuf {
 		return
 	}
-	c := 0
-	for c+1 < len(largePools) && largeMin<<(c+1) <= cap(b) {
-		c++
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) == maxLargeBufs {
+		small := 0
+		for i, f := range l.free {
+			if cap(f) < cap(l.free[small]) {
+				small = i
+			}
+		}
+		if cap(l.free[small]) >= cap(b) {
+			return
+		}
+		l.free = slices.Delete(l.free, small, small+1)
 	}
-	b = b[:cap(b)]
-	largePools[c].Put(&b)
+	l.free = append(l.free, b[:cap(b)])
 }
 
 // bufPool holds buffers for error payloads and for copies of small

@@ -154,8 +154,12 @@ func (c *Conn) laneFrame(f wire.Frame, background bool) readturn.Status {
 	}
 	err = l.Get(ref, skip, into)
 	if err == nil {
-		err = c.w.WriteFrame(wire.Header{Method: lane.OpRelease, Flags: wire.FlagLane | wire.FlagResponse | c.dir},
-			lane.AppendRelease(make([]byte, 0, 4), ref.Seq))
+		// Queued, never written here: the reader must not block on a full
+		// socket (see flushSoon).
+		var rel [4]byte
+		err = c.w.Queue(wire.Header{Method: lane.OpRelease, Flags: wire.FlagLane | wire.FlagResponse | c.dir},
+			lane.AppendRelease(rel[:0], ref.Seq))
+		c.flushSoon()
 	}
 	if err != nil {
 		if cl := c.claimed; cl != nil {
@@ -163,7 +167,7 @@ func (c *Conn) laneFrame(f wire.Frame, background bool) readturn.Status {
 			cl.finish(err)
 		}
 		if c.lent != nil {
-			putLarge(c.lent)
+			c.large.put(c.lent)
 			c.lent = nil
 		}
 		c.fail(err)

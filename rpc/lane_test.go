@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -299,6 +300,44 @@ func TestLaneBadOffer(t *testing.T) {
 			if err != nil || f.ID != 5 || string(f.Payload) != "hi" || f.Flags&wire.FlagLane != 0 {
 				t.Fatalf("after the refusal: %+v %q, %v", f.Header, f.Payload, err)
 			}
+		})
+	}
+}
+
+// TestBothWaysLarge: both ends call each other at once with payloads far
+// larger than a socket's buffer, through the lane, through the socket when
+// the lane is full, and with the lane off. Neither end may stop reading
+// while it waits to write (each would wait for the other for ever).
+func TestBothWaysLarge(t *testing.T) {
+	for _, shm := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lane %v", shm), func(t *testing.T) {
+			a, b := unixPair(t)
+			opts := func(role rpc.Role) rpc.Options {
+				return rpc.Options{Role: role, Handlers: laneMux(), SharedMemory: shm, SharedMemoryMin: 64 << 10, SharedMemorySize: 4 << 20}
+			}
+			p := rpc.NewConn(a, opts(rpc.RoleParent))
+			c := rpc.NewConn(b, opts(rpc.RoleChild))
+			defer p.Close()
+			defer c.Close()
+			var wg sync.WaitGroup
+			for i := range 8 {
+				conn := p
+				if i%2 == 1 {
+					conn = c
+				}
+				wg.Go(func() {
+					for j := range 6 {
+						in := bytes.Repeat([]byte{byte(i*8 + j)}, (1+j%3)<<20)
+						var out []byte
+						m := []rpc.Method{laneRaw, laneBytes, laneMsgpack}[j%3]
+						if err := conn.Call(t.Context(), m, in, &out); err != nil || !bytes.Equal(out, in) {
+							t.Errorf("caller %d call %d: %d bytes, %v", i, j, len(out), err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
 		})
 	}
 }

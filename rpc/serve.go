@@ -109,7 +109,7 @@ func (r *request) release() {
 		r.buf = nil
 	}
 	if r.large != nil {
-		putLarge(r.large)
+		r.conn.large.put(r.large)
 		r.large = nil
 	}
 }
@@ -167,7 +167,7 @@ func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 	h := c.opts.Handlers.lookup(f.Method)
 	if h == nil {
 		if lent != nil {
-			putLarge(lent)
+			c.large.put(lent)
 		}
 		c.unknownMethod(f)
 		return readturn.Continue

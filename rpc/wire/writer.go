@@ -242,10 +242,12 @@ func (w *Writer) flushLocked(mine uint64) error {
 
 // Queue adds one frame to the next write without writing it: the frame goes
 // out with the next WriteFrame or Flush, or with a write already in progress
-// on another goroutine. The payload is copied, so the caller may reuse it at
-// once. A connection that answers several buffered requests in a row queues
-// all replies but the last, which it writes, so they share one system call;
-// it must call Flush before it waits for more input.
+// on another goroutine. Queue never blocks on the underlying writer. The
+// payload is copied, so the caller may reuse it at once. A connection that
+// answers several buffered requests in a row queues all replies but the
+// last, which it writes, so they share one system call; it must see to a
+// Flush before it waits for more input, and bound what it queues
+// (Buffered).
 func (w *Writer) Queue(h Header, payload []byte) error {
 	if len(payload) > AbsoluteMaxPayload {
 		return ErrPayloadOverflow
@@ -261,11 +263,15 @@ func (w *Writer) Queue(h Header, payload []byte) error {
 	w.pending.buf = append(h.Append(w.pending.buf), payload...)
 	w.pending.extend(from, len(w.pending.buf))
 	w.queuedAny = true
-	if len(w.pending.buf) >= maxBatch && !w.flushing {
-		return w.flushLocked(w.queued) // bound what queued frames hold
-	}
 	w.mu.Unlock()
 	return nil
+}
+
+// Buffered returns how many bytes of frames wait for the next write.
+func (w *Writer) Buffered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending.buf)
 }
 
 // Flush writes the queued frames, unless a write in progress on another
@@ -278,6 +284,14 @@ func (w *Writer) Flush() error {
 		return err
 	}
 	return w.flushLocked(w.queued)
+}
+
+// Queued reports whether frames added with Queue are waiting for a write
+// that nobody has started yet: only then does Flush have work to do.
+func (w *Writer) Queued() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queuedAny && !w.flushing
 }
 
 // Err returns the sticky write error, if any.
