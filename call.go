@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 
 	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
 )
 
 // Call calls method on the proxied object with args and returns its result
@@ -19,6 +21,17 @@ func Call[R, T any](ctx context.Context, t Target[T], method string, args ...any
 	var out R
 	err := call(ctx, t, method, args, &out)
 	return out, err
+}
+
+// CallInto is Call with the result decoded into out, a non-nil pointer,
+// instead of returned. A *[]byte with enough capacity receives a []byte
+// result without allocating — the bytes go from the connection straight
+// into it — so a loop that fetches large results can reuse one buffer.
+func CallInto[T any](ctx context.Context, t Target[T], method string, out any, args ...any) error {
+	if out == nil {
+		return fmt.Errorf("procxy: CallInto %s: out is nil; want a pointer", method)
+	}
+	return call(ctx, t, method, args, out)
 }
 
 // Target is what calls go to: a *Proxy[T], or a *Pool[T] that picks one of
@@ -59,7 +72,15 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err != nil {
 		return err
 	}
-	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout}, args, out)
+	vec := vecPool.Get().(*codec.Vec)
+	defer putVec(vec)
+	// The arguments are encoded here, as one msgpack array, so that the
+	// []any does not escape (no allocation) and large []byte arguments go
+	// to the socket from the caller's memory.
+	if err := codec.AppendMsgpackArray(vec, args); err != nil {
+		return fmt.Errorf("rpc: encode request: %w", err) // the text rpc.Conn.Call gives
+	}
+	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout}, vec, out)
 	switch {
 	case err == nil:
 		return nil
@@ -69,6 +90,17 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	}
 	return s.explain(err)
+}
+
+// vecPool holds the Vecs call arguments are encoded into.
+var vecPool = sync.Pool{New: func() any { return new(codec.Vec) }}
+
+func putVec(v *codec.Vec) {
+	if v.Cap() > 64<<10 {
+		return // a large argument list: let it go
+	}
+	v.Reset()
+	vecPool.Put(v)
 }
 
 // retryable: the child died and the call provably never started, or the

@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"sync"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/transport"
@@ -69,7 +67,8 @@ func serveChild() int {
 		once.Do(func() { s, err = construct(ctx, conn, mux, req) })
 		return s, err
 	}))
-	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log})
+	// The lane is on whenever the parent offers it (procxy.SharedMemory).
+	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true})
 	close(ready)
 	<-conn.Done() // the parent closed the proxy, or died
 	return 0
@@ -105,34 +104,33 @@ func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest
 
 // handlerFor serves one method by reflection.
 func handlerFor(m *method, recv reflect.Value, serial *sync.Mutex) rpc.Handler {
-	lock := func() func() {
-		if serial == nil {
-			return func() {}
-		}
-		serial.Lock()
-		return serial.Unlock
-	}
 	if !m.Stream {
-		return rpc.ResultFunc(func(ctx context.Context, raw []msgpack.RawMessage) (any, error) {
-			args, err := m.decodeArgs(raw)
+		return rpc.ResultFunc(func(ctx context.Context, p rpc.Payload) (any, error) {
+			call, err := m.decodeCall(ctx, recv, p)
 			if err != nil {
 				return nil, err
 			}
-			defer lock()()
-			v, err := m.invoke(ctx, recv, args)
+			if serial != nil {
+				serial.Lock()
+				defer serial.Unlock()
+			}
+			v, err := m.invoke(call)
 			if err != nil || !v.IsValid() {
 				return nil, err
 			}
 			return v.Interface(), nil
 		})
 	}
-	return rpc.StreamFunc(func(ctx context.Context, raw []msgpack.RawMessage, send func(any) error) error {
-		args, err := m.decodeArgs(raw)
+	return rpc.StreamFunc(func(ctx context.Context, p rpc.Payload, send func(any) error) error {
+		call, err := m.decodeCall(ctx, recv, p)
 		if err != nil {
 			return err
 		}
-		defer lock()()
-		v, err := m.invoke(ctx, recv, args)
+		if serial != nil {
+			serial.Lock()
+			defer serial.Unlock()
+		}
+		v, err := m.invoke(call)
 		if err != nil {
 			return err
 		}

@@ -40,6 +40,14 @@
 // Calls run concurrently in the child, each in its own goroutine; the type
 // must be safe for concurrent use unless the proxy is made with Serialized.
 //
+// # Large values
+//
+// A []byte argument or result goes from the caller's memory to the socket
+// and from the socket into the parameter without intermediate copies;
+// CallInto reads a []byte result into a buffer the caller reuses. On Linux
+// values of 256 KiB or more travel through memory the parent and the child
+// share (see SharedMemory), at the cost of one copy on each side.
+//
 // # Lifecycle
 //
 // The child talks to the parent over an inherited socketpair. Its stdout and

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
 )
 
 // Wire ids of the object protocol. Methods of a type get ids from
@@ -38,6 +40,7 @@ type method struct {
 	fn      reflect.Value // func(recv, args...) from the method expression
 	withCtx bool
 	in      []reflect.Type // argument types, without ctx
+	args    reflect.Type   // a struct of the argument types: one allocation decodes them all
 	value   bool           // has a value result (before an optional error)
 	withErr bool           // last result is an error
 	shape   streamShape
@@ -53,10 +56,13 @@ func analyze(rm reflect.Method) *method {
 		m.withCtx = true
 		in = 2
 	}
+	var fields []reflect.StructField
 	for i := in; i < ft.NumIn(); i++ {
 		m.in = append(m.in, ft.In(i))
+		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("A%d", i-in), Type: ft.In(i)})
 	}
 	m.NumIn = len(m.in)
+	m.args = reflect.StructOf(fields)
 	if ft.IsVariadic() {
 		m.Problem = "variadic methods are not supported"
 	}
@@ -108,32 +114,68 @@ func shapeOf(t reflect.Type) streamShape {
 	return notStream
 }
 
-// decodeArgs decodes the caller's argument array into the parameter types.
-func (m *method) decodeArgs(raw []msgpack.RawMessage) ([]reflect.Value, error) {
-	if len(raw) != len(m.in) {
+// decodeCall decodes the caller's argument array straight into the
+// parameter types, in one pass over the payload, and returns the arguments
+// of the method expression — receiver, context if the method takes one,
+// then the decoded arguments — in a pooled slice for invoke. A []byte
+// argument of a large payload (read into a slice of its own) aliases it:
+// no copy.
+func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Payload) (*[]reflect.Value, error) {
+	var d codec.ArrayDecoder
+	n, err := d.Reset(p.Bytes, p.Owned)
+	if err != nil {
+		return nil, &RemoteError{Name: "DecodeError", Code: "bad_request",
+			Message: fmt.Sprintf("method %d: cannot decode the request: %v", m.ID, err)}
+	}
+	if n != len(m.in) {
 		return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-			Message: fmt.Sprintf("%s takes %d arguments, got %d", m.Name, len(m.in), len(raw))}
+			Message: fmt.Sprintf("%s takes %d arguments, got %d", m.Name, len(m.in), n)}
 	}
-	args := make([]reflect.Value, len(raw))
-	for i, r := range raw {
-		p := reflect.New(m.in[i])
-		if err := msgpackCodec.Unmarshal(r, p.Interface()); err != nil {
-			return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-				Message: fmt.Sprintf("%s: argument %d does not decode into %v: %v", m.Name, i+1, m.in[i], err)}
+	call := callPool.Get().(*[]reflect.Value)
+	*call = append((*call)[:0], recv)
+	if m.withCtx {
+		*call = append(*call, ctxValue(ctx))
+	}
+	if n > 0 {
+		args := reflect.New(m.args).Elem() // one allocation for all arguments
+		for i := range n {
+			f := args.Field(i)
+			if err := d.Decode(f.Addr().Interface()); err != nil {
+				putCall(call)
+				return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
+					Message: fmt.Sprintf("%s: argument %d does not decode into %v: %v", m.Name, i+1, m.in[i], err)}
+			}
+			*call = append(*call, f)
 		}
-		args[i] = p.Elem()
 	}
-	return args, nil
+	if err := d.Finish(); err != nil {
+		putCall(call)
+		return nil, &RemoteError{Name: "DecodeError", Code: "bad_request",
+			Message: fmt.Sprintf("method %d: cannot decode the request: %v", m.ID, err)}
+	}
+	return call, nil
 }
 
-// invoke calls the method on recv and splits its results.
-func (m *method) invoke(ctx context.Context, recv reflect.Value, args []reflect.Value) (reflect.Value, error) {
-	call := make([]reflect.Value, 0, len(args)+2)
-	call = append(call, recv)
-	if m.withCtx {
-		call = append(call, reflect.ValueOf(&ctx).Elem())
+// ctxValue is ctx as a reflect.Value of type context.Context. It is a
+// function of its own so that ctx moves to the heap only for methods that
+// take a context.
+func ctxValue(ctx context.Context) reflect.Value { return reflect.ValueOf(&ctx).Elem() }
+
+// callPool holds the argument slices of method calls.
+var callPool = sync.Pool{New: func() any { s := make([]reflect.Value, 0, 8); return &s }}
+
+func putCall(call *[]reflect.Value) {
+	clear(*call)
+	if cap(*call) <= 64 {
+		callPool.Put(call)
 	}
-	out := m.fn.Call(append(call, args...))
+}
+
+// invoke calls the method with the arguments decodeCall returned (and
+// releases them) and splits its results.
+func (m *method) invoke(call *[]reflect.Value) (reflect.Value, error) {
+	out := m.fn.Call(*call)
+	putCall(call)
 	var v reflect.Value
 	if m.value {
 		v = out[0]

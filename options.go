@@ -34,6 +34,7 @@ type options struct {
 	config       any
 	hasConfig    bool
 	serialized   bool
+	noLane       bool
 }
 
 func newOptions(key string, opts []Option) options {
@@ -114,3 +115,12 @@ func Config(v any) Option {
 // calls run concurrently, each in its own goroutine, so the type must be
 // safe for concurrent use.
 func Serialized() Option { return optionFunc(func(o *options) { o.serialized = true }) }
+
+// SharedMemory turns the shared-memory lane on or off; it is on by
+// default. With it on, arguments and results of 256 KiB or more travel
+// between the parent and the child through memory both map (on Linux),
+// and only a small reference goes through their socket: a large []byte
+// costs a copy on each side instead of a trip through the kernel in
+// socket-buffer-sized pieces. Where shared memory is unavailable the
+// socket carries everything, as with the lane off.
+func SharedMemory(on bool) Option { return optionFunc(func(o *options) { o.noLane = !on }) }

@@ -93,7 +93,7 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 	mux := new(rpc.Mux)
 	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch))
 	s := &session{child: c, pid: c.proc.PID(), exited: make(chan struct{}), watched: make(chan struct{})}
-	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger})
+	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane})
 	go p.watch(s)
 
 	ctx, cancel := context.WithTimeout(ctx, p.o.startTimeout)

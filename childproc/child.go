@@ -189,15 +189,21 @@ func (c *Child) KillGroup(sig syscall.Signal) error {
 }
 
 func (c *Child) send(sig syscall.Signal, group bool) error {
+	// Mark the child killed before the signal: it may die and be reaped
+	// before this goroutine runs again, and its exit must say killed.
+	c.mu.Lock()
+	was := c.killed
+	c.killed = true
+	c.mu.Unlock()
 	var err error
 	if group {
 		err = killGroup(c.pid, sig)
 	} else {
 		err = c.proc.Signal(sig)
 	}
-	if err == nil {
+	if err != nil {
 		c.mu.Lock()
-		c.killed = true
+		c.killed = was
 		c.mu.Unlock()
 	}
 	return err

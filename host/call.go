@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -25,17 +26,33 @@ func Call[Out any](ctx context.Context, m *Module, method string, in any) (Out, 
 	return out, err
 }
 
+// CallInto is Call with the answer decoded into out, a non-nil pointer,
+// instead of returned. With the raw codec, a *[]byte with enough capacity
+// receives the result without allocating — the bytes go from the
+// connection straight into it — so a loop that fetches large results can
+// reuse one buffer.
+func CallInto(ctx context.Context, m *Module, method string, in, out any) error {
+	if out == nil {
+		return fmt.Errorf("host: CallInto %q: out is nil; want a pointer", method)
+	}
+	return m.call(ctx, method, in, out)
+}
+
 func (m *Module) call(ctx context.Context, method string, in, out any) error {
 	s, r, err := m.route(method, "Call", rpc.KindResult, rpc.KindAck)
 	if err != nil {
 		return err
 	}
+	rm := r.method()
 	if r.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, r.timeout, timeoutError(m.cfg.Name, method, r.timeout))
-		defer cancel()
+		// The connection's own timeout watch: no context, timer or
+		// allocation per call.
+		rm.Timeout = r.timeout
 	}
-	err = s.conn.Call(ctx, r.method(), in, out)
+	err = s.conn.Call(ctx, rm, in, out)
+	if r.timeout > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return timeoutError(m.cfg.Name, method, r.timeout)
+	}
 	return s.wrap(ctx, err)
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/procxy/procxy/host"
 	"github.com/procxy/procxy/rpc"
@@ -115,6 +116,19 @@ func interopSuite(t *testing.T, w workerKind) {
 			got, err := host.Call[[]byte](ctx, m, "echoRaw", in)
 			if err != nil || !bytes.Equal(got, in) {
 				t.Errorf("echoRaw(%d bytes) = %d bytes, %v", len(in), len(got), err)
+			}
+		}
+	})
+
+	t.Run("CallInto", func(t *testing.T) {
+		buf := make([]byte, 0, 2<<20)
+		for _, in := range [][]byte{{1, 2}, bytes.Repeat([]byte{9}, 100<<10), bytes.Repeat([]byte{8}, 2<<20)} {
+			out := buf
+			if err := host.CallInto(ctx, m, "echoRaw", in, &out); err != nil || !bytes.Equal(out, in) {
+				t.Fatalf("CallInto echoRaw(%d bytes) = %d bytes, %v", len(in), len(out), err)
+			}
+			if unsafe.SliceData(out) != unsafe.SliceData(buf) {
+				t.Errorf("%d bytes: the result was not read into the caller's buffer", len(in))
 			}
 		}
 	})

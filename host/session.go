@@ -371,10 +371,6 @@ func (s *session) wrap(ctx context.Context, err error) error {
 		}
 		return err
 	}
-	var ct *callTimeout
-	if ctx.Err() != nil && errors.As(context.Cause(ctx), &ct) {
-		return ct
-	}
 	return err
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -36,35 +38,20 @@ func (m Method) codecs(c *Conn) (req, resp codec.Codec) {
 
 // call is an outgoing request waiting for its answer. Whoever removes it
 // from Conn.pending owns its completion: the reader, the caller giving up,
-// or the connection failing.
+// the timeout watch, or the connection failing.
 type call struct {
-	kind   Kind
-	resp   codec.Codec
-	out    any
-	err    error
-	done   chan struct{} // receives one value when the call completes
-	stream *Stream
-	timer  *time.Timer // for Method.Timeout; made on first use, kept with the pooled call
+	kind     Kind
+	resp     codec.Codec
+	out      any
+	err      error
+	stream   *Stream
+	turn     *readturn.Arbiter
+	w        readturn.Waiter // the caller's wait, which reads the connection while nobody else does
+	deadline int64           // Method.Timeout as a monotonic time (see now); 0 means none; guarded by Conn.mu
+	expired  atomic.Bool     // the timeout watch cancelled the wait
 }
 
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
-
-// expiry returns a channel that fires after d, or nil when d is zero or ctx
-// ends sooner anyway.
-func (cl *call) expiry(ctx context.Context, d time.Duration) <-chan time.Time {
-	if d <= 0 {
-		return nil
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
-		return nil
-	}
-	if cl.timer == nil {
-		cl.timer = time.NewTimer(d)
-	} else {
-		cl.timer.Reset(d)
-	}
-	return cl.timer.C
-}
+var callPool = sync.Pool{New: func() any { return new(call) }}
 
 // finish completes a call that was removed from the pending table.
 func (cl *call) finish(err error) {
@@ -73,7 +60,7 @@ func (cl *call) finish(err error) {
 		return
 	}
 	cl.err = err
-	cl.done <- struct{}{}
+	cl.turn.Done(&cl.w)
 }
 
 // register assigns a request id to cl and records it. Ids start at 1, wrap
@@ -104,24 +91,28 @@ func (c *Conn) unregister(id uint32, cl *call) bool {
 	return false
 }
 
-// encode encodes v with cd. The payload is in a pooled buffer to release
-// with putBuf, except raw bytes, which are sent as they are (buf is nil). A
-// msgpack payload is never empty (nil encodes as c0), as Procwire children
-// require.
-func encode(cd codec.Codec, v any) (payload []byte, buf *[]byte, err error) {
-	if b, ok := v.([]byte); ok && cd == codec.Raw {
-		return b, nil, nil
+// encode encodes v with cd into a pooled Vec; release it with putVec when
+// pooled is true. Large byte slices of v are referenced, not copied
+// (codec.VecAppender). A *codec.Vec is taken as already encoded. A msgpack
+// payload is never empty (nil encodes as c0), as Procwire children require.
+func encode(cd codec.Codec, v any) (vec *codec.Vec, pooled bool, err error) {
+	if vec, ok := v.(*codec.Vec); ok {
+		return vec, false, nil
 	}
-	buf = getBuf()
-	if *buf, err = cd.Append((*buf)[:0], v); err != nil {
-		putBuf(buf)
-		return nil, nil, fmt.Errorf("rpc: encode request: %w", err)
+	vec = getVec()
+	if err := codec.AppendVec(cd, vec, v); err != nil {
+		putVec(vec)
+		return nil, false, fmt.Errorf("rpc: encode request: %w", err)
 	}
-	return *buf, buf, nil
+	return vec, true, nil
 }
 
 // Call sends a request for a result or ack method and decodes the answer
-// into out (a pointer, or nil to discard it). It returns a *RemoteError if
+// into out (a pointer, or nil to discard it). in is encoded with the
+// method's request codec, unless it is a *codec.Vec, which is sent as the
+// payload as it is. A *[]byte out with enough capacity receives a large
+// []byte result without allocating: the bytes are read from the
+// connection straight into it. It returns a *RemoteError if
 // the handler failed, ctx.Err() if ctx ended first — after telling the peer
 // with an abort frame — and an error wrapping ErrClosed if the connection
 // ended. An ack without data leaves out untouched.
@@ -133,56 +124,56 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 		return err
 	}
 	req, resp := m.codecs(c)
-	payload, b, err := encode(req, in)
+	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return err
 	}
-	cl := callPool.Get().(*call)
-	cl.kind, cl.resp, cl.out, cl.err = m.Kind, resp, out, nil
+	cl := c.getCall(m.Kind, resp, out)
 	id, err := c.register(cl)
+	if err == nil {
+		err = c.sendVec(m.ID, 0, id, vec, false)
+		if err != nil && !c.unregister(id, cl) {
+			c.turn.WaitDone(&cl.w) // the connection failed it concurrently
+		}
+	}
+	if pooled {
+		putVec(vec)
+	}
 	if err != nil {
-		putBuf(b)
 		c.putCall(cl)
 		return err
 	}
-	err = c.write(m.ID, 0, id, payload)
-	putBuf(b)
-	if err != nil {
-		if c.unregister(id, cl) {
-			c.putCall(cl)
-		} else {
-			<-cl.done // the connection failed it concurrently
-			c.putCall(cl)
+	if m.Timeout > 0 {
+		c.watchTimeout(ctx, cl, m.Timeout)
+	}
+	if !c.turn.Wait(ctx, &cl.w) {
+		gaveUp := ctx.Err()
+		if cl.expired.Load() || gaveUp == nil {
+			gaveUp = context.DeadlineExceeded
 		}
-		return err
-	}
-	expired := cl.expiry(ctx, m.Timeout)
-	var gaveUp error
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		gaveUp = ctx.Err()
-	case <-expired:
-		gaveUp = context.DeadlineExceeded
-	}
-	if expired != nil {
-		cl.timer.Stop()
-	}
-	if gaveUp != nil {
 		if c.unregister(id, cl) {
 			c.abort(id)
 			c.putCall(cl)
 			return gaveUp
 		}
-		<-cl.done // the answer is being delivered right now
+		c.turn.WaitDone(&cl.w) // the answer is being delivered right now
 	}
 	err = cl.err
 	c.putCall(cl)
 	return err
 }
 
+func (c *Conn) getCall(kind Kind, resp codec.Codec, out any) *call {
+	cl := callPool.Get().(*call)
+	cl.kind, cl.resp, cl.out, cl.err, cl.turn = kind, resp, out, nil, c.turn
+	cl.w.Reset()
+	cl.deadline = 0
+	cl.expired.Store(false)
+	return cl
+}
+
 func (c *Conn) putCall(cl *call) {
-	cl.out, cl.resp, cl.err, cl.stream = nil, nil, nil, nil
+	cl.out, cl.resp, cl.err, cl.stream, cl.turn = nil, nil, nil, nil, nil
 	callPool.Put(cl)
 }
 
@@ -207,40 +198,42 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 		return err
 	}
 	req, _ := m.codecs(c)
-	payload, b, err := encode(req, in)
+	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return err
 	}
-	err = c.write(m.ID, 0, 0, payload)
-	putBuf(b)
+	err = c.sendVec(m.ID, 0, 0, vec, false)
+	if pooled {
+		putVec(vec)
+	}
 	return err
 }
 
-// routeResponse delivers a response or stream frame to its call (reader
-// goroutine), following the Procwire parent's rules (§6.10, §6.13).
-func (c *Conn) routeResponse(f wire.Frame) {
+// routeResponse delivers a response or stream frame to its call, following
+// the Procwire parent's rules (§6.10, §6.13).
+func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	if cl := c.claimed; cl != nil && f.Owned {
-		c.claimed = nil // its payload was read into the caller's buffer
-		cl.finish(unmarshal(cl.resp, f.Payload, true, cl.out))
-		return
+		c.claimed = nil // its payload (or its bytes) was read into the caller's buffer
+		*cl.out.(*[]byte) = f.Payload
+		cl.finish(nil)
+		return readturn.Continue
 	}
 	c.mu.Lock()
 	cl := c.pending[f.ID]
 	if cl == nil {
 		c.mu.Unlock()
 		c.log.Debug("rpc: dropped a frame for no pending call", "id", f.ID, "flags", f.Flags)
-		return
+		return readturn.Continue
 	}
 	isStream, isErr := f.Flags.Has(wire.FlagStream), f.Flags.Has(wire.FlagError)
 	if cl.stream != nil {
 		if !isStream && !isErr { // a result or ack for a stream: ignored
 			c.mu.Unlock()
-			return
+			return readturn.Continue
 		}
 		if isStream && !isErr && !f.Flags.Has(wire.FlagStreamEnd) {
 			c.mu.Unlock()
-			cl.stream.deliver(f)
-			return
+			return cl.stream.deliver(f, background)
 		}
 		delete(c.pending, f.ID)
 		c.mu.Unlock()
@@ -249,11 +242,11 @@ func (c *Conn) routeResponse(f wire.Frame) {
 		} else {
 			cl.stream.finish(nil)
 		}
-		return
+		return readturn.Continue
 	}
 	if isStream || (cl.kind == KindResult && f.Flags.Has(wire.FlagAck) && !isErr) {
 		c.mu.Unlock() // a stream frame or an ack for a result call: ignored
-		return
+		return readturn.Continue
 	}
 	delete(c.pending, f.ID)
 	c.mu.Unlock()
@@ -271,29 +264,64 @@ func (c *Conn) routeResponse(f wire.Frame) {
 			cl.finish(nil)
 		}
 	}
+	return readturn.Continue
 }
 
-// responseBuffer is the frame reader's destination hook: a large raw result
+// responseBuffer is the frame reader's destination hook: a large result
 // for a call whose out is a *[]byte with room for it is read straight into
-// that buffer. The call is claimed first, so the caller cannot give up on it
-// (and reuse the buffer) while the reader writes into it.
-func (c *Conn) responseBuffer(h wire.Header) []byte {
+// that buffer — raw bytes as they are, and the bytes of a msgpack binary
+// value without its header. The call is claimed first, so the caller cannot
+// give up on it (and reuse the buffer) while the reader writes into it.
+func (c *Conn) responseBuffer(h wire.Header, head []byte) (skip int, into []byte) {
+	if !h.Flags.Has(wire.FlagResponse) && h.Method < wire.MethodAuth {
+		return 0, c.requestBuffer(h)
+	}
 	if h.ID == 0 || !h.Flags.Has(wire.FlagResponse) || h.Flags&(wire.FlagError|wire.FlagStream) != 0 {
-		return nil
+		return 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl := c.pending[h.ID]
-	if cl == nil || cl.stream != nil || cl.resp != codec.Raw || (cl.kind == KindResult && h.Flags.Has(wire.FlagAck)) {
-		return nil
+	if cl == nil || cl.stream != nil || (cl.kind == KindResult && h.Flags.Has(wire.FlagAck)) {
+		return 0, nil
 	}
 	p, ok := cl.out.(*[]byte)
-	if !ok || cap(*p) < int(h.Len) {
-		return nil
+	if !ok {
+		return 0, nil
+	}
+	n := int(h.Len)
+	switch cl.resp {
+	case codec.Raw:
+	case codec.Msgpack:
+		hdr, l, ok := codec.MsgpackBytesHeader(head)
+		if !ok || uint64(hdr)+l != uint64(h.Len) {
+			return 0, nil
+		}
+		skip, n = hdr, int(l)
+	default:
+		return 0, nil
+	}
+	if cap(*p) < n {
+		return 0, nil
 	}
 	delete(c.pending, h.ID)
 	c.claimed = cl
-	return (*p)[:h.Len]
+	return skip, (*p)[:n]
+}
+
+// requestBuffer lends a reused buffer for a large request to a raw
+// Payload handler (see Payload); the request returns it after its reply.
+func (c *Conn) requestBuffer(h wire.Header) []byte {
+	hd := c.opts.Handlers.lookup(h.Method)
+	if hd == nil || !hd.payload || hd.req != codec.Raw {
+		return nil
+	}
+	b, ok := c.large.get(int(h.Len))
+	if !ok {
+		return nil // the reader allocates; the buffer is pooled after the reply
+	}
+	c.lent = b
+	return b
 }
 
 // remoteError decodes an error frame's payload.

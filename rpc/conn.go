@@ -8,10 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
+	"github.com/procxy/procxy/internal/lane"
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -56,6 +61,26 @@ type Options struct {
 	// Logger receives what cannot be returned to a caller (dropped frames,
 	// handler errors on fire-and-forget calls). nil discards.
 	Logger *slog.Logger
+
+	// SharedMemory turns on the shared-memory lane between two procxy
+	// peers on one host: payloads of at least SharedMemoryMin bytes travel
+	// through memory both processes map, and only a 16-byte reference goes
+	// through the connection (docs/PROTOCOL.md). It needs Linux and a Unix
+	// socket (a *net.UnixConn, such as one end of a socketpair) on both
+	// ends; elsewhere, or if the peer does not agree, every payload goes
+	// through the socket as usual. Turn it on at both ends, and at a parent
+	// only when the child is a procxy peer: the parent's offer is its first
+	// frame, which a Procwire (Node.js) child would not understand. A child
+	// with the lane on sends nothing of it unless its parent offers.
+	SharedMemory bool
+	// SharedMemoryMin is the smallest payload sent through the lane; zero
+	// means 256 KiB. Smaller payloads are cheaper through the socket.
+	SharedMemoryMin int
+	// SharedMemorySize is the size of each of the lane's two regions (one
+	// per direction), which the parent creates; zero means 256 MiB. Memory
+	// is used only as payloads fill it; a payload larger than a region, or
+	// that finds it full, goes through the socket.
+	SharedMemorySize int
 }
 
 // Conn is one multiplexed Procwire peer over a byte stream. Both ends can
@@ -63,11 +88,16 @@ type Options struct {
 // [Conn.Send] and [OpenStream] are matched to responses by request id, and
 // incoming requests run their handlers concurrently.
 //
-// A Conn is safe for concurrent use. Its goroutines: one reads frames at a
-// time; a request is served by the goroutine that read it, which first hands
-// reading to an idle goroutine or a new one, and afterwards waits as one of
-// at most 8 idle ones; one more delivers events in order. All of them have
-// returned when Close returns.
+// A Conn is safe for concurrent use. It has no dedicated reader goroutine:
+// a caller waiting for its answer reads the connection itself while nobody
+// else does (so a sequential call is one write and one read, with no
+// goroutine handoff), and a background reader takes over whenever no caller
+// reads — always on the child's side, which serves requests. A short request
+// handler runs on the goroutine that read the request; one that blocks or
+// runs long is moved off the reading path (see internal/readturn), and
+// handlers seen to run long are served on up to 8 reused worker goroutines.
+// One more goroutine delivers events in order. All of them have returned
+// when Close returns.
 type Conn struct {
 	rwc    io.ReadWriteCloser
 	w      *wire.Writer
@@ -77,16 +107,37 @@ type Conn struct {
 	dir    wire.Flags // FlagToParent for a child, 0 for a parent
 	log    *slog.Logger
 	sem    chan struct{} // one token per running handler
-	wake   chan struct{} // unbuffered: hands reading to an idle goroutine
-	idlers atomic.Int32  // goroutines waiting on wake
+	work   chan *request // unbuffered: hands a request to an idle worker
+	idlers atomic.Int32  // workers waiting on work
 	events chan *request // in-order dispatch of id-0 frames from a child
+	// flushReq wakes the flusher goroutine to write queued frames (see
+	// flushSoon).
+	flushReq chan struct{}
 
-	ids *IDCounter
+	ids  *IDCounter
+	turn *readturn.Arbiter
+	tmo  timeouts
 
+	large   largeBufs                 // reused buffers for large raw requests
+	lane    atomic.Pointer[lane.Lane] // the shared-memory lane, once agreed
+	offered atomic.Pointer[lane.Lane] // a parent's lane offered and not yet answered
+	fds     *fdReader                 // a child's reader while an offer may come
+
+	// The fields below are owned by the goroutine holding the read turn.
+
+	// deadline interrupts a reader blocked in Read (nil: the transport has
+	// no read deadline, so callers with a cancellable context never read).
+	deadline interface{ SetReadDeadline(time.Time) error }
+	// needAuth: a child with a token has not seen the auth frame yet.
+	needAuth bool
+	// held is a frame a waiting caller read but could not dispatch without
+	// blocking; the background reader dispatches it first.
+	held func() readturn.Status
 	// claimed is a call whose large raw response is being read straight into
-	// the caller's buffer; it is no longer in pending. Owned by the reading
-	// goroutine.
+	// the caller's buffer; it is no longer in pending.
 	claimed *call
+	// lent is a reused buffer a large request is being read into.
+	lent []byte
 
 	mu       sync.Mutex
 	pending  map[uint32]*call    // outgoing calls and streams; guarded by mu
@@ -96,7 +147,7 @@ type Conn struct {
 
 	done      chan struct{} // closed when the connection ends
 	closeOnce sync.Once
-	wg        sync.WaitGroup // reader, event dispatcher, handlers, abort writers
+	wg        sync.WaitGroup // background readers, workers, event dispatcher, abort writers
 }
 
 // NewConn starts serving rwc and returns the connection. It takes ownership
@@ -105,7 +156,6 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	c := &Conn{
 		rwc:     rwc,
 		w:       wire.NewWriter(rwc),
-		r:       wire.NewReader(rwc, opts.MaxPayload),
 		opts:    opts,
 		codec:   opts.Codec,
 		log:     opts.Logger,
@@ -134,17 +184,36 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		c.ids = new(IDCounter)
 	}
 	c.sem = make(chan struct{}, c.opts.MaxHandlers)
-	c.wake = make(chan struct{})
+	c.work = make(chan *request)
 	c.events = make(chan *request, 64)
+	if d, ok := rwc.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Time{}) == nil {
+		c.deadline = d
+	}
+	cfg := readturn.Config{Step: c.step, Go: c.wg.Go}
+	if c.deadline != nil {
+		cfg.Interrupt = c.interrupt
+	}
+	c.turn = readturn.New(cfg)
+	c.needAuth = opts.Role == RoleChild && opts.Token != nil
 	if opts.Role == RoleParent && opts.Token != nil {
 		// The auth frame must be the first frame on the connection.
 		if err := c.w.WriteFrame(wire.Header{Method: wire.MethodAuth}, opts.Token); err != nil {
 			c.fail(fmt.Errorf("%w: %w", ErrAuthWrite, err))
 		}
 	}
-	c.r.SetDest(c.responseBuffer)
-	c.wg.Go(c.readLoop)
+	c.r = wire.NewReader(c.setupLane(rwc), opts.MaxPayload)
+	if opts.SharedMemory {
+		c.r.Allow(wire.FlagLane)
+	}
+	c.r.SetDestAfter(c.responseBuffer)
+	c.flushReq = make(chan struct{}, 1)
 	c.wg.Go(c.dispatchEvents)
+	c.wg.Go(c.flusher)
+	if opts.Role == RoleChild {
+		c.turn.Need() // a child serves: somebody reads at all times
+	} else {
+		c.turn.Start() // read until the first answer, then let callers read
+	}
 	return c
 }
 
@@ -195,6 +264,9 @@ func (c *Conn) fail(cause error) {
 		c.mu.Unlock()
 		close(c.done)
 		c.rwc.Close()
+		c.turn.Stop()
+		c.tmo.stop()
+		c.closeLane()
 		for _, cl := range pending {
 			cl.finish(err)
 		}
@@ -229,83 +301,89 @@ func describe(err error) error {
 	return err
 }
 
-func (c *Conn) readLoop() {
-	if c.opts.Role == RoleChild && c.opts.Token != nil {
-		if err := c.checkAuth(); err != nil {
-			c.fail(err)
-			return
+// step reads and dispatches one frame for the goroutine holding the read
+// turn (readturn.Config.Step). background says whether that goroutine is a
+// background reader, which may block and serve requests inline.
+func (c *Conn) step(background bool) readturn.Status {
+	if h := c.held; h != nil {
+		if !background {
+			return readturn.Yield
 		}
+		c.held = nil
+		return h()
 	}
-	c.readFrames()
-}
-
-// readFrames reads and routes frames until the connection ends. The
-// goroutine that reads a request serves it itself and hands reading over to
-// another goroutine (leader/follower): the reply does not wait for a handler
-// goroutine to be scheduled. After serving it parks as an idle follower, so
-// that sequential calls reuse goroutines whose stacks have already grown.
-func (c *Conn) readFrames() {
-	for {
-		r := c.readUntilRequest()
-		if r == nil {
-			return
-		}
-		select {
-		case c.wake <- struct{}{}: // an idle goroutine takes over reading
-		default:
-			c.wg.Go(c.readFrames)
-		}
-		c.serve(r)
-		<-c.sem
-		if !c.idle() {
-			return
-		}
+	if !c.r.HasFrame() {
+		c.flushSoon() // replies queued while input was buffered go out before we block
 	}
-}
-
-// readUntilRequest routes frames until one is a request to serve; it
-// returns nil when the connection has ended.
-func (c *Conn) readUntilRequest() *request {
-	for {
-		f, err := c.r.ReadFrame()
-		if err != nil {
-			c.fail(err)
-			if cl := c.claimed; cl != nil {
-				c.claimed = nil
-				cl.finish(c.Err())
-			}
-			return nil
-		}
-		if r := c.route(f); r != nil {
-			return r
-		}
-	}
-}
-
-// maxIdle bounds the goroutines kept waiting to read next.
-const maxIdle = 8
-
-// idle waits to be woken as the next reader; it reports false when the
-// goroutine should exit instead (too many idle, or the connection ended).
-func (c *Conn) idle() bool {
-	if c.idlers.Add(1) > maxIdle {
-		c.idlers.Add(-1)
-		return false
-	}
-	defer c.idlers.Add(-1)
-	select {
-	case <-c.wake:
-		return true
-	case <-c.done:
-		return false
-	}
-}
-
-func (c *Conn) checkAuth() error {
 	f, err := c.r.ReadFrame()
 	if err != nil {
-		return err
+		if c.deadline != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// A caller giving up interrupted the read; nothing was lost.
+			c.deadline.SetReadDeadline(time.Time{})
+			return readturn.Interrupted
+		}
+		c.fail(err)
+		if cl := c.claimed; cl != nil {
+			c.claimed = nil
+			cl.finish(c.Err())
+		}
+		c.lent = nil
+		return readturn.Stopped
 	}
+	if c.needAuth {
+		if err := c.checkAuth(f); err != nil {
+			c.fail(err)
+			return readturn.Stopped
+		}
+		c.needAuth = false
+		return readturn.Continue
+	}
+	if f.Flags&wire.FlagLane != 0 {
+		return c.laneFrame(f, background)
+	}
+	if c.fds != nil && !c.fds.plain && f.Method != wire.MethodAuth {
+		c.fds.closeFiles() // no offer came first: no lane, and no more recvmsg
+	}
+	return c.route(f, background)
+}
+
+// flushSoon gets queued frames (replies queued while more requests were
+// buffered, lane releases) written without the reading goroutine writing
+// them: a reader blocked on a full socket while its peer, blocked the same
+// way, is not reading either would never wake up. The flusher goroutine
+// writes them; most of the time there is nothing queued and nothing to wake.
+func (c *Conn) flushSoon() {
+	if !c.w.Queued() {
+		return
+	}
+	select {
+	case c.flushReq <- struct{}{}:
+	default: // already asked
+	}
+}
+
+func (c *Conn) flusher() {
+	for {
+		select {
+		case <-c.flushReq:
+			c.w.Flush()
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// interrupt makes a Read blocked in step return at once
+// (readturn.Config.Interrupt).
+func (c *Conn) interrupt() { c.deadline.SetReadDeadline(aLongTimeAgo) }
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// maxIdle bounds the worker goroutines kept waiting for requests.
+const maxIdle = 8
+
+// checkAuth checks the first frame a child with a token receives.
+func (c *Conn) checkAuth(f wire.Frame) error {
 	if f.Method != wire.MethodAuth {
 		return fmt.Errorf("%w: first frame has method id %#04x, want the auth frame", ErrAuth, f.Method)
 	}
@@ -315,34 +393,163 @@ func (c *Conn) checkAuth() error {
 	return nil
 }
 
-// route handles one frame on the reader goroutine (Procwire §6.10, §6.11).
-// It returns a request for the caller to serve, holding a handler token.
-func (c *Conn) route(f wire.Frame) *request {
+// route handles one frame (Procwire §6.10, §6.11).
+func (c *Conn) route(f wire.Frame, background bool) readturn.Status {
 	switch {
 	case f.Method == wire.MethodAuth && !f.Flags.Has(wire.FlagResponse):
 		// Stray or late auth frames are ignored, never answered (§6.9).
 	case f.Method == wire.MethodAbort && !f.Flags.Has(wire.FlagResponse):
 		c.abortServing(f.ID)
 	case f.ID != 0 && f.Flags&(wire.FlagStream|wire.FlagResponse) != 0:
-		c.routeResponse(f)
+		return c.routeResponse(f, background)
 	case f.Flags.Has(wire.FlagResponse):
 		c.log.Debug("rpc: dropped a response without request id", "method", f.Method, "flags", f.Flags)
 	default:
-		return c.routeRequest(f)
+		return c.routeRequest(f, background)
 	}
-	return nil
+	return readturn.Continue
 }
 
 // write sends one frame with this end's direction bit.
 func (c *Conn) write(method uint16, flags wire.Flags, id uint32, payload []byte) error {
-	if err := c.w.WriteFrame(wire.Header{Method: method, Flags: flags | c.dir, ID: id}, payload); err != nil {
+	return c.send(method, flags, id, payload, false)
+}
+
+// send writes one frame, or with queue set adds it to the next write (the
+// caller has more input buffered and flushes before it blocks).
+func (c *Conn) send(method uint16, flags wire.Flags, id uint32, payload []byte, queue bool) error {
+	h := wire.Header{Method: method, Flags: flags | c.dir, ID: id}
+	if len(payload) > maxQueued && c.lane.Load() != nil {
+		if ok, err := c.sendLane(h, [][]byte{payload}, len(payload)); ok {
+			if err != nil {
+				c.fail(err)
+				return c.Err()
+			}
+			return nil
+		}
+	}
+	var err error
+	if queue && len(payload) <= maxQueued && c.w.Buffered() < maxQueuedBytes {
+		err = c.w.Queue(h, payload)
+	} else {
+		err = c.w.WriteFrame(h, payload)
+	}
+	if err != nil {
 		c.fail(err)
 		return c.Err()
 	}
 	return nil
 }
 
-// bufPool holds payload buffers for encoding and for copies of small
+// sendVec is send for an encoded Vec.
+func (c *Conn) sendVec(method uint16, flags wire.Flags, id uint32, vec *codec.Vec, queue bool) error {
+	parts := vec.Parts()
+	if len(parts) <= 1 {
+		var p []byte
+		if len(parts) == 1 {
+			p = parts[0]
+		}
+		return c.send(method, flags, id, p, queue)
+	}
+	h := wire.Header{Method: method, Flags: flags | c.dir, ID: id}
+	if c.lane.Load() != nil {
+		if ok, err := c.sendLane(h, parts, vec.Len()); ok {
+			if err != nil {
+				c.fail(err)
+				return c.Err()
+			}
+			return nil
+		}
+	}
+	if err := c.w.WriteFrameVec(h, parts); err != nil {
+		c.fail(err)
+		return c.Err()
+	}
+	return nil
+}
+
+// maxQueued is the largest payload a reply is queued with; a larger one is
+// written at once, from the caller's slice. Past maxQueuedBytes waiting,
+// replies are written at once too.
+const (
+	maxQueued      = 16 << 10
+	maxQueuedBytes = 256 << 10
+)
+
+// vecPool holds Vecs for encoding payloads; vecs whose buffer grew past
+// maxPooled are dropped.
+var vecPool = sync.Pool{New: func() any { return new(codec.Vec) }}
+
+func getVec() *codec.Vec { return vecPool.Get().(*codec.Vec) }
+
+func putVec(v *codec.Vec) {
+	if v == nil || v.Cap() > maxPooled {
+		return
+	}
+	v.Reset()
+	vecPool.Put(v)
+}
+
+// largeBufs keeps the buffers large raw requests were read into (see
+// Payload), for the next ones. A sync.Pool would not do: it is emptied at
+// every garbage collection, and megabyte requests make one every few calls.
+// It keeps at most maxLargeBufs buffers of at most maxLargeBuf bytes.
+type largeBufs struct {
+	mu   sync.Mutex
+	free [][]byte // guarded by mu
+}
+
+const (
+	largeMin     = 128 << 10
+	maxLargeBufs = 4
+	maxLargeBuf  = 256 << 20
+)
+
+// get returns a kept buffer of n bytes, the smallest that fits, if there
+// is one. It never allocates: a length from the wire is not trusted with
+// memory until the payload arrives (the frame reader grows its own buffer
+// as it does).
+func (l *largeBufs) get(n int) ([]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	best := -1
+	for i, b := range l.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(l.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	b := l.free[best]
+	l.free = slices.Delete(l.free, best, best+1)
+	return b[:n], true
+}
+
+// put keeps b for a later request, dropping the smallest kept buffer when
+// there are too many.
+func (l *largeBufs) put(b []byte) {
+	if cap(b) < largeMin || cap(b) > maxLargeBuf {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) == maxLargeBufs {
+		small := 0
+		for i, f := range l.free {
+			if cap(f) < cap(l.free[small]) {
+				small = i
+			}
+		}
+		if cap(l.free[small]) >= cap(b) {
+			return
+		}
+		l.free = slices.Delete(l.free, small, small+1)
+	}
+	l.free = append(l.free, b[:cap(b)])
+}
+
+// bufPool holds buffers for error payloads and for copies of small
 // incoming payloads. Buffers that grew past maxPooled are dropped.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -537,11 +538,167 @@ func TestMethodTimeout(t *testing.T) {
 	if ms := <-s.aborted; ms != 10_000 {
 		t.Errorf("the handler was not aborted")
 	}
-	// The pooled timer is reused and does not fire late.
+	// The connection's timer does not fire for calls that ended.
+	m.Timeout = time.Minute
 	for range 5 {
 		var n int
 		if err := cli.Call(t.Context(), m, 1, &n); err != nil || n != 1 {
 			t.Fatalf("after a timeout: %d, %v", n, err)
 		}
 	}
+}
+
+// TestMethodTimeoutEarlier: a call with a short timeout times out while a
+// call with a long one is pending (the timer moves to the earlier deadline).
+func TestMethodTimeoutEarlier(t *testing.T) {
+	s := newService()
+	cli, _ := pair(t, "unix", rpc.Options{Handlers: s.mux()}, rpc.Options{})
+	long, short := slow, slow
+	long.Timeout, short.Timeout = time.Hour, 50*time.Millisecond
+	longDone := make(chan error, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { longDone <- cli.Call(ctx, long, 3_600_000, nil) }()
+	if err := cli.Call(t.Context(), short, 3_600_000, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("short call: got %v, want context.DeadlineExceeded", err)
+	}
+	cancel()
+	if err := <-longDone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("long call: got %v, want context.Canceled", err)
+	}
+}
+
+// TestBlockingHandlerDoesNotStallReading: a handler served on the reading
+// goroutine that blocks until another request arrives must not stop that
+// request from being read (the read turn moves on).
+func TestBlockingHandlerDoesNotStallReading(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		gate := make(chan struct{})
+		mux := new(rpc.Mux)
+		mux.Handle(1, rpc.ResultFunc(func(ctx context.Context, _ int) (int, error) {
+			select {
+			case <-gate:
+				return 1, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}))
+		mux.Handle(2, rpc.ResultFunc(func(context.Context, int) (int, error) { close(gate); return 2, nil }))
+		cli, _ := pair(t, tr, rpc.Options{Handlers: mux}, rpc.Options{})
+		first := make(chan error, 1)
+		go func() { first <- cli.Call(t.Context(), rpc.Method{ID: 1}, 0, nil) }()
+		if err := cli.Call(t.Context(), rpc.Method{ID: 2}, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestNestedCall: a handler that calls back into the peer on the same
+// connection while serving (the caller side serves too) gets its answer.
+func TestNestedCall(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		a, b := connPair(t, tr)
+		cliMux := new(rpc.Mux)
+		cliMux.Handle(7, rpc.ResultFunc(func(_ context.Context, n int) (int, error) { return n * 10, nil }))
+		var srv *rpc.Conn
+		srvMux := new(rpc.Mux)
+		srvMux.Handle(1, rpc.ResultFunc(func(ctx context.Context, n int) (int, error) {
+			var got int
+			err := srv.Call(ctx, rpc.Method{ID: 7}, n, &got)
+			return got + 1, err
+		}))
+		srv = rpc.NewConn(b, rpc.Options{Role: rpc.RoleChild, Handlers: srvMux})
+		cli := rpc.NewConn(a, rpc.Options{Role: rpc.RoleParent, Handlers: cliMux})
+		defer srv.Close()
+		defer cli.Close()
+		for i := range 20 {
+			var got int
+			if err := cli.Call(t.Context(), rpc.Method{ID: 1}, i, &got); err != nil || got != i*10+1 {
+				t.Fatalf("call %d: %d, %v; want %d", i, got, err, i*10+1)
+			}
+		}
+	})
+}
+
+// TestCancelWhileReading: a caller whose context ends while it is the one
+// reading the connection returns at once; calls after it are unaffected,
+// including one whose answer was in flight.
+func TestCancelWhileReading(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		started, aborted := make(chan struct{}, 1), make(chan struct{}, 1)
+		mux := new(rpc.Mux)
+		mux.Handle(1, rpc.ResultFunc(func(ctx context.Context, _ int) (int, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			aborted <- struct{}{}
+			return 0, ctx.Err()
+		}))
+		mux.Handle(2, rpc.ResultFunc(func(_ context.Context, n int) (int, error) { return n, nil }))
+		cli, _ := pair(t, tr, rpc.Options{Handlers: mux}, rpc.Options{})
+		for i := range 20 {
+			ctx, cancel := context.WithCancel(t.Context())
+			errc := make(chan error, 1)
+			go func() { errc <- cli.Call(ctx, rpc.Method{ID: 1}, 0, nil) }()
+			<-started // the call is in flight; its caller is likely the one reading
+			other := make(chan error, 1)
+			go func() {
+				var n int
+				err := cli.Call(t.Context(), rpc.Method{ID: 2}, i, &n)
+				if err == nil && n != i {
+					err = fmt.Errorf("got %d, want %d", n, i)
+				}
+				other <- err
+			}()
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: cancelled call: %v", i, err)
+			}
+			if err := <-other; err != nil {
+				t.Fatalf("round %d: other call: %v", i, err)
+			}
+			<-aborted // the abort frame reached the handler
+		}
+	})
+}
+
+// TestPayloadReuse: a raw Payload handler gets large requests in buffers
+// the connection reuses after each reply; replies are intact even with many
+// calls in flight, and sizes change from call to call.
+func TestPayloadReuse(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr string) {
+		mux := new(rpc.Mux)
+		var owned atomic.Bool
+		mux.Handle(1, rpc.ResultFunc(func(_ context.Context, p rpc.Payload) ([]byte, error) {
+			if p.Owned {
+				owned.Store(true)
+			}
+			return p.Bytes, nil
+		}).WithCodec(codec.Raw))
+		cli, _ := pair(t, tr, rpc.Options{Handlers: mux}, rpc.Options{})
+		m := rpc.Method{ID: 1, Request: codec.Raw, Response: codec.Raw}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 10 {
+					n := (64 << 10) + 1 + (g*10+i)*37_001
+					in := bytes.Repeat([]byte{byte(g*10 + i)}, n)
+					var out []byte
+					if err := cli.Call(t.Context(), m, in, &out); err != nil {
+						t.Error(err)
+						return
+					}
+					if !bytes.Equal(out, in) {
+						t.Errorf("goroutine %d call %d: %d bytes came back different", g, i, n)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if owned.Load() {
+			t.Fatal("a large raw payload was Owned: it was not read into a reused buffer")
+		}
+	})
 }

@@ -15,11 +15,24 @@
 // # Serving
 //
 // A [Mux] maps method ids to handlers built with [ResultFunc], [AckFunc],
-// [StreamFunc] and [NotifyFunc]. Each request runs in its own goroutine with a
+// [StreamFunc] and [NotifyFunc]. Requests run concurrently, each with a
 // context that is cancelled when the peer aborts the call or the connection
 // ends. A handler panic is returned to the caller as a RemoteError carrying
 // the stack; it never takes the connection down. Events and fire-and-forget
 // frames sent by a child are delivered in order on one goroutine.
+//
+// # Speed
+//
+// A Conn has no reader goroutine that every frame passes through: a caller
+// waiting for its answer reads the connection itself while no one else does,
+// and a quick handler runs on the goroutine that read its request, so a
+// sequential call costs one write and one read on each side, with no
+// goroutine handoff (see docs/ARCHITECTURE.md). Large payloads are not copied
+// on the way: []byte values are written from where they are, a *[]byte
+// result with room is filled straight from the connection, and a handler
+// taking a [Payload] serves a request's bytes in place. Between procxy peers
+// on one host, [Options.SharedMemory] moves large payloads through shared
+// memory.
 //
 // # Flow control
 //

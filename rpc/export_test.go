@@ -16,3 +16,6 @@ func (c *Conn) Serving() int {
 	defer c.mu.Unlock()
 	return len(c.serving)
 }
+
+// LaneOn reports whether the shared-memory lane is in use.
+func (c *Conn) LaneOn() bool { return c.lane.Load() != nil }

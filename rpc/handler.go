@@ -46,6 +46,27 @@ type Handler struct {
 	// result and ack handlers it returns the value to send; stream handlers
 	// send their chunks through r and return nil.
 	serve func(ctx context.Context, r *request) (any, error)
+	// cost is how long the handler has recently taken to run; it decides
+	// whether a request is served on the goroutine that read it.
+	cost *cost
+	// payload: the input is a Payload (the handler decodes it itself).
+	payload bool
+}
+
+// isPayload reports whether In is Payload.
+func isPayload[In any]() bool {
+	var zero In
+	_, ok := any(zero).(Payload)
+	return ok
+}
+
+// cost is an exponentially weighted moving average of a handler's run
+// time in nanoseconds, shared by the copies of one Handler.
+type cost struct{ avg atomic.Int64 }
+
+func (c *cost) add(ns int64) {
+	old := c.avg.Load()
+	c.avg.Store(old + (ns-old)/4) // racy updates lose a sample at worst
 }
 
 // Kind returns the handler's response kind.
@@ -62,12 +83,20 @@ func (h Handler) WithCodecs(request, response codec.Codec) Handler {
 
 // ResultFunc returns a handler that answers with fn's result.
 func ResultFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Handler {
-	return Handler{kind: KindResult, serve: func(ctx context.Context, r *request) (any, error) {
-		var in In
-		if err := r.decode(&in); err != nil {
+	return Handler{kind: KindResult, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
+		in, err := decodeIn[In](r)
+		if err != nil {
 			return nil, err
 		}
-		return fn(ctx, in)
+		out, err := fn(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		if b, ok := any(out).([]byte); ok {
+			r.result = b // no allocation to box a slice header
+			return &r.result, nil
+		}
+		return out, nil
 	}}
 }
 
@@ -85,9 +114,9 @@ func AckFunc[In, Out any](fn func(ctx context.Context, in In) (Out, error)) Hand
 // connection is gone; fn should then return. When fn returns nil the stream
 // ends; an error ends it with a stream error frame.
 func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) error) error) Handler {
-	return Handler{kind: KindStream, serve: func(ctx context.Context, r *request) (any, error) {
-		var in In
-		if err := r.decode(&in); err != nil {
+	return Handler{kind: KindStream, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
+		in, err := decodeIn[In](r)
+		if err != nil {
 			return nil, err
 		}
 		return nil, fn(ctx, in, func(v Out) error { return r.sendChunk(v) })
@@ -97,13 +126,34 @@ func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) 
 // NotifyFunc returns a handler for fire-and-forget requests and events:
 // nothing is sent back, and an error fn returns is only logged.
 func NotifyFunc[In any](fn func(ctx context.Context, in In) error) Handler {
-	return Handler{kind: KindNone, serve: func(ctx context.Context, r *request) (any, error) {
-		var in In
-		if err := r.decode(&in); err != nil {
+	return Handler{kind: KindNone, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
+		in, err := decodeIn[In](r)
+		if err != nil {
 			return nil, err
 		}
 		return nil, fn(ctx, in)
 	}}
+}
+
+// decodeIn decodes r's payload as an In. Raw bytes for a []byte input are
+// taken as they are, without the allocation of decoding through an
+// interface.
+func decodeIn[In any](r *request) (In, error) {
+	var zero In
+	if _, ok := any(zero).(Payload); ok {
+		r.keep = true
+		return any(Payload{Bytes: r.payload, Owned: r.owned}).(In), nil
+	}
+	if _, ok := any(zero).([]byte); ok {
+		if req, _ := r.codecs(); req == codec.Raw && r.owned {
+			b := r.payload
+			r.release()
+			return any(b).(In), nil
+		}
+	}
+	in := new(In)
+	err := r.decode(in)
+	return *in, err
 }
 
 // Mux maps method ids to handlers. It is safe for concurrent use, and

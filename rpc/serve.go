@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -23,7 +24,11 @@ type request struct {
 	event  bool // id 0 frame from a child: delivered in order
 
 	payload []byte
+	owned   bool    // payload was allocated for this request alone: a decoded value may keep it
 	buf     *[]byte // pooled copy of the payload, returned after decoding
+	large   []byte  // a reused large buffer the payload was read into (raw Payload handlers)
+	keep    bool    // the handler takes the payload as a Payload: release it when the handler returns
+	result  []byte  // a []byte result, boxed as a pointer to this field
 	inline  [128]byte
 
 	mu    sync.Mutex
@@ -82,44 +87,107 @@ func (r *request) codecs() (req, resp codec.Codec) {
 
 // decode decodes the request payload into v and releases the payload.
 func (r *request) decode(v any) error {
-	req, _ := r.codecs()
-	err := unmarshal(req, r.payload, r.buf == nil && len(r.payload) > len(r.inline), v)
-	r.payload = nil
-	if r.buf != nil {
-		putBuf(r.buf)
-		r.buf = nil
+	if p, ok := v.(*Payload); ok {
+		p.Bytes, p.Owned = r.payload, r.owned
+		r.keep = true
+		return nil
 	}
+	req, _ := r.codecs()
+	err := unmarshal(req, r.payload, r.owned, v)
+	r.release()
 	if err != nil {
 		return &RemoteError{Name: "DecodeError", Code: "bad_request", Message: fmt.Sprintf("method %d: cannot decode the request: %v", r.method, err)}
 	}
 	return nil
 }
 
-// unmarshal decodes payload into v; an owned raw payload is handed over
-// without a copy.
+// release returns the payload's pooled buffer.
+func (r *request) release() {
+	r.payload = nil
+	if r.buf != nil {
+		putBuf(r.buf)
+		r.buf = nil
+	}
+	if r.large != nil {
+		r.conn.large.put(r.large)
+		r.large = nil
+	}
+}
+
+// Payload is a request's payload as it arrived, for a handler that decodes
+// it itself or serves the bytes in place: declare a handler's input type as
+// Payload (ResultFunc[Payload, Out] and the others) and the request is not
+// decoded.
+//
+// Bytes is valid until the handler's reply has been written — a result
+// handler may return a slice of it as its result — or, for a stream or
+// fire-and-forget handler, until it returns. When Owned is set, Bytes was
+// allocated for this request alone (a large payload read straight into a
+// slice of its own) and the handler may keep it, or values that alias it.
+//
+// With the raw codec (the bytes are the data), a large payload is read
+// into a buffer the connection reuses for later requests once the reply
+// has been written: a raw echo or a handler that reads the bytes in place
+// moves megabytes without allocating. Owned is then false.
+type Payload struct {
+	Bytes []byte
+	Owned bool
+}
+
+// unmarshal decodes payload into v; an owned payload holding raw bytes
+// (the raw codec, or a msgpack binary decoded into a *[]byte) is handed
+// over without a copy.
 func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
-	if owned && c == codec.Raw {
+	if owned {
 		if p, ok := v.(*[]byte); ok {
-			*p = payload
-			return nil
+			switch c {
+			case codec.Raw:
+				*p = payload
+				return nil
+			case codec.Msgpack:
+				if b, ok := codec.MsgpackBytes(payload); ok {
+					*p = b
+					return nil
+				}
+			}
 		}
 	}
 	return c.Unmarshal(payload, v)
 }
 
-// routeRequest prepares one request frame for serving (reader goroutine).
-// Events go to the in-order dispatcher; other requests are returned to be
-// served, with a handler token taken.
-func (c *Conn) routeRequest(f wire.Frame) *request {
+// routeRequest serves one request frame, or queues it for serving. Events
+// go to the in-order dispatcher. A background reader serves a request whose
+// handler has been quick on its own goroutine (inline), other requests go
+// to a worker goroutine. A waiting caller that reads a request never blocks
+// on it: if the event queue or the handler limit is full it holds the frame
+// and yields the turn to a background reader.
+func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
+	lent := c.lent
+	c.lent = nil
 	h := c.opts.Handlers.lookup(f.Method)
 	if h == nil {
+		if lent != nil {
+			c.large.put(lent)
+		}
 		c.unknownMethod(f)
-		return nil
+		return readturn.Continue
 	}
 	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
 	switch {
+	case f.Owned && lent != nil:
+		r.payload, r.large = f.Payload, lent // read into a reused buffer
+	case f.Owned && h.payload && h.req == codec.Raw:
+		r.payload, r.large = f.Payload, f.Payload // reused once the reply is out
 	case f.Owned:
-		r.payload = f.Payload
+		r.payload, r.owned = f.Payload, true
+	case h.req == codec.Raw && len(f.Payload) > len(r.inline):
+		// Raw bytes are handed to the handler as they are: copy them once,
+		// into a slice of their own.
+		r.payload, r.owned = append(make([]byte, 0, len(f.Payload)), f.Payload...), true
+	case h.req == codec.Raw && len(f.Payload) > 0:
+		// Small raw bytes stay in the request, which is never reused.
+		n := copy(r.inline[:], f.Payload)
+		r.payload, r.owned = r.inline[:n:n], true
 	case len(f.Payload) <= len(r.inline):
 		r.payload = r.inline[:copy(r.inline[:], f.Payload)]
 	default:
@@ -132,20 +200,105 @@ func (c *Conn) routeRequest(f wire.Frame) *request {
 		r.event = true
 		select {
 		case c.events <- r:
-		case <-c.done:
+		default:
+			if !background {
+				c.held = func() readturn.Status { c.queueEvent(r); return readturn.Continue }
+				return readturn.Yield
+			}
+			c.queueEvent(r)
 		}
-		return nil
+		return readturn.Continue
 	}
 	select {
 	case c.sem <- struct{}{}:
-	case <-c.done:
-		return nil
+	default:
+		if !background {
+			c.held = func() readturn.Status { return c.startLimited(r) }
+			return readturn.Yield
+		}
+		return c.startLimited(r)
 	}
+	return c.startRequest(r, background, c.r.HasFrame())
+}
+
+// startLimited waits for a handler token, which stops the reading when
+// MaxHandlers requests are being served, and starts r.
+func (c *Conn) startLimited(r *request) readturn.Status {
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.done:
+		return readturn.Continue
+	}
+	return c.startRequest(r, true, c.r.HasFrame())
+}
+
+func (c *Conn) queueEvent(r *request) {
+	select {
+	case c.events <- r:
+	case <-c.done:
+	}
+}
+
+// Inline serving. A handler whose recent runs took less than inlineQuick
+// is served on the background reader's goroutine even when more requests
+// are waiting; one that took less than inlineMax only when nothing else is
+// buffered (so a burst of slower requests gets more than one goroutine).
+// Anything slower goes to a worker: it would hold up reading.
+const (
+	inlineQuick = 10 * time.Microsecond
+	inlineMax   = 200 * time.Microsecond
+)
+
+// startRequest serves r, which holds a handler token: inline when the
+// caller is the background reader and the handler is quick, else on a
+// worker. more says whether another frame is buffered behind r.
+func (c *Conn) startRequest(r *request, background, more bool) readturn.Status {
 	if !c.track(r) {
 		<-c.sem
-		return nil
+		return readturn.Continue
 	}
-	return r
+	avg := time.Duration(r.h.cost.avg.Load())
+	if !background || r.h.kind == KindStream || avg >= inlineMax || (more && avg >= inlineQuick) {
+		c.toWorker(r)
+		return readturn.Continue
+	}
+	token := c.turn.BeginInline()
+	c.serve(r, more)
+	<-c.sem
+	if !c.turn.EndInline(token) {
+		c.w.Flush() // whoever took the turn may not read again soon
+		return readturn.Lost
+	}
+	return readturn.Continue
+}
+
+// toWorker hands r to an idle worker goroutine, or starts one.
+func (c *Conn) toWorker(r *request) {
+	select {
+	case c.work <- r:
+	default:
+		c.wg.Go(func() { c.worker(r) })
+	}
+}
+
+// worker serves r, then waits for more work as one of at most maxIdle idle
+// workers, so that goroutines whose stacks have grown are reused.
+func (c *Conn) worker(r *request) {
+	for {
+		c.serve(r, false)
+		<-c.sem
+		if c.idlers.Add(1) > maxIdle {
+			c.idlers.Add(-1)
+			return
+		}
+		select {
+		case r = <-c.work:
+			c.idlers.Add(-1)
+		case <-c.done:
+			c.idlers.Add(-1)
+			return
+		}
+	}
 }
 
 // track records a request so that the connection's end cancels it; it
@@ -195,7 +348,7 @@ func (c *Conn) dispatchEvents() {
 		select {
 		case r := <-c.events:
 			if c.track(r) {
-				c.serve(r)
+				c.serve(r, false)
 			}
 		case <-c.done:
 			return
@@ -203,9 +356,15 @@ func (c *Conn) dispatchEvents() {
 	}
 }
 
-// serve runs the handler and sends its reply.
-func (c *Conn) serve(r *request) {
+// serve runs the handler and sends its reply; with queue set the reply is
+// added to the next write (more input is buffered).
+func (c *Conn) serve(r *request, queue bool) {
+	start := time.Now()
 	v, err := c.run(r)
+	r.h.cost.add(int64(time.Since(start)))
+	if r.keep {
+		defer r.release() // after the reply, which may be a slice of the payload
+	}
 	c.mu.Lock()
 	if r.id == 0 {
 		delete(c.anon, r)
@@ -226,17 +385,17 @@ func (c *Conn) serve(r *request) {
 		}
 		b := getBuf()
 		*b = appendError((*b)[:0], err)
-		c.write(r.method, flags, r.id, *b)
+		c.send(r.method, flags, r.id, *b, queue)
 		putBuf(b)
 		return
 	}
 	switch r.h.kind {
 	case KindStream:
-		c.write(r.method, wire.FlagResponse|wire.FlagStream|wire.FlagStreamEnd, r.id, nil)
+		c.send(r.method, wire.FlagResponse|wire.FlagStream|wire.FlagStreamEnd, r.id, nil, queue)
 	case KindAck:
-		c.reply(r, wire.FlagResponse|wire.FlagAck, v)
+		c.reply(r, wire.FlagResponse|wire.FlagAck, v, queue)
 	default:
-		c.reply(r, wire.FlagResponse, v)
+		c.reply(r, wire.FlagResponse, v, queue)
 	}
 }
 
@@ -253,26 +412,23 @@ func (c *Conn) run(r *request) (v any, err error) {
 
 // reply encodes v with the response codec and sends it; an encoding failure
 // becomes an error reply, so the caller is never left waiting.
-func (c *Conn) reply(r *request, flags wire.Flags, v any) {
+func (c *Conn) reply(r *request, flags wire.Flags, v any, queue bool) {
 	_, resp := r.codecs()
-	if p, ok := v.([]byte); ok && resp == codec.Raw {
-		c.write(r.method, flags, r.id, p) // raw bytes go out as they are
+	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {
+		c.send(r.method, flags, r.id, nil, queue) // an ack without data
 		return
 	}
-	b := getBuf()
-	var err error
-	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {
-		*b = (*b)[:0] // an ack without data
-	} else {
-		*b, err = resp.Append((*b)[:0], v)
-	}
-	if err != nil {
+	vec := getVec()
+	defer putVec(vec)
+	if err := codec.AppendVec(resp, vec, v); err != nil {
+		b := getBuf()
 		*b = appendError((*b)[:0], &RemoteError{Name: "EncodeError", Code: "bad_response",
 			Message: fmt.Sprintf("method %d: cannot encode the result: %v", r.method, err)})
-		flags = wire.FlagResponse | wire.FlagError
+		c.send(r.method, wire.FlagResponse|wire.FlagError, r.id, *b, queue)
+		putBuf(b)
+		return
 	}
-	c.write(r.method, flags, r.id, *b)
-	putBuf(b)
+	c.sendVec(r.method, flags, r.id, vec, queue)
 }
 
 // sendChunk writes one stream chunk; it blocks while the transport is full.
@@ -281,11 +437,10 @@ func (r *request) sendChunk(v any) error {
 		return ErrStreamAbandoned
 	}
 	_, resp := r.codecs()
-	b := getBuf()
-	defer putBuf(b)
-	var err error
-	if *b, err = resp.Append((*b)[:0], v); err != nil {
+	vec := getVec()
+	defer putVec(vec)
+	if err := codec.AppendVec(resp, vec, v); err != nil {
 		return fmt.Errorf("rpc: encode stream chunk: %w", err)
 	}
-	return r.conn.write(r.method, wire.FlagResponse|wire.FlagStream, r.id, *b)
+	return r.conn.sendVec(r.method, wire.FlagResponse|wire.FlagStream, r.id, vec, false)
 }

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"sync"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -29,6 +30,7 @@ type Stream struct {
 	mu       sync.Mutex
 	closed   bool  // guarded by mu
 	finished bool  // the terminal item was queued; guarded by mu
+	needs    bool  // counted in the connection's need for a reader; guarded by mu
 	err      error // the terminal error seen by Next
 	stop     context.CancelFunc
 }
@@ -51,31 +53,52 @@ func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error
 		return nil, err
 	}
 	req, resp := m.codecs(c)
-	payload, b, err := encode(req, in)
+	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return nil, err
 	}
-	defer putBuf(b)
+	if pooled {
+		defer putVec(vec)
+	}
 	s := &Stream{conn: c, resp: resp, items: make(chan chunk, c.opts.StreamBuffer), gone: make(chan struct{})}
 	s.cl = &call{kind: KindStream, stream: s}
 	if s.id, err = c.register(s.cl); err != nil {
 		return nil, err
 	}
+	c.turn.Need() // chunks arrive while no caller reads
+	s.needs = true
 	s.ctx, s.stop = context.WithCancel(ctx)
-	if err := c.write(m.ID, 0, s.id, payload); err != nil {
+	if err := c.sendVec(m.ID, 0, s.id, vec, false); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// deliver queues one chunk (reader goroutine). It blocks while the buffer is
-// full, which stops the connection's reading: that is the backpressure.
-func (s *Stream) deliver(f wire.Frame) {
+// deliver queues one chunk. A background reader blocks while the buffer is
+// full, which stops the connection's reading: that is the backpressure. A
+// waiting caller that read the chunk must not block: it leaves the chunk to
+// the background reader.
+func (s *Stream) deliver(f wire.Frame, background bool) readturn.Status {
 	ch := chunk{payload: f.Payload, owned: f.Owned}
 	if !f.Owned {
 		ch.payload = append([]byte(nil), f.Payload...)
 	}
+	if !background {
+		select {
+		case s.items <- ch:
+		case <-s.gone:
+		default:
+			s.conn.held = func() readturn.Status { s.put(ch); return readturn.Continue }
+			return readturn.Yield
+		}
+		return readturn.Continue
+	}
+	s.put(ch)
+	return readturn.Continue
+}
+
+func (s *Stream) put(ch chunk) {
 	select {
 	case s.items <- ch:
 	case <-s.gone:
@@ -131,6 +154,7 @@ func (s *Stream) Next(v any) bool {
 		if s.err == nil {
 			s.err = errEnd
 		}
+		s.unneed()
 		return false
 	}
 	if err := unmarshal(s.resp, it.payload, it.owned, v); err != nil {
@@ -142,6 +166,17 @@ func (s *Stream) Next(v any) bool {
 }
 
 var errEnd = fmt.Errorf("rpc: end of stream")
+
+// unneed tells the connection this stream no longer needs a reader.
+func (s *Stream) unneed() {
+	s.mu.Lock()
+	needs := s.needs
+	s.needs = false
+	s.mu.Unlock()
+	if needs {
+		s.conn.turn.Unneed()
+	}
+}
 
 // Err returns the error that ended the stream, or nil if it ended normally
 // or has not ended.
@@ -162,6 +197,7 @@ func (s *Stream) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.unneed()
 	close(s.gone)
 	if s.conn.unregister(s.id, s.cl) {
 		s.conn.abort(s.id)

@@ -57,4 +57,12 @@
 // The library cannot decode a float64 into a float32 field
 // (vmihailenco/msgpack#353), so declare float64 fields for numbers coming
 // from JavaScript.
+//
+// # Large values
+//
+// [AppendVec] encodes into a [Vec], which references large []byte values
+// instead of copying them (a connection writes the pieces with one writev).
+// [ArrayDecoder] decodes a msgpack array element by element into separate
+// targets in one pass, letting []byte elements alias the payload when the
+// caller owns it; [MsgpackBytes] finds a binary value's bytes in place.
 package codec

@@ -82,13 +82,31 @@ var decPool = sync.Pool{New: func() any {
 // Decoding into *any, *map[string]any or *[]any replaces the target with a
 // fresh value built by the package's dynamic rules (see the package doc);
 // other targets are filled by the library, following `msgpack` struct tags.
+//
+// A []byte decoded into a *[]byte reuses the slice's capacity when it is
+// large enough.
 func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	if p, ok := v.(*[]byte); ok && p != nil {
+		if b, ok := MsgpackBytes(data); ok { // the common large case, in one copy
+			if *p == nil {
+				*p = []byte{}
+			}
+			*p = append((*p)[:0], b...)
+			return nil
+		}
+	}
 	s := decPool.Get().(*decState)
 	norm, info, err := normalize(s.buf[:0], data, toLibrary)
 	if err != nil {
 		decPool.Put(s)
 		return fmt.Errorf("codec: msgpack: %w", err)
 	}
+	return s.decodeNormalized(norm, info, v)
+}
+
+// decodeNormalized decodes norm, the normalized form of one value (held in
+// s's buffer), into v and returns s to the pool.
+func (s *decState) decodeNormalized(norm []byte, info scanInfo, v any) error {
 	s.buf = norm
 	s.r.Reset(norm)
 	if err := s.decode(v, info); err != nil {

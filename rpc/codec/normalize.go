@@ -66,17 +66,27 @@ var errEmpty = errors.New("empty payload")
 // normalize appends the normalized form of the single msgpack value in src to
 // dst. On error it returns dst unchanged.
 func normalize(dst, src []byte, dir direction) ([]byte, scanInfo, error) {
+	out, used, info, err := normalizeFirst(dst, src, dir)
+	if err != nil {
+		return dst, scanInfo{}, err
+	}
+	if used != len(src) {
+		return dst, scanInfo{}, fmt.Errorf("%d trailing bytes after the value at offset %d", len(src)-used, used)
+	}
+	return out, info, nil
+}
+
+// normalizeFirst normalizes the first msgpack value in src, which may be
+// followed by more, and reports how many bytes of src it took.
+func normalizeFirst(dst, src []byte, dir direction) ([]byte, int, scanInfo, error) {
 	if len(src) == 0 {
-		return dst, scanInfo{}, errEmpty
+		return dst, 0, scanInfo{}, errEmpty
 	}
 	n := normalizer{src: src, dst: dst, dir: dir}
 	if err := n.value(0, false); err != nil {
-		return dst, scanInfo{}, err
+		return dst, 0, scanInfo{}, err
 	}
-	if n.off != len(src) {
-		return dst, scanInfo{}, fmt.Errorf("%d trailing bytes after the value at offset %d", len(src)-n.off, n.off)
-	}
-	return n.dst, n.info, nil
+	return n.dst, n.off, n.info, nil
 }
 
 type normalizer struct {

@@ -40,6 +40,14 @@ const (
 
 	// FlagsReserved must be zero; a set bit is a protocol violation.
 	FlagsReserved Flags = 0xC0
+
+	// FlagLane is procxy's shared-memory lane bit, one of the reserved bits:
+	// the frame's payload lives in memory shared with the peer and the
+	// socket carries a reference to it, or the frame is one of the lane's
+	// control frames. Only procxy peers that both turned the lane on send
+	// or accept it (see Reader.Allow); to a Procwire peer it stays a
+	// reserved bit.
+	FlagLane Flags = 0x40
 )
 
 // Flag combinations sent by a child (each includes FlagToParent).
@@ -60,7 +68,7 @@ func (f Flags) String() string {
 	if f == 0 {
 		return "0"
 	}
-	names := [...]string{"ToParent", "Response", "Error", "Stream", "StreamEnd", "Ack", "Reserved6", "Reserved7"}
+	names := [...]string{"ToParent", "Response", "Error", "Stream", "StreamEnd", "Ack", "Lane", "Reserved7"}
 	var b strings.Builder
 	for i, n := range names {
 		if f&(1<<i) != 0 {
@@ -154,14 +162,17 @@ func ClampMax(max int) int {
 // Validate applies the receive checks of Procwire §5.7 in the reference
 // order: method id, payload length against max (already clamped), then the
 // reserved flag bits. A non-nil result is a *HeaderError.
-func (h Header) Validate(max int) error {
+func (h Header) Validate(max int) error { return h.validate(max, 0) }
+
+// validate is Validate with some reserved flag bits allowed.
+func (h Header) validate(max int, allowed Flags) error {
 	var err error
 	switch {
 	case h.Method == MethodInvalid:
 		err = ErrInvalidMethod
 	case uint64(h.Len) > uint64(max) || h.Len > AbsoluteMaxPayload:
 		err = ErrPayloadTooLarge
-	case h.Flags&FlagsReserved != 0:
+	case h.Flags&FlagsReserved&^allowed != 0:
 		err = ErrReservedFlags
 	default:
 		return nil

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"sync"
 	"testing"
 	"testing/iotest"
+	"time"
+	"unsafe"
 
 	"github.com/procxy/procxy/rpc/wire"
+	"github.com/procxy/procxy/transport"
 )
 
 type want struct {
@@ -270,7 +274,7 @@ func TestWriterStickyError(t *testing.T) {
 }
 
 func TestFlagsString(t *testing.T) {
-	for f, want := range map[wire.Flags]string{0: "0", wire.FlagsAck: "ToParent|Response|Ack", 0x40: "Reserved6"} {
+	for f, want := range map[wire.Flags]string{0: "0", wire.FlagsAck: "ToParent|Response|Ack", 0x40: "Lane", 0x80: "Reserved7"} {
 		if got := f.String(); got != want {
 			t.Errorf("Flags(%#x).String() = %q, want %q", uint8(f), got, want)
 		}
@@ -325,6 +329,193 @@ func ExampleReader() {
 	f, _ := r.ReadFrame()
 	fmt.Printf("method %d, request %d, payload %x\n", f.Method, f.ID, f.Payload)
 	// Output: method 1, request 1, payload a26869
+}
+
+// TestInterruptedRead: a read that fails because a deadline passed loses
+// nothing; the next ReadFrame continues the same frame. Frames are cut at
+// every interesting place: inside the header, inside a small payload, inside
+// a large one.
+func TestInterruptedRead(t *testing.T) {
+	small := bytes.Repeat([]byte{7}, 100)
+	large := bytes.Repeat([]byte{9}, 200<<10)
+	var stream bytes.Buffer
+	w := wire.NewWriter(&stream)
+	w.WriteFrame(wire.Header{Method: 1, ID: 1}, small)
+	w.WriteFrame(wire.Header{Method: 2, ID: 2}, large)
+	w.WriteFrame(wire.Header{Method: 3, ID: 3}, nil)
+	data := stream.Bytes()
+	cuts := []int{5, wire.HeaderSize + 50, 2*wire.HeaderSize + 100 + 70<<10, 2*wire.HeaderSize + 100 + 150<<10, len(data) - 3}
+
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := wire.NewReader(b, 0)
+	var got []wire.Frame
+	prev := 0
+	for _, cut := range append(cuts, len(data)) {
+		if _, err := a.Write(data[prev:cut]); err != nil {
+			t.Fatal(err)
+		}
+		prev = cut
+		for {
+			b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			f, err := r.ReadFrame()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break // wait for the next piece
+			}
+			if err != nil {
+				t.Fatalf("after %d bytes: %v", cut, err)
+			}
+			f.Payload = bytes.Clone(f.Payload)
+			got = append(got, f)
+		}
+	}
+	want := []struct {
+		id      uint32
+		payload []byte
+	}{{1, small}, {2, large}, {3, nil}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	for i, f := range got {
+		if f.ID != want[i].id || !bytes.Equal(f.Payload, want[i].payload) {
+			t.Errorf("frame %d: id %d, %d bytes; want id %d, %d bytes", i, f.ID, len(f.Payload), want[i].id, len(want[i].payload))
+		}
+	}
+}
+
+func TestHasFrame(t *testing.T) {
+	var stream bytes.Buffer
+	w := wire.NewWriter(&stream)
+	w.WriteFrame(wire.Header{Method: 1, ID: 1}, []byte("abc"))
+	w.WriteFrame(wire.Header{Method: 1, ID: 2}, make([]byte, 100<<10)) // larger than the buffer
+	data := stream.Bytes()
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := wire.NewReader(b, 0)
+	if r.HasFrame() {
+		t.Fatal("HasFrame = true with nothing buffered")
+	}
+	a.Write(data[:wire.HeaderSize+3+5]) // frame 1 and part of frame 2's header
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if r.HasFrame() {
+		t.Error("HasFrame = true with a partial header buffered")
+	}
+	a.Write(data[wire.HeaderSize+3+5:])
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+	if !r.HasFrame() {
+		t.Error("HasFrame = false after an error; ReadFrame returns at once")
+	}
+}
+
+func TestQueueFlush(t *testing.T) {
+	var out bytes.Buffer
+	cw := &countingWriter{w: &out}
+	w := wire.NewWriter(cw)
+	for i := range 10 {
+		if err := w.Queue(wire.Header{Method: 1, ID: uint32(i)}, []byte("reply")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cw.writes != 0 {
+		t.Fatalf("Queue wrote %d times, want 0", cw.writes)
+	}
+	if err := w.WriteFrame(wire.Header{Method: 1, ID: 10}, []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	if cw.writes != 1 {
+		t.Errorf("11 frames took %d writes, want 1", cw.writes)
+	}
+	w.Queue(wire.Header{Method: 1, ID: 11}, []byte("x"))
+	if err := w.Flush(); err != nil || cw.writes != 2 {
+		t.Errorf("Flush: %v, %d writes; want nil, 2", err, cw.writes)
+	}
+	if err := w.Flush(); err != nil || cw.writes != 2 {
+		t.Errorf("empty Flush: %v, %d writes; want nil, 2", err, cw.writes)
+	}
+	r := wire.NewReader(&out, 0)
+	for i := range 12 {
+		f, err := r.ReadFrame()
+		if err != nil || f.ID != uint32(i) {
+			t.Fatalf("frame %d: id %d, %v", i, f.ID, err)
+		}
+	}
+}
+
+type countingWriter struct {
+	w      io.Writer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.writes++; return c.w.Write(p) }
+
+func TestWriteFrameVec(t *testing.T) {
+	big := bytes.Repeat([]byte{3}, 40<<10)
+	parts := [][]byte{[]byte("head"), big, []byte("mid"), big[:10], nil, big}
+	var out bytes.Buffer
+	w := wire.NewWriter(&out)
+	if err := w.WriteFrameVec(wire.Header{Method: 9, ID: 4}, parts); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteFrame(wire.Header{Method: 9, ID: 5}, []byte("next"))
+	r := wire.NewReader(&out, 0)
+	f, err := r.ReadFrame()
+	if err != nil || f.ID != 4 || !bytes.Equal(f.Payload, bytes.Join(parts, nil)) {
+		t.Fatalf("vectored frame: id %d, %d bytes, %v", f.ID, len(f.Payload), err)
+	}
+	if f, err := r.ReadFrame(); err != nil || string(f.Payload) != "next" {
+		t.Fatalf("frame after it: %q, %v", f.Payload, err)
+	}
+	gib := make([]byte, 1<<30) // never touched: no memory is used
+	if err := w.WriteFrameVec(wire.Header{Method: 1}, [][]byte{gib, gib}); !errors.Is(err, wire.ErrPayloadOverflow) {
+		t.Errorf("2 GiB of parts: %v, want ErrPayloadOverflow", err)
+	}
+}
+
+// TestSetDestAfter: a large payload's first bytes decide where the rest
+// goes; they are dropped, and the rest lands in the caller's slice, also
+// when the read is interrupted before those first bytes arrive.
+func TestSetDestAfter(t *testing.T) {
+	payload := append([]byte{0xc6, 0, 1, 0, 0}, bytes.Repeat([]byte{5}, 1<<16)...) // a msgpack bin 32 header, then 64 KiB
+	var stream bytes.Buffer
+	wire.NewWriter(&stream).WriteFrame(wire.Header{Method: 1, ID: 1, Flags: wire.FlagResponse}, payload)
+	data := stream.Bytes()
+	dst := make([]byte, 1<<16)
+	var seen []byte
+	a, b := transport.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := wire.NewReader(b, 0)
+	r.SetDestAfter(func(h wire.Header, head []byte) (int, []byte) {
+		seen = bytes.Clone(head)
+		return 5, dst
+	})
+	a.Write(data[:wire.HeaderSize+2]) // the frame header and 2 payload bytes
+	b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := r.ReadFrame(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	a.Write(data[wire.HeaderSize+2:])
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != wire.MaxHead || !bytes.Equal(seen, payload[:wire.MaxHead]) {
+		t.Errorf("head = %x, want %x", seen, payload[:wire.MaxHead])
+	}
+	if f.Skipped != 5 || !f.Owned || unsafe.SliceData(f.Payload) != unsafe.SliceData(dst) || !bytes.Equal(f.Payload, payload[5:]) {
+		t.Errorf("frame: skipped %d, owned %v, %d bytes in the caller's slice: %v", f.Skipped, f.Owned, len(f.Payload), unsafe.SliceData(f.Payload) == unsafe.SliceData(dst))
+	}
 }
 
 // TestReaderSizeGrows reads frames of every size through a Reader that

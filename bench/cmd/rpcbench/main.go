@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
 	rounds := fs.Int("rounds", 0, "run every contender this many times in rotation and print medians (default 3, 1 with -quick)")
 	only := fs.String("only", "", "run only contenders whose name/transport matches this regexp (the floor always runs)")
-	section := fs.String("section", "all", "which section to run: echo (the echo table), call (the proxied Add call), or all")
+	section := fs.String("section", "all", "which section to run: echo (the echo table), call (the proxied Add call), memory (a 64 MiB argument), or all")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile to a file (children: set "+harness.EnvChildProfile+"=prefix)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,8 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Rounds = *rounds
 	}
 	runEcho, runCall := *section == "all" || *section == "echo", *section == "all" || *section == "call"
-	if !runEcho && !runCall {
-		return fmt.Errorf("-section %q: want all, echo or call", *section)
+	runMemory := *section == "all" || *section == "memory"
+	if !runEcho && !runCall && !runMemory {
+		return fmt.Errorf("-section %q: want all, echo, call or memory", *section)
 	}
 	var onlyRE *regexp.Regexp
 	if *only != "" {
@@ -125,6 +127,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var memory []harness.ArgMemory
+	if runMemory {
+		for _, shm := range []bool{false, true} {
+			for range cfg.Rounds {
+				fmt.Fprintf(stderr, "rpcbench: memory, 64 MiB argument, shared memory %v\n", shm)
+				memory = append(memory, harness.MeasureArgMemory(ctx, shm))
+			}
+		}
+	}
 	results := make([]harness.Result, len(runs))
 	for i := range runs {
 		results[i] = harness.Median(runs[i])
@@ -141,8 +152,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "1-minute load average: %s before, %s after\n\n", loadBefore, loadAverage())
 	}
 	if runEcho {
-		fmt.Fprintf(stdout, "## Echo (each round: %d timed calls per latency run, %d in flight for %s, %d × 10 MiB)\n\n",
-			cfg.Calls, cfg.InFlight, cfg.ParallelTime, cfg.BigCalls)
+		fmt.Fprintf(stdout, "## Echo (each round: %d timed calls per latency run, %d in flight for %s, %d × 10 MiB, %d × 64 MiB)\n\n",
+			cfg.Calls, cfg.InFlight, cfg.ParallelTime, cfg.BigCalls, cfg.HugeCalls)
 		printTable(stdout, results)
 		printAdd(stdout, results)
 	}
@@ -155,11 +166,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printCall(stdout, callResults)
 	}
 
+	if runMemory {
+		fmt.Fprintf(stdout, "\n## A 64 MiB []byte argument: procxy.Call[int](ctx, p, \"Len\", b), the child's resident memory\n\n")
+		printMemory(stdout, memory)
+	}
+
 	if *jsonPath != "" {
 		out, err := json.MarshalIndent(map[string]any{
 			"go": runtime.Version(), "goos": runtime.GOOS, "goarch": runtime.GOARCH,
 			"cpus": runtime.NumCPU(), "config": cfg, "results": results, "rounds": runs,
-			"call_results": callResults, "call_rounds": callRuns,
+			"call_results": callResults, "call_rounds": callRuns, "memory": memory,
 		}, "", "  ")
 		if err != nil {
 			return err
@@ -239,6 +255,8 @@ var columns = []column{
 		func(v float64) string { return fmt.Sprintf("%.1f", v) }, true},
 	{"10MiB GB/s", func(r harness.Result) float64 { return r.BigGBps },
 		func(v float64) string { return fmt.Sprintf("%.2f", v) }, true},
+	{"64MiB GB/s", func(r harness.Result) float64 { return r.HugeGBps },
+		func(v float64) string { return fmt.Sprintf("%.2f", v) }, true},
 	{"allocs/call 16B", func(r harness.Result) float64 { return r.AllocsPerCall },
 		func(v float64) string { return fmt.Sprintf("%.1f", v) }, false},
 }
@@ -286,6 +304,135 @@ func printTable(w io.Writer, results []harness.Result) {
 	}
 	fmt.Fprintln(w, "\nratios are contender ÷ floor for every column: above 1 is slower for latencies, below 1 is slower for throughputs;")
 	fmt.Fprintln(w, "MB/s and GB/s count payload bytes one way (the same bytes come back); allocs are client-process mallocs per 16 B call.")
+	printCost(w, results)
+	printTargets(w, results)
+}
+
+// printCost prints what one 16 B call cost each process: load-independent
+// measures of the work a round trip does.
+func printCost(w io.Writer, results []harness.Result) {
+	num := func(v float64, f string) string {
+		if v < 0 {
+			return "—"
+		}
+		return fmt.Sprintf(f, v)
+	}
+	rows := [][]string{{"per 16 B call", "transport", "CPU µs parent", "CPU µs child", "vol. switches parent", "vol. switches child"}}
+	for _, r := range results {
+		if r.Error != "" {
+			continue
+		}
+		rows = append(rows, []string{r.Contender, r.Transport, num(r.ParentCPU16/1e3, "%.1f"), num(r.ChildCPU16/1e3, "%.1f"),
+			num(r.ParentCS16, "%.2f"), num(r.ChildCS16, "%.2f")})
+	}
+	fmt.Fprintln(w)
+	writeMarkdown(w, rows)
+	fmt.Fprintln(w, "\nover the timed 16 B calls: CPU time (parent: getrusage, every thread; child: /proc, 10 ms ticks) and voluntary")
+	fmt.Fprintln(w, "context switches (parent: getrusage; child: its live threads) per call; each switch is a wake-up after a wait.")
+}
+
+// The rows the issue's targets name.
+const (
+	rowRPC    = "procxy"
+	rowObject = "procxy object"
+	rowHost   = "procxy host→worker"
+)
+
+// rivals are the contenders every procxy row must beat on every column.
+var rivals = []string{"net/rpc", "ttrpc", "drpc", "grpc", "go-plugin/netrpc", "go-plugin/grpc"}
+
+// printTargets says which of the data-path targets this run met.
+func printTargets(w io.Writer, results []harness.Result) {
+	var floor *harness.Result
+	for i := range results {
+		if results[i].Contender == "floor" && results[i].Error == "" {
+			floor = &results[i]
+		}
+	}
+	if floor == nil {
+		return
+	}
+	var lines []string
+	check := func(what string, got, want float64, atMost bool) {
+		if got == 0 {
+			return
+		}
+		ok := got >= want
+		cmp := "≥"
+		if atMost {
+			ok, cmp = got <= want, "≤"
+		}
+		verdict := "met"
+		if !ok {
+			verdict = "MISSED"
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %.1f×: %.2f× — %s", what, cmp, want, got, verdict))
+	}
+	ratio := func(v, f float64) float64 {
+		if v == 0 || f == 0 {
+			return 0
+		}
+		return v / f
+	}
+	for _, r := range results {
+		if r.Error != "" {
+			continue
+		}
+		l := r.Contender + "/" + r.Transport
+		switch r.Contender {
+		case rowRPC:
+			check(l+" p50 16B", ratio(float64(r.P50Small), float64(floor.P50Small)), 1.3, true)
+			check(l+" p50 1KiB", ratio(float64(r.P50Mid), float64(floor.P50Mid)), 1.3, true)
+			check(l+" p99 16B", ratio(float64(r.P99Small), float64(floor.P99Small)), 1.5, true)
+			check(l+" p99 1KiB", ratio(float64(r.P99Mid), float64(floor.P99Mid)), 1.5, true)
+			check(l+" 1KiB×64", ratio(r.ParCallsPerSec, floor.ParCallsPerSec), 1.0, false)
+			check(l+" 10MiB", ratio(r.BigGBps, floor.BigGBps), 0.8, false)
+		case rowObject:
+			check(l+" 1KiB×64", ratio(r.ParCallsPerSec, floor.ParCallsPerSec), 0.8, false)
+			check(l+" 10MiB", ratio(r.BigGBps, floor.BigGBps), 0.6, false)
+		case rowHost:
+			check(l+" 1KiB×64", ratio(r.ParCallsPerSec, floor.ParCallsPerSec), 0.8, false)
+		}
+		if strings.Contains(r.Contender, "shm") {
+			check(l+" 64MiB", ratio(r.HugeGBps, floor.HugeGBps), 2.0, false)
+		}
+	}
+	// Ahead of every rival on every column, at every level.
+	for _, r := range results {
+		if r.Error != "" || !strings.HasPrefix(r.Contender, "procxy") {
+			continue
+		}
+		var behind []string
+		for _, o := range results {
+			if o.Error != "" || !slices.Contains(rivals, o.Contender) {
+				continue
+			}
+			for _, c := range columns {
+				if !c.ratio {
+					continue
+				}
+				mine, theirs := c.val(r), c.val(o)
+				if mine == 0 || theirs == 0 {
+					continue
+				}
+				lower := strings.HasPrefix(c.head, "p")
+				if (lower && mine > theirs) || (!lower && mine < theirs) {
+					behind = append(behind, o.Contender+" "+c.head)
+				}
+			}
+		}
+		verdict := "met"
+		if len(behind) > 0 {
+			verdict = "MISSED: behind " + strings.Join(behind, ", ")
+		}
+		lines = append(lines, fmt.Sprintf("%s/%s ahead of %s on every column — %s", r.Contender, r.Transport, strings.Join(rivals, ", "), verdict))
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "\ntargets (issue 10), from this run's medians:")
+		for _, l := range lines {
+			fmt.Fprintln(w, "- "+l)
+		}
+	}
 }
 
 func printAdd(w io.Writer, results []harness.Result) {
@@ -364,11 +511,37 @@ func printCall(w io.Writer, results []harness.CallResult) {
 		if r.Contender == targetContender && r.Error == "" && floor != nil && floor.P50 > 0 {
 			verdict := "met"
 			if float64(r.P50) > 1.5*float64(floor.P50) {
-				verdict = "missed"
+				verdict = "MISSED"
 			}
-			fmt.Fprintf(w, "target %s p50 ≤ 1.5× the floor's: %.2f×, %s\n", targetContender, float64(r.P50)/float64(floor.P50), verdict)
+			fmt.Fprintf(w, "target %s p50 ≤ 1.5× the floor's: %.2f× — %s\n", targetContender, float64(r.P50)/float64(floor.P50), verdict)
+			verdict = "met"
+			if r.Allocs > 3 {
+				verdict = "MISSED"
+			}
+			fmt.Fprintf(w, "target %s ≤ 3 allocations per call in the parent: %.1f — %s\n", targetContender, r.Allocs, verdict)
 		}
 	}
+}
+
+// printMemory prints each memory measurement and whether the child's peak
+// stayed within 2.5 payloads above its idle resident memory.
+func printMemory(w io.Writer, runs []harness.ArgMemory) {
+	rows := [][]string{{"shared memory", "call", "child idle RSS", "child peak RSS", "peak − idle", "target ≤ 2.5×"}}
+	for _, m := range runs {
+		if m.Error != "" {
+			rows = append(rows, []string{fmt.Sprint(m.SharedMemory), "⚠ " + m.Error, "", "", "", ""})
+			continue
+		}
+		verdict := "met"
+		if m.Ratio() > 2.5 {
+			verdict = "MISSED"
+		}
+		rows = append(rows, []string{fmt.Sprint(m.SharedMemory), fmt.Sprintf("%.1f ms", m.Millis),
+			fmt.Sprintf("%.1f MiB", m.IdleKiB/1024), fmt.Sprintf("%.1f MiB", m.PeakKiB/1024),
+			fmt.Sprintf("%.2f× the payload", m.Ratio()), verdict})
+	}
+	writeMarkdown(w, rows)
+	fmt.Fprintln(w, "\nidle: VmRSS after the start and one small call; peak: VmHWM after the call (both /proc/<pid>/status of the child).")
 }
 
 func writeMarkdown(w io.Writer, rows [][]string) {

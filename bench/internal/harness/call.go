@@ -42,8 +42,8 @@ func CallContenders() []CallContender {
 		{"procxy rpc add", string(Socketpair), func() (CallClient, error) { return startProcxyAdd(Socketpair) }},
 		{"procxy object Call", string(Socketpair), func() (CallClient, error) { return startObject(false) }},
 		{"procxy object stub", string(Socketpair), func() (CallClient, error) { return startObject(true) }},
-		// Diagnostic: Timeout(0) skips the context.WithTimeout that Call
-		// makes for every call under the default 30 s Timeout.
+		// Diagnostic: Timeout(0) skips the connection's timeout watch that
+		// every call under the default 30 s Timeout joins.
 		{"procxy object Call, Timeout(0)", string(Socketpair), func() (CallClient, error) {
 			return startObject(false, procxy.Timeout(0))
 		}},

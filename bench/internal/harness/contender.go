@@ -23,7 +23,7 @@ type Adder interface {
 
 // Contender is one RPC stack over one transport.
 type Contender struct {
-	Name      string // "floor", "procxy", "net/rpc", "grpc", "go-plugin/netrpc", "go-plugin/grpc"
+	Name      string // "floor", "procxy", "procxy object", "net/rpc", "ttrpc", "drpc", "grpc", "go-plugin/netrpc", …
 	Transport string // "unix" or "socketpair" (go-plugin opens its own Unix socket)
 	// Start spawns the child and connects to it.
 	Start func() (Client, error)
@@ -38,7 +38,12 @@ func Contenders() []Contender {
 		{"floor", string(Unix), func() (Client, error) { return startFloor(Unix) }},
 		{"procxy", string(Unix), func() (Client, error) { return startProcxy(Unix) }},
 		{"procxy", string(Socketpair), func() (Client, error) { return startProcxy(Socketpair) }},
+		{"procxy shm", string(Socketpair), func() (Client, error) { return startProcxyLane(Socketpair, true) }},
+		{"procxy object", string(Socketpair), func() (Client, error) { return startObjectEcho() }},
+		{"procxy host→worker", string(Unix), startHostWorker},
 		{"net/rpc", string(Unix), func() (Client, error) { return startNetRPC(Unix) }},
+		{"ttrpc", string(Unix), func() (Client, error) { return startTTRPC(Unix) }},
+		{"drpc", string(Unix), func() (Client, error) { return startDRPC(Unix) }},
 		{"grpc", string(Unix), func() (Client, error) { return startGRPC(Unix) }},
 		{"go-plugin/netrpc", string(Unix), func() (Client, error) { return startPlugin(pluginNetRPC) }},
 		{"go-plugin/grpc", string(Unix), func() (Client, error) { return startPlugin(pluginGRPC) }},

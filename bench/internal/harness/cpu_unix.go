@@ -15,6 +15,40 @@ import (
 // waited to be scheduled on a busy machine. The child's time needs Linux's
 // /proc; elsewhere it is unknown (-1) and reported as 0.
 
+// selfSwitches returns this process's voluntary context switches (all
+// threads, getrusage).
+func selfSwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return ru.Nvcsw
+}
+
+// procSwitches returns pid's voluntary context switches, summed over its
+// live threads (/proc/<pid>/task/*/status), or -1 if they cannot be read.
+func procSwitches(pid int) int64 {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread exited
+		}
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				v, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
+}
+
 // selfCPU returns this process's user+system CPU time.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage

@@ -155,3 +155,6 @@ func (c *floorClient) Close() error {
 	c.conn.Close()
 	return c.child.Close()
 }
+
+// PID is the child's process id.
+func (c *floorClient) PID() int { return c.child.PID() }

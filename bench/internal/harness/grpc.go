@@ -21,7 +21,7 @@ const (
 	grpcRole       = "grpc"
 	grpcCodecName  = "procxybench-raw"
 	grpcEchoMethod = "/procxybench.Echo/Echo"
-	grpcMaxMsg     = 64 << 20 // the 4 MiB default would refuse the 10 MiB echo
+	grpcMaxMsg     = 80 << 20 // the 4 MiB default would refuse the 10 and 64 MiB echoes
 )
 
 func init() {
@@ -126,3 +126,6 @@ func (c *grpcClient) Close() error {
 	c.cc.Close()
 	return c.child.Close()
 }
+
+// PID is the child's process id.
+func (c *grpcClient) PID() int { return c.child.PID() }

@@ -20,6 +20,7 @@ type Config struct {
 	InFlight     int           // concurrent callers in the throughput run
 	ParallelTime time.Duration // length of the throughput run (after a warm-up of a tenth of it)
 	BigCalls     int           // timed 10 MiB echoes (after one untimed)
+	HugeCalls    int           // timed 64 MiB echoes (after one untimed)
 	CallWarmup   int           // untimed Add calls before each call-section run
 	CallCalls    int           // timed sequential Add calls per call-section run
 }
@@ -30,13 +31,13 @@ type Config struct {
 // load from another process from landing on a single contender.
 func DefaultConfig() Config {
 	return Config{Rounds: 3, Warmup: 1000, Calls: 10000, InFlight: 64, ParallelTime: 1500 * time.Millisecond, BigCalls: 20,
-		CallWarmup: 2000, CallCalls: 20000}
+		HugeCalls: 5, CallWarmup: 2000, CallCalls: 20000}
 }
 
 // QuickConfig is a smoke run of a few thousand calls per contender.
 func QuickConfig() Config {
 	return Config{Rounds: 1, Warmup: 200, Calls: 2000, InFlight: 64, ParallelTime: 300 * time.Millisecond, BigCalls: 5,
-		CallWarmup: 200, CallCalls: 2000}
+		HugeCalls: 2, CallWarmup: 200, CallCalls: 2000}
 }
 
 // Payload sizes.
@@ -44,6 +45,7 @@ const (
 	Small = 16
 	Mid   = 1 << 10
 	Big   = 10 << 20
+	Huge  = 64 << 20
 )
 
 // Latency summarises a sequential run.
@@ -65,10 +67,17 @@ type Result struct {
 	ParCallsPerSec float64 `json:"inflight64_1KiB_calls_per_s"`
 	ParMBps        float64 `json:"inflight64_1KiB_MB_per_s"`
 	BigGBps        float64 `json:"echo_10MiB_GB_per_s"`
-	AddP50         int64   `json:"add_p50_ns,omitempty"`
-	AddP99         int64   `json:"add_p99_ns,omitempty"`
-	AddAllocs      float64 `json:"add_allocs_per_call,omitempty"`
-	Error          string  `json:"error,omitempty"`
+	HugeGBps       float64 `json:"echo_64MiB_GB_per_s"`
+	// What one 16 B call cost each process over the timed run: CPU time
+	// (ns) and voluntary context switches; -1 when unknown.
+	ParentCPU16 float64 `json:"parent_cpu_ns_per_16B_call"`
+	ChildCPU16  float64 `json:"child_cpu_ns_per_16B_call"`
+	ParentCS16  float64 `json:"parent_switches_per_16B_call"`
+	ChildCS16   float64 `json:"child_switches_per_16B_call"`
+	AddP50      int64   `json:"add_p50_ns,omitempty"`
+	AddP99      int64   `json:"add_p99_ns,omitempty"`
+	AddAllocs   float64 `json:"add_allocs_per_call,omitempty"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // Run starts c's child, measures it and stops it. A failure is reported in
@@ -89,11 +98,17 @@ func Run(ctx context.Context, c Contender, cfg Config) Result {
 		res.Error = what + ": " + err.Error()
 		return res
 	}
-	lat, err := MeasureLatency(ctx, cli, Small, cfg.Warmup, cfg.Calls)
+	pid := -1
+	if p, ok := cli.(interface{ PID() int }); ok {
+		pid = p.PID()
+	}
+	var cost Cost
+	lat, err := measureLatency(ctx, cli, Small, cfg.Warmup, cfg.Calls, pid, &cost)
 	if err != nil {
 		return fail("16B", err)
 	}
 	res.P50Small, res.P99Small, res.AllocsPerCall = int64(lat.P50), int64(lat.P99), lat.Allocs
+	res.ParentCPU16, res.ChildCPU16, res.ParentCS16, res.ChildCS16 = cost.ParentCPU, cost.ChildCPU, cost.ParentCS, cost.ChildCS
 	if lat, err = MeasureLatency(ctx, cli, Mid, cfg.Warmup, cfg.Calls); err != nil {
 		return fail("1KiB", err)
 	}
@@ -108,6 +123,12 @@ func Run(ctx context.Context, c Contender, cfg Config) Result {
 		return fail("10MiB", err)
 	}
 	res.BigGBps = bps / 1e9
+	if cfg.HugeCalls > 0 {
+		if bps, err = MeasureBig(ctx, cli, Huge, cfg.HugeCalls); err != nil {
+			return fail("64MiB", err)
+		}
+		res.HugeGBps = bps / 1e9
+	}
 	if a, ok := cli.(Adder); ok {
 		lat, err := MeasureAdd(ctx, a, cfg.Warmup, cfg.Calls)
 		if err != nil {
@@ -130,6 +151,55 @@ func Payload(n int) []byte {
 // MeasureLatency times n sequential echoes of size bytes after warmup
 // untimed ones, checking every response.
 func MeasureLatency(ctx context.Context, cli Client, size, warmup, n int) (Latency, error) {
+	return measureLatency(ctx, cli, size, warmup, n, -1, nil)
+}
+
+// Cost is what one call cost each process: CPU time in nanoseconds and
+// voluntary context switches (each a wake-up after the process waited);
+// -1 when unknown.
+type Cost struct {
+	ParentCPU, ChildCPU, ParentCS, ChildCS float64
+}
+
+// costMeter snapshots the counters of this process and the child pid.
+type costMeter struct {
+	pid                   int
+	selfCPU, childCPU     time.Duration
+	selfSwitch, childSwit int64
+}
+
+func startCost(pid int) costMeter {
+	m := costMeter{pid: pid, selfCPU: selfCPU(), selfSwitch: selfSwitches(), childCPU: -1, childSwit: -1}
+	if pid > 0 {
+		m.childCPU, m.childSwit = procCPU(pid), procSwitches(pid)
+	}
+	return m
+}
+
+// stop returns the cost per call over n calls since start.
+func (m costMeter) stop(n int) Cost {
+	per := func(before, after float64) float64 {
+		if before < 0 || after < 0 {
+			return -1
+		}
+		return (after - before) / float64(n)
+	}
+	c := Cost{
+		ParentCPU: per(float64(m.selfCPU), float64(selfCPU())),
+		ParentCS:  per(float64(m.selfSwitch), float64(selfSwitches())),
+		ChildCPU:  -1,
+		ChildCS:   -1,
+	}
+	if m.pid > 0 {
+		c.ChildCPU = per(float64(m.childCPU), float64(procCPU(m.pid)))
+		c.ChildCS = per(float64(m.childSwit), float64(procSwitches(m.pid)))
+	}
+	return c
+}
+
+// measureLatency is MeasureLatency that also fills cost, when it is not
+// nil, with what the timed calls cost this process and the child pid.
+func measureLatency(ctx context.Context, cli Client, size, warmup, n, pid int, cost *Cost) (Latency, error) {
 	in := Payload(size)
 	out := make([]byte, 0, size)
 	var err error
@@ -141,13 +211,18 @@ func MeasureLatency(ctx context.Context, cli Client, size, warmup, n int) (Laten
 	if !bytes.Equal(out, in) {
 		return Latency{}, fmt.Errorf("echo returned %d bytes that differ from the %d sent", len(out), len(in))
 	}
-	return timeCalls(n, func() error {
+	meter := startCost(pid)
+	lat, err := timeCalls(n, func() error {
 		out, err = cli.Echo(ctx, in, out)
 		if err == nil && !bytes.Equal(out, in) {
 			err = errors.New("echo differs from the request")
 		}
 		return err
 	})
+	if cost != nil && err == nil {
+		*cost = meter.stop(n)
+	}
+	return lat, err
 }
 
 // MeasureAdd is MeasureLatency for an Add call.
@@ -254,7 +329,7 @@ func MeasureBig(ctx context.Context, cli Client, size, n int) (float64, error) {
 		return 0, err
 	}
 	if !bytes.Equal(out, in) {
-		return 0, errors.New("10 MiB echo differs from the request")
+		return 0, fmt.Errorf("%d-byte echo differs from the request", size)
 	}
 	t0 := time.Now()
 	for range n {
@@ -263,7 +338,7 @@ func MeasureBig(ctx context.Context, cli Client, size, n int) (float64, error) {
 			return 0, err
 		}
 		if len(out) != size || out[0] != in[0] || out[size-1] != in[size-1] {
-			return 0, errors.New("10 MiB echo differs from the request")
+			return 0, fmt.Errorf("%d-byte echo differs from the request", size)
 		}
 	}
 	return float64(n) * float64(size) / time.Since(t0).Seconds(), nil
@@ -292,6 +367,11 @@ func Median(runs []Result) Result {
 		ParCallsPerSec: med(func(r Result) float64 { return r.ParCallsPerSec }),
 		ParMBps:        med(func(r Result) float64 { return r.ParMBps }),
 		BigGBps:        med(func(r Result) float64 { return r.BigGBps }),
+		HugeGBps:       med(func(r Result) float64 { return r.HugeGBps }),
+		ParentCPU16:    med(func(r Result) float64 { return r.ParentCPU16 }),
+		ChildCPU16:     med(func(r Result) float64 { return r.ChildCPU16 }),
+		ParentCS16:     med(func(r Result) float64 { return r.ParentCS16 }),
+		ChildCS16:      med(func(r Result) float64 { return r.ChildCS16 }),
 		AddP50:         medI(func(r Result) int64 { return r.AddP50 }),
 		AddP99:         medI(func(r Result) int64 { return r.AddP99 }),
 		AddAllocs:      med(func(r Result) float64 { return r.AddAllocs }),

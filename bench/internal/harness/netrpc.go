@@ -57,3 +57,6 @@ func (c *netRPCClient) Close() error {
 	c.cli.Close()
 	return c.child.Close()
 }
+
+// PID is the child's process id.
+func (c *netRPCClient) PID() int { return c.child.PID() }

@@ -26,6 +26,12 @@ type Calculator struct {
 // Add is the measured method: two ints in, one int out.
 func (*Calculator) Add(a, b int) int { return a + b }
 
+// Echo returns its argument: the echo table's object-proxy row.
+func (*Calculator) Echo(b []byte) []byte { return b }
+
+// Len returns its argument's length: the large-argument memory measurement.
+func (*Calculator) Len(b []byte) int { return len(b) }
+
 // StopCPUProfile ends the child's CPU profile (see newCalculator). The
 // parent calls it before closing the proxy: procxy.Main exits the child
 // with os.Exit, which would leave the profile unwritten.
@@ -103,3 +109,29 @@ func (c *objectClient) Close() error {
 	}
 	return c.p.Close()
 }
+
+// objectEchoClient is the echo table's object-proxy row:
+// procxy.CallInto(ctx, p, "Echo", &out, in), which reads the result into
+// out's storage when it has room (procxy.Call[[]byte] would allocate a new
+// slice per call).
+type objectEchoClient struct {
+	p *procxy.Proxy[Calculator]
+}
+
+func startObjectEcho(opts ...procxy.Option) (Client, error) {
+	p, err := procxy.New[Calculator](context.Background(), opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &objectEchoClient{p: p}, nil
+}
+
+func (c *objectEchoClient) Echo(ctx context.Context, in, out []byte) ([]byte, error) {
+	err := procxy.CallInto(ctx, c.p, "Echo", &out, in)
+	return out, err
+}
+
+// PID is the child's process id.
+func (c *objectEchoClient) PID() int { return c.p.Process().Pid }
+
+func (c *objectEchoClient) Close() error { return c.p.Close() }

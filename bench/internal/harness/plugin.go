@@ -170,3 +170,6 @@ func (c *pluginClient) Close() error {
 	}
 	return nil
 }
+
+// PID is the plugin's process id.
+func (c *pluginClient) PID() int { return c.client.ReattachConfig().Pid }

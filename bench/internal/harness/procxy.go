@@ -9,22 +9,32 @@ import (
 )
 
 // procxy: an rpc.Conn in each process. The child serves method 1 (raw
-// codec echo: the request payload is the response payload) and method 2
+// codec echo: the request payload is the response payload, served in place
+// from an rpc.Payload) and method 2
 // (msgpack [2]int → int, the "add" call); the parent calls them.
 
-const procxyRole = "procxy"
+const (
+	procxyRole    = "procxy"
+	procxyShmRole = "procxy-shm" // the same, with the shared-memory lane on
+)
 
 var (
 	procxyEcho = rpc.Method{ID: 1, Request: codec.Raw, Response: codec.Raw}
 	procxyAdd  = rpc.Method{ID: 2}
 )
 
-func init() { servers[procxyRole] = serveProcxy }
+func init() {
+	servers[procxyRole] = func(l net.Listener) error { return serveProcxy(l, false) }
+	servers[procxyShmRole] = func(l net.Listener) error { return serveProcxy(l, true) }
+}
 
 func procxyMux() *rpc.Mux {
 	mux := new(rpc.Mux)
-	mux.Handle(procxyEcho.ID, rpc.ResultFunc(func(_ context.Context, b []byte) ([]byte, error) {
-		return b, nil
+	// A raw echo that serves the request's bytes in place (rpc.Payload): a
+	// large request is read into a buffer the connection reuses once the
+	// reply is written, so the echo allocates nothing.
+	mux.Handle(procxyEcho.ID, rpc.ResultFunc(func(_ context.Context, p rpc.Payload) ([]byte, error) {
+		return p.Bytes, nil
 	}).WithCodec(codec.Raw))
 	mux.Handle(procxyAdd.ID, rpc.ResultFunc(func(_ context.Context, a [2]int) (int, error) {
 		return a[0] + a[1], nil
@@ -32,7 +42,7 @@ func procxyMux() *rpc.Mux {
 	return mux
 }
 
-func serveProcxy(l net.Listener) error {
+func serveProcxy(l net.Listener, shm bool) error {
 	mux := procxyMux()
 	for {
 		c, err := l.Accept()
@@ -40,7 +50,7 @@ func serveProcxy(l net.Listener) error {
 			return err
 		}
 		// The Conn's own goroutines serve it until the parent hangs up.
-		rpc.NewConn(c, rpc.Options{Role: rpc.RoleChild, Handlers: mux})
+		rpc.NewConn(c, rpc.Options{Role: rpc.RoleChild, Handlers: mux, SharedMemory: shm})
 	}
 }
 
@@ -49,12 +59,21 @@ type procxyClient struct {
 	conn  *rpc.Conn
 }
 
-func startProcxy(tr Transport) (Client, error) {
-	child, c, err := spawnDial(procxyRole, tr)
+func startProcxy(tr Transport) (Client, error) { return startProcxyLane(tr, false) }
+
+// startProcxyLane starts the procxy contender, with the shared-memory lane
+// on at both ends when shm is set (payloads of 256 KiB or more travel
+// through memory both processes map; see rpc.Options.SharedMemory).
+func startProcxyLane(tr Transport, shm bool) (Client, error) {
+	role := procxyRole
+	if shm {
+		role = procxyShmRole
+	}
+	child, c, err := spawnDial(role, tr)
 	if err != nil {
 		return nil, err
 	}
-	return &procxyClient{child: child, conn: rpc.NewConn(c, rpc.Options{Role: rpc.RoleParent})}, nil
+	return &procxyClient{child: child, conn: rpc.NewConn(c, rpc.Options{Role: rpc.RoleParent, SharedMemory: shm})}, nil
 }
 
 func (c *procxyClient) Echo(ctx context.Context, in, out []byte) ([]byte, error) {

@@ -307,4 +307,9 @@ write and one read per call on one goroutine (no rpc). (×) is the ratio to Node
 	const limit = 6 * 1024
 	fmt.Fprintf(w, "- idle Go worker RSS ≤ 6 MiB: %s under the Go host, %s under the Node parent — %s\n",
 		mib(gg.rss), mib(ng.rss), metNot(gg.rss >= 0 && gg.rss <= limit && ng.rss >= 0 && ng.rss <= limit))
+	// Issue 10's targets for the data path.
+	fmt.Fprintf(w, "- (issue 10) Go host ↔ Go worker 16 B p50 ≤ 0.8× Node↔Node: %s vs %s = %.2f× — %s\n",
+		us(gg.p50), us(ref.p50), gg.p50/ref.p50, metNot(gg.p50 <= 0.8*ref.p50))
+	fmt.Fprintf(w, "- (issue 10) Node parent ↔ Go worker 1 KiB×64 ≥ Node↔Node: %.0f vs %.0f calls/s = %.2f× — %s\n",
+		ng.calls, ref.calls, ng.calls/ref.calls, metNot(okCalls))
 }

@@ -1,0 +1,5 @@
+//go:build race
+
+package readturn_test
+
+const raceEnabled = true

@@ -1,0 +1,5 @@
+//go:build !race
+
+package procxy_test
+
+const raceEnabled = false

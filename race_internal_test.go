@@ -1,0 +1,5 @@
+//go:build race
+
+package procxy
+
+const raceEnabled = true
