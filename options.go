@@ -35,6 +35,9 @@ type options struct {
 	hasConfig    bool
 	serialized   bool
 	noLane       bool
+	keepalive    time.Duration // Remote: the workers' sign of life
+	hasKeepalive bool
+	forward      *listeners // a Pool's listeners, which its members' events also reach
 }
 
 func newOptions(key string, opts []Option) options {
