@@ -2,6 +2,7 @@ package natsipc_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ import (
 type NodeCalc struct{ procxy.Emitter }
 
 func (*NodeCalc) Add(a, b int) int { return a + b }
+
+// Echo returns its argument.
+func (*NodeCalc) Echo(b []byte) []byte { return b }
 
 // Where says which worker served the call and through which server.
 func (*NodeCalc) Where() (Where, error) {
@@ -128,6 +132,15 @@ func TestFleet(t *testing.T) {
 	}
 	if sum, err := procxy.Call[int](ctx, calc, "Add", 2, 3); err != nil || sum != 5 {
 		t.Fatalf("Add(2, 3) = %d, %v", sum, err)
+	}
+	// Larger than the server's maximum payload both ways: the argument and
+	// the result travel as streams.
+	big := make([]byte, c.MaxPayload()+1<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	if echo, err := procxy.Call[[]byte](ctx, calc, "Echo", big); err != nil || !bytes.Equal(echo, big) {
+		t.Fatalf("Echo of %d bytes (max payload %d): %d bytes back, %v", len(big), c.MaxPayload(), len(echo), err)
 	}
 	pids := map[int]bool{}
 	for range 40 {
