@@ -1,7 +1,6 @@
 package procxy_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy"
+	"github.com/procxy/procxy/internal/testproc"
 	"github.com/procxy/procxy/ipc"
 )
 
@@ -106,35 +106,7 @@ func runFleetWorker(addr string) int {
 // the test.
 func startFleetWorker(t *testing.T, addr string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envFleetWorker+"="+addr)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if !strings.Contains(sc.Text(), "atexit") {
-				fmt.Fprintf(os.Stderr, "worker %d: %s\n", cmd.Process.Pid, sc.Text())
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		<-logged
-		cmd.Wait()
-	})
-	return cmd
+	return testproc.Start(t, envFleetWorker+"="+addr)
 }
 
 // fleet starts an ipc server and n workers on it, and returns a client

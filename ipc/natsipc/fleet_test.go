@@ -1,7 +1,6 @@
 package natsipc_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy"
+	"github.com/procxy/procxy/internal/testproc"
 	"github.com/procxy/procxy/ipc"
 	"github.com/procxy/procxy/ipc/natsipc"
 )
@@ -83,33 +83,7 @@ func runWorker(url string) int {
 // startWorker starts a worker process attached to url; it ends with t.
 func startWorker(t *testing.T, url string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envWorker+"="+url)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintf(os.Stderr, "worker %d: %s\n", cmd.Process.Pid, sc.Text())
-		}
-	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		<-logged
-		cmd.Wait()
-	})
-	return cmd
+	return testproc.Start(t, envWorker+"="+url)
 }
 
 // TestFleet calls a type served by worker processes on a NATS server: calls

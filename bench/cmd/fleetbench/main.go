@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cfg.Rounds = *rounds
 	}
 	cfg.Requesters = 32
-	load0 := loadavg()
+	load0 := harness.LoadAverage()
 	var floor50, floor99 []time.Duration
 	lat := map[string][2][]time.Duration{}
 	var names []string
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			scale[s.Workers] = append(scale[s.Workers], s)
 		}
 	}
-	fmt.Fprintf(out, "load average before: %s, after: %s; %d rounds, medians\n\n", load0, loadavg(), cfg.Rounds)
+	fmt.Fprintf(out, "load average before: %s, after: %s; %d rounds, medians\n\n", load0, harness.LoadAverage(), cfg.Rounds)
 	f50, f99 := median(floor50), median(floor99)
 	bare := median(lat[names[0]][0])
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -148,11 +148,3 @@ func medianD(rs []ipcbench.ScaleRow, f func(ipcbench.ScaleRow) time.Duration) ti
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
 func round(d time.Duration) time.Duration { return d.Round(100 * time.Nanosecond) }
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil || len(b) < 14 {
-		return "?"
-	}
-	return string(b[:14])
-}
