@@ -52,35 +52,35 @@ func sigHash(sig string) string {
 // WorkerInfo describes a worker process: what Serve announces and Workers
 // lists.
 type WorkerInfo struct {
-	ID       string     `msgpack:"id"`
-	Host     string     `msgpack:"host"`
-	PID      int        `msgpack:"pid"`
-	Version  string     `msgpack:"version,omitempty"`
-	Started  time.Time  `msgpack:"started"`
-	Types    []TypeInfo `msgpack:"types"`
-	Funcs    []FuncInfo `msgpack:"funcs"`
-	InFlight int64      `msgpack:"inflight"` // calls being served when it answered
-	Served   uint64     `msgpack:"served"`   // calls served since it started
+	ID       string     `json:"id" msgpack:"id"`
+	Host     string     `json:"host" msgpack:"host"`
+	PID      int        `json:"pid" msgpack:"pid"`
+	Version  string     `json:"version,omitempty" msgpack:"version,omitempty"`
+	Started  time.Time  `json:"started" msgpack:"started"`
+	Types    []TypeInfo `json:"types" msgpack:"types"`
+	Funcs    []FuncInfo `json:"funcs" msgpack:"funcs"`
+	InFlight int64      `json:"inflight" msgpack:"inflight"` // calls being served when it answered
+	Served   uint64     `json:"served" msgpack:"served"`     // calls served since it started
 }
 
 // TypeInfo is a type a worker serves and its methods.
 type TypeInfo struct {
-	Key     string       `msgpack:"key"`
-	Methods []MethodInfo `msgpack:"methods"`
+	Key     string       `json:"key" msgpack:"key"`
+	Methods []MethodInfo `json:"methods" msgpack:"methods"`
 }
 
 // MethodInfo is a method a worker serves, with its signature as Go writes
 // it (without the receiver and the context), e.g. "(int, int) (int, error)".
 type MethodInfo struct {
-	Name   string `msgpack:"name"`
-	Sig    string `msgpack:"sig"`
-	Stream bool   `msgpack:"stream,omitempty"`
+	Name   string `json:"name" msgpack:"name"`
+	Sig    string `json:"sig" msgpack:"sig"`
+	Stream bool   `json:"stream,omitempty" msgpack:"stream,omitempty"`
 }
 
 // FuncInfo is a function made with Func that a worker serves.
 type FuncInfo struct {
-	Name string `msgpack:"name"`
-	Sig  string `msgpack:"sig"`
+	Name string `json:"name" msgpack:"name"`
+	Sig  string `json:"sig" msgpack:"sig"`
 }
 
 // Serves reports whether the worker serves the type or function key.
