@@ -347,3 +347,64 @@ func TestFleetWorkerDies(t *testing.T) {
 		})
 	}
 }
+
+// A worker with WorkerConcurrency(1) runs one call at a time: the second
+// call starts when the first ends.
+func TestFleetWorkerConcurrency(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	srv, err := ipc.Listen(ctx, filepath.Join(t.TempDir(), "bus.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	served := make(chan error, 1)
+	go func() {
+		served <- procxy.Serve(ctx, srv.Conn(), procxy.Serving("fleet.Calc"), procxy.WorkerConcurrency(1))
+	}()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	conn, err := ipc.Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := procxy.WaitWorkers(ctx, conn, "fleet.Calc", 1); err != nil {
+		t.Fatal(err)
+	}
+	calc, err := procxy.NewRemote[FleetCalc](conn, procxy.Name("fleet.Calc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calc.Close()
+	hanging := make(chan int, 2)
+	defer procxy.On(calc, "hanging", func(pid int) { hanging <- pid })()
+	var cancels []context.CancelFunc
+	errs := make(chan error, 2)
+	for range 2 {
+		cctx, stop := context.WithCancel(ctx)
+		cancels = append(cancels, stop)
+		go func() { _, err := procxy.Call[int](cctx, calc, "Hang", ""); errs <- err }()
+	}
+	<-hanging // one of them runs
+	inFlight := func() int64 {
+		ws, err := procxy.Workers(ctx, conn)
+		if err != nil || len(ws) != 1 {
+			t.Fatalf("Workers: %v, %v", ws, err)
+		}
+		return ws[0].InFlight
+	}
+	if n := inFlight(); n != 1 {
+		t.Errorf("%d calls in flight on a worker with WorkerConcurrency(1)", n)
+	}
+	cancels[0]()
+	cancels[1]()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled Hang: %v", err)
+		}
+	}
+}

@@ -93,9 +93,10 @@ func (w WorkerInfo) Serves(key string) bool {
 type WorkerOption interface{ applyWorker(*workerOptions) }
 
 type workerOptions struct {
-	only    map[string]bool
-	version string
-	configs map[string]any
+	only     map[string]bool
+	version  string
+	configs  map[string]any
+	parallel int
 }
 
 type workerOption func(*workerOptions)
@@ -120,6 +121,14 @@ func Serving(keys ...string) WorkerOption {
 // the people and tools that list workers.
 func WorkerVersion(v string) WorkerOption {
 	return workerOption(func(o *workerOptions) { o.version = v })
+}
+
+// WorkerConcurrency bounds the calls a worker runs at once, across all
+// its types and functions; more wait their turn (their deadlines and
+// cancellation still apply). By default every call runs at once, in its
+// own goroutine. A CPU-bound worker wants about runtime.GOMAXPROCS(0).
+func WorkerConcurrency(n int) WorkerOption {
+	return workerOption(func(o *workerOptions) { o.parallel = n })
 }
 
 // WorkerConfig is the value passed to the constructor of the type key in
@@ -151,6 +160,9 @@ func Serve(ctx context.Context, conn *ipc.Conn, opts ...WorkerOption) error {
 		opt.applyWorker(&o)
 	}
 	w := &fleetWorker{conn: conn}
+	if o.parallel > 0 {
+		w.slots = make(chan struct{}, o.parallel)
+	}
 	w.info = WorkerInfo{ID: newWorkerID(), PID: os.Getpid(), Version: o.version, Started: time.Now().UTC()}
 	w.info.Host, _ = os.Hostname()
 	defer w.unsubscribe()
@@ -190,6 +202,7 @@ type fleetWorker struct {
 	inflight atomic.Int64
 	served   atomic.Uint64
 	unsubs   sync.Once
+	slots    chan struct{} // WorkerConcurrency; nil: no bound
 }
 
 func newWorkerID() string {
@@ -213,15 +226,26 @@ func (w *fleetWorker) unsubscribe() {
 	})
 }
 
-// track counts a call while it is served.
-func (w *fleetWorker) track() func() {
+// track counts a call while it is served, once it has a slot
+// (WorkerConcurrency); it fails when ctx ends while the call waits for one.
+func (w *fleetWorker) track(ctx context.Context) (func(), error) {
+	if w.slots != nil {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	w.calls.Add(1)
 	w.inflight.Add(1)
 	return func() {
 		w.inflight.Add(-1)
 		w.served.Add(1)
 		w.calls.Done()
-	}
+		if w.slots != nil {
+			<-w.slots
+		}
+	}, nil
 }
 
 var handleOpts = []ipc.HandleOption{ipc.Queue(workerQueue), ipc.WithCodec(codec.Raw)}
@@ -286,7 +310,11 @@ func (w *fleetWorker) serveMethod(subj string, m *method, recv reflect.Value) er
 	var err error
 	if !m.Stream {
 		sub, err = ipc.Handle(w.conn, subj, func(ctx context.Context, req []byte) ([]byte, error) {
-			defer w.track()()
+			done, err := w.track(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
 			v, err := m.serve(ctx, recv, nil, rpc.Payload{Bytes: req})
 			if err != nil {
 				return nil, err
@@ -296,8 +324,13 @@ func (w *fleetWorker) serveMethod(subj string, m *method, recv reflect.Value) er
 	} else {
 		sub, err = ipc.HandleStream(w.conn, subj, func(ctx context.Context, req []byte) iter.Seq2[[]byte, error] {
 			return func(yield func([]byte, error) bool) {
-				defer w.track()()
-				err := m.serveStream(ctx, recv, nil, rpc.Payload{Bytes: req}, func(v any) error {
+				done, err := w.track(ctx)
+				if err != nil {
+					yield(nil, err)
+					return
+				}
+				defer done()
+				err = m.serveStream(ctx, recv, nil, rpc.Payload{Bytes: req}, func(v any) error {
 					b, err := encodeResult(m.Name, v)
 					if err != nil {
 						return err
@@ -350,7 +383,11 @@ func (w *fleetWorker) serveFuncs(o workerOptions) error {
 			return fmt.Errorf("procxy: Serve: Func %q cannot be served on a bus: %q is not a valid subject", name, subj)
 		}
 		sub, err := ipc.Handle(w.conn, subj, func(ctx context.Context, req []byte) ([]byte, error) {
-			defer w.track()()
+			done, err := w.track(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
 			v, err := f.fn(ctx, req)
 			if err != nil {
 				return nil, err
