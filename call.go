@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,9 +22,21 @@ import (
 // error as a *RemoteError, context.DeadlineExceeded when the proxy's Timeout
 // or ctx's deadline passes first, and an *ExitError when the child died.
 func Call[R, T any](ctx context.Context, t Target[T], method string, args ...any) (R, error) {
-	var out R
-	err := call(ctx, t, method, args, &out)
-	return out, err
+	if p, ok := t.(*Proxy[T]); ok {
+		// A direct path, so that out stays on the caller's stack: through
+		// the endpoint interface it would escape.
+		var out R
+		err := p.call(ctx, method, args, &out)
+		return out, err
+	}
+	if pl, ok := t.(*Pool[T]); ok {
+		var out R
+		err := pl.call(ctx, method, args, &out)
+		return out, err
+	}
+	out := new(R)
+	err := call(ctx, t, method, slices.Clone(args), out) // a copy: args would escape
+	return *out, err
 }
 
 // CallInto is Call with the result decoded into out, a non-nil pointer,
@@ -34,7 +47,13 @@ func CallInto[T any](ctx context.Context, t Target[T], method string, out any, a
 	if out == nil {
 		return fmt.Errorf("procxy: CallInto %s: out is nil; want a pointer", method)
 	}
-	return call(ctx, t, method, args, out)
+	if p, ok := t.(*Proxy[T]); ok {
+		return p.call(ctx, method, args, out)
+	}
+	if pl, ok := t.(*Pool[T]); ok {
+		return pl.call(ctx, method, args, out)
+	}
+	return call(ctx, t, method, slices.Clone(args), out)
 }
 
 // Target is what calls go to: a *Proxy[T], a *Pool[T] that picks one of
@@ -96,6 +115,19 @@ func call[T any](ctx context.Context, t Target[T], name string, args []any, out 
 }
 
 func (p *Proxy[T]) acquire(context.Context) (endpoint, func(), error) { return p, noRelease, nil }
+
+// call is the retry loop of call for a Proxy, with static calls.
+func (p *Proxy[T]) call(ctx context.Context, name string, args []any, out any) error {
+	for attempt := 0; ; attempt++ {
+		err := p.callOnce(ctx, name, args, out)
+		if err == nil || attempt >= p.o.retries {
+			return err
+		}
+		if _, ok := p.retryable(err, name, attempt); !ok {
+			return err
+		}
+	}
+}
 
 func (*Proxy[T]) of(*T) {}
 

@@ -116,6 +116,33 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 // acquire picks the live member with the fewest calls in flight, waiting
 // for a replacement when every member is being replaced.
 func (pl *Pool[T]) acquire(ctx context.Context) (endpoint, func(), error) {
+	p, release, err := pl.member(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, release, nil
+}
+
+// call is the retry loop of call for a Pool, with static calls (see Call).
+func (pl *Pool[T]) call(ctx context.Context, name string, args []any, out any) error {
+	for attempt := 0; ; attempt++ {
+		p, release, err := pl.member(ctx)
+		if err != nil {
+			return err
+		}
+		err = p.callOnce(ctx, name, args, out)
+		release()
+		if err == nil || attempt >= pl.o.retries {
+			return err
+		}
+		if _, ok := p.retryable(err, name, attempt); !ok {
+			return err
+		}
+	}
+}
+
+// member picks the live member with the fewest calls in flight.
+func (pl *Pool[T]) member(ctx context.Context) (*Proxy[T], func(), error) {
 	for {
 		pl.mu.Lock()
 		if pl.closed {

@@ -187,7 +187,8 @@ func TestGen(t *testing.T) {
 	}
 	for _, want := range []string{
 		gen.Header,
-		"type CalcProxy struct{ *procxy.Proxy[Calc] }",
+		"type CalcProxy struct {\n\t*procxy.Proxy[Calc]\n",
+		"func CalcProxyOn(t procxy.Target[Calc]) *CalcProxy {",
 		"func (p *CalcProxy) Add(ctx context.Context, a int, b int) (int, error) {",
 		"func (p *CalcProxy) Wait(ctx context.Context) error {",
 	} {
