@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"strings"
 	"time"
@@ -152,4 +153,38 @@ func ExampleNewPool() {
 	msg, _ := procxy.Call[string](ctx, pool, "Greet", "pool")
 	fmt.Println(msg, len(pool.PIDs()))
 	// Output: Hello, pool! 2
+}
+
+// Errors keep their identity across the process boundary: the standard
+// library's sentinels as they are, and the program's own once registered
+// in an init function (see Values in values_test.go):
+//
+//	func init() {
+//		procxy.RegisterError(ErrQuota)
+//		procxy.RegisterErrorType[*NotFoundError]()
+//	}
+func ExampleRegisterError() {
+	ctx := context.Background()
+	v, err := procxy.New[Values](ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer v.Close()
+
+	_, err = procxy.Call[struct{}](ctx, v, "Fail", "quota")
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, ErrQuota))
+
+	_, err = procxy.Call[struct{}](ctx, v, "Fail", "notfound")
+	var nf *NotFoundError
+	fmt.Println(errors.As(err, &nf), nf.Key, nf.Tries)
+
+	_, err = procxy.Call[struct{}](ctx, v, "Fail", "notexist")
+	fmt.Println(errors.Is(err, fs.ErrNotExist))
+	// Output:
+	// procxy: Values.Fail: values: quota: values: quota exceeded
+	// true
+	// true k 3
+	// true
 }
