@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -149,19 +150,56 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	// The arguments are encoded here, as one msgpack array, so that the
 	// []any does not escape (no allocation) and large []byte arguments go
 	// to the socket from the caller's memory.
-	if err := codec.AppendMsgpackArray(vec, args); err != nil {
-		return fmt.Errorf("rpc: encode request: %w", err) // the text rpc.Conn.Call gives
+	if err := codec.AppendMsgpackArray(vec, m.errorArgs(args)); err != nil {
+		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
 	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout}, vec, out)
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*codec.ValueError)):
+		return fromMethod(p.o.key, name, resultError(out, err))
+	case isRemote(err): // the method's own error, which may be a context error
+		return fromMethod(p.o.key, name, err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	}
-	return s.explain(err)
+	return fromMethod(p.o.key, name, s.explain(err))
+}
+
+func isRemote(err error) bool { _, ok := err.(*RemoteError); return ok }
+
+// unsendable is the error for arguments that cannot be encoded: it names
+// the first one and its Go type.
+func unsendable(args []any, err error) *RemoteError {
+	for i, a := range args {
+		if _, e := msgpackCodec.Append(nil, a); e != nil {
+			re := argError("argument %d (%T) cannot be sent to another process", i+1, a)
+			re.Err = e
+			return re
+		}
+	}
+	re := argError("the arguments cannot be sent to another process")
+	re.Err = err
+	return re
+}
+
+// resultError is the error for a result that does not decode into out.
+func resultError(out any, err error) *RemoteError {
+	want := reflect.TypeOf(out).Elem()
+	var ve *codec.ValueError
+	msg := fmt.Sprintf("the result does not decode into %v", want)
+	if errors.As(err, &ve) {
+		switch {
+		case ve.Value != "":
+			msg = fmt.Sprintf("the result %s does not fit in %v", ve.Value, want)
+		case !ve.Nested:
+			msg = fmt.Sprintf("the result is %s, want %v", ve.Got, want)
+		}
+	}
+	return &RemoteError{Name: "ResultError", Code: "bad_result", Message: msg, Err: err}
 }
 
 // vecPool holds the Vecs call arguments are encoded into.
@@ -196,7 +234,7 @@ func findMethod(methods map[string]*method, key, name string, nargs int, stream 
 	m := methods[name]
 	switch {
 	case m == nil:
-		return nil, fmt.Errorf("%w: %s has no exported method %q", ErrUnknownMethod, key, name)
+		return nil, fmt.Errorf("%w: %s has no exported method %q", ErrUnknownMethod, typeLabel(key), name)
 	case m.Problem != "":
 		return nil, fmt.Errorf("procxy: %s.%s cannot be called: %s", key, name, m.Problem)
 	case m.Stream != stream && stream:
@@ -204,8 +242,7 @@ func findMethod(methods map[string]*method, key, name string, nargs int, stream 
 	case m.Stream != stream:
 		return nil, fmt.Errorf("procxy: %s.%s returns a stream; use Stream", key, name)
 	case nargs != m.NumIn:
-		return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-			Message: fmt.Sprintf("%s.%s takes %d arguments, got %d", key, name, m.NumIn, nargs)}
+		return nil, fromMethod(key, name, argCount(m.NumIn, nargs))
 	}
 	return m, nil
 }
@@ -255,22 +292,27 @@ func (p *Proxy[T]) openStream(ctx context.Context, name string, args []any) (ite
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream}, args)
+	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream}, m.errorArgs(args))
 	if err != nil {
-		return nil, s.explain(err)
+		if _, e := msgpackCodec.Append(nil, args); e != nil {
+			return nil, fromMethod(p.o.key, name, unsendable(args, e))
+		}
+		return nil, fromMethod(p.o.key, name, s.explain(err))
 	}
-	return explained{st, s}, nil
+	return explained{st, s, p.o.key, name}, nil
 }
 
-// explained is a child's stream whose failure says how the child ended.
+// explained is a child's stream whose failure names the method and says
+// how the child ended.
 type explained struct {
 	*rpc.Stream
-	s *session
+	s         *session
+	key, name string
 }
 
 func (e explained) Err() error {
 	if err := e.Stream.Err(); err != nil {
-		return e.s.explain(err)
+		return fromMethod(e.key, e.name, e.s.explain(err))
 	}
 	return nil
 }

@@ -126,8 +126,11 @@ func (m *method) serve(ctx context.Context, recv reflect.Value, serial *sync.Mut
 		defer serial.Unlock()
 	}
 	v, err := m.invoke(call)
-	if err != nil || !v.IsValid() {
-		return nil, err
+	if err != nil {
+		return nil, crossed(m.pc, err)
+	}
+	if !v.IsValid() {
+		return nil, nil
 	}
 	return v.Interface(), nil
 }
@@ -145,7 +148,13 @@ func (m *method) serveStream(ctx context.Context, recv reflect.Value, serial *sy
 	}
 	v, err := m.invoke(call)
 	if err != nil {
-		return err
+		return crossed(m.pc, err)
 	}
-	return m.each(ctx, v, send)
+	if err := m.each(ctx, v, send); err != nil {
+		if errors.Is(err, errStopped) || errors.Is(err, rpc.ErrStreamAbandoned) {
+			return err
+		}
+		return crossed(m.pc, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package procxy runs Go values in child processes and lets the parent use
 // them as if they were local: typed calls with context cancellation and
-// timeouts, streams, events, and errors that carry the remote stack.
+// timeouts, streams, events, and errors that keep their identity across
+// the process boundary (RegisterError, RegisterErrorType).
 //
 // A child is the same executable re-run, so every type the parent knows is
 // compiled into it. Register a constructor, call Main first thing in main,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
@@ -188,3 +189,37 @@ func ExampleNewRemote() {
 
 // greeterKey is the key Greeter is registered under: its import path and name.
 const greeterKey = "github.com/procxy/procxy_test.Greeter"
+
+// Errors keep their identity across the process boundary: the standard
+// library's sentinels as they are, and the program's own once registered
+// in an init function (see Values in values_test.go):
+//
+//	func init() {
+//		procxy.RegisterError(ErrQuota)
+//		procxy.RegisterErrorType[*NotFoundError]()
+//	}
+func ExampleRegisterError() {
+	ctx := context.Background()
+	v, err := procxy.New[Values](ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer v.Close()
+
+	_, err = procxy.Call[struct{}](ctx, v, "Fail", "quota")
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, ErrQuota))
+
+	_, err = procxy.Call[struct{}](ctx, v, "Fail", "notfound")
+	var nf *NotFoundError
+	fmt.Println(errors.As(err, &nf), nf.Key, nf.Tries)
+
+	_, err = procxy.Call[struct{}](ctx, v, "Fail", "notexist")
+	fmt.Println(errors.Is(err, fs.ErrNotExist))
+	// Output:
+	// procxy: Values.Fail: values: quota: values: quota exceeded
+	// true
+	// true k 3
+	// true
+}

@@ -206,11 +206,10 @@ func (b *busEndpoint) request(name string, args []any, stream bool) (string, []b
 	case len(args) == 0:
 		data = []byte{0x90} // an empty array
 	default:
-		data, err = msgpackCodec.Append(nil, args)
+		data, err = msgpackCodec.Append(nil, m.errorArgs(args))
 	}
 	if err != nil {
-		return "", nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-			Message: fmt.Sprintf("%s.%s: the arguments cannot be sent: %v", b.o.key, m.Name, err)}
+		return "", nil, b.fromMethod(name, unsendable(args, err))
 	}
 	return b.subjects[name], data, nil
 }
@@ -233,7 +232,7 @@ func (b *busEndpoint) callOnce(ctx context.Context, name string, args []any, out
 		return nil
 	}
 	if err := msgpackCodec.Unmarshal(resp, out); err != nil {
-		return fmt.Errorf("procxy: %s.%s: the result does not decode into %T: %w", b.o.key, name, out, err)
+		return b.fromMethod(name, resultError(out, err))
 	}
 	return nil
 }
@@ -287,7 +286,7 @@ func (b *busEndpoint) explain(ctx context.Context, name string, err error) error
 	var re *RemoteError
 	switch {
 	case errors.As(err, &re):
-		return re
+		return b.fromMethod(name, re)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && b.o.timeout > 0:
 		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", b.o.key, name, b.o.timeout, context.DeadlineExceeded)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -300,6 +299,14 @@ func (b *busEndpoint) explain(ctx context.Context, name string, err error) error
 			[]error{ErrWorkerGone, err}}
 	}
 	return fmt.Errorf("procxy: %s.%s: %w", b.o.key, name, err)
+}
+
+// fromMethod names the method (or the function) in a method's error.
+func (b *busEndpoint) fromMethod(name string, err error) error {
+	if re, ok := err.(*RemoteError); ok && b.single {
+		return &methodError{where: "Func " + name, re: re}
+	}
+	return fromMethod(b.o.key, name, err)
 }
 
 // fleetError is an error whose message says it all and which matches

@@ -27,6 +27,14 @@ type FleetCalc struct{ procxy.Emitter }
 func (*FleetCalc) Add(a, b int) int { return a + b }
 func (*FleetCalc) PID() int         { return os.Getpid() }
 func (*FleetCalc) Fail(msg string) error {
+	switch msg {
+	case "eof":
+		return fmt.Errorf("fleet: %w", io.EOF)
+	case "quota":
+		return fmt.Errorf("fleet: %w", ErrQuota)
+	case "notfound":
+		return &NotFoundError{Key: "fleet", Tries: 2}
+	}
 	return errors.New(msg)
 }
 func (*FleetCalc) Panic() int { panic("fleet worker panics") }
@@ -188,6 +196,25 @@ func TestFleet(t *testing.T) {
 		var re *procxy.RemoteError
 		if !errors.As(err, &re) || re.Message != "disk full" {
 			t.Errorf("Fail: %v; want a *RemoteError with the method's message", err)
+		}
+		if want := "procxy: Calc.Fail: disk full"; err == nil || err.Error() != want {
+			t.Errorf("Fail: got %q, want %q", err, want)
+		}
+		// The error's identity crosses the bus as it crosses to a child.
+		for _, c := range []struct {
+			what string
+			is   error
+		}{{"eof", io.EOF}, {"quota", ErrQuota}} {
+			if _, err := procxy.Call[struct{}](ctx, calc, "Fail", c.what); !errors.Is(err, c.is) {
+				t.Errorf("Fail(%q) = %v; want errors.Is %v", c.what, err, c.is)
+			}
+		}
+		var nf *NotFoundError
+		if _, err := procxy.Call[struct{}](ctx, calc, "Fail", "notfound"); !errors.As(err, &nf) || nf.Key != "fleet" || nf.Tries != 2 {
+			t.Errorf("Fail(notfound) = %v; want a *NotFoundError{fleet 2}", err)
+		}
+		if _, err := procxy.Call[int](ctx, calc, "Add", "1", 2); err == nil || err.Error() != "procxy: Calc.Add: argument 1 is a string, want int" {
+			t.Errorf("Add(\"1\", 2): got %q", err)
 		}
 		_, err = procxy.Call[int](ctx, calc, "Panic")
 		if !errors.As(err, &re) || re.Name != "panic" || !strings.Contains(re.Stack, "FleetCalc") {

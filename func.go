@@ -69,13 +69,19 @@ func Func[A, R any](name string, fn func(ctx context.Context, arg A) (R, error),
 		panic(fmt.Sprintf("procxy: Func %q registered twice", name))
 	}
 	sig := fmt.Sprintf("(%v) %v", reflect.TypeFor[A](), reflect.TypeFor[R]())
+	pc := reflect.ValueOf(fn).Pointer()
 	funcs.byName[name] = registeredFunc{sig: sig, fn: func(ctx context.Context, raw []byte) (any, error) {
 		var a A
-		if err := msgpackCodec.Unmarshal(raw, &a); err != nil {
-			return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-				Message: fmt.Sprintf("%s: argument does not decode: %v", name, err)}
+		if len(raw) > 0 && raw[0] != 0xc0 { // nil arrives as A's zero value
+			if err := msgpackCodec.Unmarshal(raw, &a); err != nil {
+				return nil, argError("%s", argProblem(1, reflect.TypeFor[A](), err))
+			}
 		}
-		return fn(ctx, a)
+		r, err := fn(ctx, a)
+		if err != nil {
+			return nil, crossed(pc, err)
+		}
+		return r, nil
 	}}
 	f := &Function[A, R]{name: name, fn: fn, size: 1}
 	for _, o := range opts {
@@ -112,7 +118,11 @@ func (f *Function[A, R]) Call(ctx context.Context, arg A) (R, error) {
 	if err != nil {
 		return zero, err
 	}
-	return Call[R](ctx, pl, "Invoke", f.name, arg)
+	r, err := Call[R](ctx, pl, "Invoke", f.name, arg)
+	if me, ok := err.(*methodError); ok {
+		me.where = "Func " + f.name
+	}
+	return r, err
 }
 
 func (f *Function[A, R]) start(ctx context.Context) (*Pool[funcHost], error) {

@@ -2,10 +2,14 @@ package procxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
@@ -37,7 +41,10 @@ type method struct {
 	NumIn   int    `msgpack:"in"`     // arguments the caller passes (no ctx)
 	Stream  bool   `msgpack:"stream"` // results arrive as a stream
 	Problem string `msgpack:"problem,omitempty"`
-	Sig     string `msgpack:"sig,omitempty"` // the signature a caller relies on, e.g. "(int, int) (int, error)"
+	Sig     string `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
+	ErrArgs []int  `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
+
+	pc uintptr // the method's code, to say where its errors came from
 
 	fn      reflect.Value // func(recv, args...) from the method expression
 	withCtx bool
@@ -52,7 +59,7 @@ type method struct {
 // Problem so that calling them gives a clear error.
 func analyze(rm reflect.Method) *method {
 	ft := rm.Type // includes the receiver
-	m := &method{Name: rm.Name, fn: rm.Func}
+	m := &method{Name: rm.Name, fn: rm.Func, pc: rm.Func.Pointer()}
 	in := 1
 	if ft.NumIn() > 1 && ft.In(1) == ctxType {
 		m.withCtx = true
@@ -60,6 +67,9 @@ func analyze(rm reflect.Method) *method {
 	}
 	var fields []reflect.StructField
 	for i := in; i < ft.NumIn(); i++ {
+		if ft.In(i) == errorType {
+			m.ErrArgs = append(m.ErrArgs, i-in)
+		}
 		m.in = append(m.in, ft.In(i))
 		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("A%d", i-in), Type: ft.In(i)})
 	}
@@ -161,11 +171,10 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 	n, err := d.Reset(p.Bytes, p.Owned)
 	if err != nil {
 		return nil, &RemoteError{Name: "DecodeError", Code: "bad_request",
-			Message: fmt.Sprintf("method %d: cannot decode the request: %v", m.ID, err)}
+			Message: fmt.Sprintf("the request is not an argument list: %v", err)}
 	}
 	if n != len(m.in) {
-		return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-			Message: fmt.Sprintf("%s takes %d arguments, got %d", m.Name, len(m.in), n)}
+		return nil, argCount(len(m.in), n)
 	}
 	call := callPool.Get().(*[]reflect.Value)
 	*call = append((*call)[:0], recv)
@@ -176,10 +185,15 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 		args := reflect.New(m.args).Elem() // one allocation for all arguments
 		for i := range n {
 			f := args.Field(i)
-			if err := d.Decode(f.Addr().Interface()); err != nil {
+			var err error
+			if m.in[i] == errorType {
+				err = decodeErrorArg(&d, f)
+			} else {
+				err = d.Decode(f.Addr().Interface())
+			}
+			if err != nil {
 				putCall(call)
-				return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
-					Message: fmt.Sprintf("%s: argument %d does not decode into %v: %v", m.Name, i+1, m.in[i], err)}
+				return nil, argError("%s", argProblem(i+1, m.in[i], err))
 			}
 			*call = append(*call, f)
 		}
@@ -187,9 +201,80 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 	if err := d.Finish(); err != nil {
 		putCall(call)
 		return nil, &RemoteError{Name: "DecodeError", Code: "bad_request",
-			Message: fmt.Sprintf("method %d: cannot decode the request: %v", m.ID, err)}
+			Message: fmt.Sprintf("the request is not an argument list: %v", err)}
 	}
 	return call, nil
+}
+
+// argCount is the error for a call with n arguments to a method that
+// takes want.
+func argCount(want, n int) *RemoteError {
+	s := "s"
+	if want == 1 {
+		s = ""
+	}
+	return argError("takes %d argument%s, got %d", want, s, n)
+}
+
+// argProblem says why argument i (from 1) does not decode into want, in
+// Go terms.
+func argProblem(i int, want reflect.Type, err error) string {
+	var ve *codec.ValueError
+	switch {
+	case !errors.As(err, &ve):
+		return fmt.Sprintf("argument %d does not decode into %v", i, want)
+	case ve.Value != "":
+		return fmt.Sprintf("argument %d: %s does not fit in %v", i, ve.Value, want)
+	case ve.Nested:
+		return fmt.Sprintf("argument %d (%s) does not decode into %v", i, ve.Got, want)
+	}
+	return fmt.Sprintf("argument %d is %s, want %v", i, ve.Got, want)
+}
+
+// decodeErrorArg decodes an argument of type error, which travels as an
+// error payload (rpc.AppendError), into f: nil, or a *RemoteError whose
+// identity is the error's (RegisterError).
+func decodeErrorArg(d *codec.ArrayDecoder, f reflect.Value) error {
+	var raw msgpack.RawMessage
+	if err := d.Decode(&raw); err != nil {
+		return err
+	}
+	if len(raw) == 0 || raw[0] == 0xc0 {
+		return nil
+	}
+	err := rpc.DecodeError(raw)
+	var re *RemoteError
+	if !errors.As(err, &re) {
+		return err
+	}
+	f.Set(reflect.ValueOf(error(passedError{re})))
+	return nil
+}
+
+// passedError is an error passed as an argument, as the method sees it:
+// the message as the caller's error had it, and the *RemoteError (and
+// through it the error's identity) for errors.Is and errors.As.
+type passedError struct{ re *RemoteError }
+
+func (e passedError) Error() string { return e.re.Message }
+func (e passedError) Unwrap() error { return e.re }
+
+// errorArgs returns args with the error arguments of m encoded as error
+// payloads, as decodeErrorArg reads them.
+func (m *method) errorArgs(args []any) []any {
+	if len(m.ErrArgs) == 0 {
+		return args
+	}
+	out := slices.Clone(args)
+	for _, i := range m.ErrArgs {
+		if i >= len(out) {
+			continue
+		}
+		if err, ok := out[i].(error); ok && err != nil {
+			out[i] = msgpack.RawMessage(rpc.AppendError(nil, err))
+		}
+	}
+	return out
 }
 
 // ctxValue is ctx as a reflect.Value of type context.Context. It is a

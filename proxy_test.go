@@ -225,7 +225,7 @@ func TestBadCalls(t *testing.T) {
 		!strings.Contains(re.Message, "argument 1") {
 		t.Errorf("string for int: got %v", err)
 	}
-	if _, err := procxy.Call[int](ctx, p, "Add", make(chan int), 3); err == nil || !strings.Contains(err.Error(), "encode") {
+	if _, err := procxy.Call[int](ctx, p, "Add", make(chan int), 3); err == nil || !strings.Contains(err.Error(), "cannot be sent") {
 		t.Errorf("unserializable argument: got %v", err)
 	}
 	if _, err := procxy.Call[int](ctx, p, "Pair", 1); err == nil || !strings.Contains(err.Error(), "cannot be called") {

@@ -135,7 +135,11 @@ func newCtor(t reflect.Type, fn any) (*ctor, error) {
 		if emits && rm.Name == "Emit" {
 			continue // promoted from Emitter: the child's to call, not the parent's
 		}
-		c.methods = append(c.methods, analyze(rm))
+		m := analyze(rm)
+		if vm, ok := t.MethodByName(rm.Name); ok {
+			m.pc = vm.Func.Pointer() // a value method: not the pointer wrapper, which has no source line
+		}
+		c.methods = append(c.methods, m)
 	}
 	sort.Slice(c.methods, func(i, j int) bool { return c.methods[i].Name < c.methods[j].Name })
 	for i, m := range c.methods {

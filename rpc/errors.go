@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/procxy/procxy/internal/errid"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -36,7 +39,18 @@ type RemoteError struct {
 	Code    string // a stable code callers branch on, e.g. "E_BAD"; optional
 	Stack   string // the remote stack (always set for a handler panic)
 	Data    any    // the error payload exactly as the peer sent it, decoded
+
+	// Err is the error's identity. On the side that returns a RemoteError
+	// it is the original error, whose well-known and registered sentinels
+	// and registered typed error travel with it; on the receiving side it
+	// is what of those this process knows (see procxy.RegisterError), so
+	// errors.Is and errors.As see through the process boundary. It may be
+	// nil.
+	Err error
 }
+
+// Unwrap returns Err.
+func (e *RemoteError) Unwrap() error { return e.Err }
 
 func (e *RemoteError) Error() string {
 	if e.Name != "" && e.Name != "Error" {
@@ -65,17 +79,25 @@ type errorPayload struct {
 	Name    string `msgpack:"name,omitempty"`
 	Code    string `msgpack:"code,omitempty"`
 	Stack   string `msgpack:"stack,omitempty"`
+	// The error's identity (package internal/errid): the keys of the
+	// sentinels it matches, and a typed error of a registered type.
+	Is    []string           `msgpack:"is,omitempty"`
+	Type  string             `msgpack:"type,omitempty"`
+	Value msgpack.RawMessage `msgpack:"value,omitempty"`
 }
 
 // appendError encodes err as an error payload (always msgpack, §6.7).
 func appendError(dst []byte, err error) []byte {
 	var p errorPayload
 	var re *RemoteError
+	id := err
 	if errors.As(err, &re) {
 		p = errorPayload{Message: re.Message, Name: re.Name, Code: re.Code, Stack: re.Stack}
+		id = re.Err
 	} else {
 		p = errorPayload{Message: err.Error(), Name: fmt.Sprintf("%T", err)}
 	}
+	p.Is, p.Type, p.Value = errid.Describe(id)
 	out, encErr := codec.Msgpack.Append(dst, &p)
 	if encErr != nil { // cannot happen for strings; keep the frame valid anyway
 		out, _ = codec.Msgpack.Append(dst, err.Error())
@@ -103,6 +125,12 @@ func decodeError(payload []byte) error {
 		}
 		re.Name, _ = x["name"].(string)
 		re.Stack, _ = x["stack"].(string)
+		if x["is"] != nil || x["type"] != nil {
+			var p errorPayload
+			if codec.Msgpack.Unmarshal(payload, &p) == nil {
+				re.Err = errid.Decode(p.Is, p.Type, p.Value)
+			}
+		}
 		switch c := x["code"].(type) {
 		case string:
 			re.Code = c

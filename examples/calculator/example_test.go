@@ -48,7 +48,7 @@ func ExampleCalculatorProxy_Div() {
 	fmt.Println(err)
 	fmt.Println(errors.Is(err, calculator.ErrDivByZero))
 	// Output:
-	// remote: division by zero
+	// procxy: Calculator.Div: division by zero
 	// true
 }
 

@@ -24,7 +24,9 @@
 //     they are left out with a comment saying why. So are Emit, promoted from
 //     an embedded procxy.Emitter, and a method named Proxy, the stubs' field.
 //   - A method named like one of procxy.Proxy's (Close, Kill, …) hides it;
-//     the proxy's own stays reachable through the embedded field.
+//     the proxy's own stays reachable through the embedded field. A stub
+//     Close calls the type's Close and then ends the child, so that
+//     `defer p.Close(ctx)` never leaves a child running.
 //   - Parameter names are kept; unnamed ones, and ones that would clash with
 //     the stub's own names, become a0, a1, … by position.
 //   - Methods are in name order, so the output is stable.

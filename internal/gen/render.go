@@ -222,11 +222,23 @@ func (r *renderer) method(w *bytes.Buffer, s *stub, px, ctxPkg string) {
 	}
 
 	fmt.Fprintf(w, "// %s calls [%s.%s] in the child process or on a worker.\n", s.name, r.typ, s.name)
-	if slices.Contains(proxyMethods, s.name) {
+	closes := s.name == "Close" && s.kind != resultStream
+	if closes {
+		fmt.Fprintf(w, "// Then it ends the child, as [%[1]s.Proxy.Close] does, so that\n// defer p.Close(ctx) leaves no child running; through %[2]sOn, close\n// the target itself.\n", px, r.proxyName)
+	} else if slices.Contains(proxyMethods, s.name) {
 		fmt.Fprintf(w, "// It hides [%[1]s.Proxy.%[2]s], which is still there as p.Proxy.%[2]s.\n", px, s.name)
 	}
 	fmt.Fprintf(w, "func (p *%s) %s(%s) %s {\n", r.proxyName, s.name, strings.Join(params, ", "), result)
 	call := fmt.Sprintf("%s.%s[%s](%s)", px, fn, typeArg, strings.Join(args, ", "))
+	if closes {
+		errs := r.importName("errors", "errors")
+		v, ret := "_", "err"
+		if s.kind == resultValue {
+			v, ret = "v", "v, err"
+		}
+		fmt.Fprintf(w, "\t%s, err := %s\n\tif p.Proxy != nil {\n\t\terr = %s.Join(err, p.Proxy.Close())\n\t}\n\treturn %s\n}\n", v, call, errs, ret)
+		return
+	}
 	if s.kind == resultNone {
 		fmt.Fprintf(w, "\t_, err := %s\n\treturn err\n}\n", call)
 	} else {

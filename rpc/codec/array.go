@@ -132,6 +132,14 @@ func (d *ArrayDecoder) Decode(v any) error {
 			return nil
 		}
 	}
+	if ok, n, err := decodeNumber(rest, v); ok {
+		if err != nil {
+			return err
+		}
+		d.off += n
+		d.left--
+		return nil
+	}
 	s := decPool.Get().(*decState)
 	norm, used, info, err := normalizeFirst(s.buf[:0], rest, toLibrary)
 	if err != nil {

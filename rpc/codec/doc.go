@@ -54,9 +54,14 @@
 // same types, with one exception: an interface field that directly holds an
 // extension of another type (not inside a map) is an error unless the type
 // is registered with msgpack.RegisterExt; declare such a field as [Ext].
-// The library cannot decode a float64 into a float32 field
-// (vmihailenco/msgpack#353), so declare float64 fields for numbers coming
-// from JavaScript.
+// A number decoded into a number type (the target itself, or an element
+// of an ArrayDecoder) converts as Go converts constants: into any integer
+// type it fits, whole, and into float32 or float64 (0.1 into a float32);
+// one that does not fit (300 into an int8, −1 into a uint, 1.5 into an
+// int) is a [ValueError], as is a value of another kind. Inside structs,
+// slices and maps the library decodes numbers, and it cannot decode a
+// float64 into a float32 field (vmihailenco/msgpack#353), so declare
+// float64 fields for numbers coming from JavaScript.
 //
 // # Large values
 //

@@ -95,6 +95,12 @@ func (msgpackCodec) Unmarshal(data []byte, v any) error {
 			return nil
 		}
 	}
+	if ok, n, err := decodeNumber(data, v); ok {
+		if err == nil && n != len(data) {
+			err = fmt.Errorf("codec: msgpack: %d trailing bytes after the value at offset %d", len(data)-n, n)
+		}
+		return err
+	}
 	s := decPool.Get().(*decState)
 	norm, info, err := normalize(s.buf[:0], data, toLibrary)
 	if err != nil {
@@ -112,6 +118,9 @@ func (s *decState) decodeNormalized(norm []byte, info scanInfo, v any) error {
 	if err := s.decode(v, info); err != nil {
 		// The library can leave state behind after a failure (a half-recorded
 		// raw value, for one), so this decoder is not reused.
+		if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer && err != errNilTarget {
+			return &ValueError{Got: describe(norm[0]), Want: t.Elem(), Nested: kindFits(norm[0], t.Elem()), Err: err}
+		}
 		return fmt.Errorf("codec: msgpack: decode into %T: %w", v, err)
 	}
 	if n := s.r.Len(); n != 0 {

@@ -28,7 +28,7 @@ func TestDemo(t *testing.T) {
 		`and Build returned "built in 4 steps"`,
 		`yielded 2 3 5 7 11 13 17 19 23 29 in `,
 		`a *procxy.RemoteError with Code "E_DIV_ZERO"; errors.Is(err, ErrDivZero) = true`,
-		`Panic("boom") failed: remote panic: boom`,
+		`Panic("boom") failed: procxy: Worker.Panic: panic: boom`,
 		"internal/cli.(*Worker).Panic(",
 		"worker.go:",
 		"the child recovered and goes on: Add(1, 1) = 2",
