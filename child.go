@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
@@ -26,8 +27,15 @@ var msgpackCodec = codec.Msgpack
 // Main must be the first statement of main (and of TestMain). In a parent
 // it returns at once. In a child started by New it serves the parent and
 // never returns: the process exits when the parent closes the proxy or dies.
+//
+// With PROCXY_LISTEN=path set (and started by hand, not by New), Main
+// serves parents that Attach at path instead, and never returns (see
+// ServeAt).
 func Main() {
 	if os.Getenv(envChild) == "" {
+		if path := os.Getenv(EnvListen); path != "" {
+			os.Exit(listenMain(path))
+		}
 		return
 	}
 	os.Exit(serveChild())
@@ -56,6 +64,13 @@ func serveChild() int {
 		log.Error("no connection to the parent on fd 3", "err", err)
 		return 2
 	}
+	<-serveParent(nc, log).Done() // the parent closed the proxy, or died
+	return 0
+}
+
+// serveParent serves one parent on nc: its $new call, then the object's
+// methods.
+func serveParent(nc io.ReadWriteCloser, log *slog.Logger) *rpc.Conn {
 	mux := new(rpc.Mux)
 	var conn *rpc.Conn
 	ready := make(chan struct{}) // conn is set
@@ -70,8 +85,7 @@ func serveChild() int {
 	// The lane is on whenever the parent offers it (procxy.SharedMemory).
 	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true})
 	close(ready)
-	<-conn.Done() // the parent closed the proxy, or died
-	return 0
+	return conn
 }
 
 // construct builds the object and registers its methods on mux.

@@ -3,6 +3,8 @@ package procxy
 import (
 	"log/slog"
 	"time"
+
+	"github.com/procxy/procxy/internal/delve"
 )
 
 // Option configures New, NewPool and Func.Start.
@@ -35,6 +37,8 @@ type options struct {
 	hasConfig    bool
 	serialized   bool
 	noLane       bool
+	debug        *delve.Config // run the child under dlv (Debug, PROCXY_DEBUG)
+	attach       string        // a socket to use instead of spawning (Attach, PROCXY_ATTACH)
 }
 
 func newOptions(key string, opts []Option) options {
@@ -45,6 +49,7 @@ func newOptions(key string, opts []Option) options {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	o.fromEnv(o.key)
 	return o
 }
 
