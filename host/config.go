@@ -73,6 +73,14 @@ type Config struct {
 	// Policy controls spawning, retries, restarts, heartbeat and auth.
 	Policy Policy
 
+	// Debug runs the child under Delve's headless debugger and logs the
+	// address of dlv's API (attribute "dlv"), so that an IDE or `dlv
+	// connect` can attach; nil means no debugger, unless PROCXY_DEBUG names
+	// the module. While debugging, call timeouts and the heartbeat are off
+	// and InitTimeout is at least 10 minutes. The child must be a Go
+	// program built with symbols.
+	Debug *Delve
+
 	// Logger receives the child's output — stdout lines that are not
 	// control messages, and every stderr line — tagged module=<Name> and
 	// stream=stdout|stderr, plus the module's own diagnostics. Nil means
@@ -205,6 +213,7 @@ func resolve(cfg Config) (Config, error) {
 		seen[ev.Name] = true
 		ev.Codec = orMsgpack(ev.Codec)
 	}
+	debugConfig(&cfg)
 	cfg.RequestTimeout = orDefault(cfg.RequestTimeout, DefaultRequestTimeout)
 	cfg.ShutdownGrace = orDefault(cfg.ShutdownGrace, DefaultShutdownGrace)
 	if cfg.MaxPayload < 0 {

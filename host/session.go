@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procxy/procxy/rpc"
@@ -35,6 +36,8 @@ type session struct {
 
 	initc chan control  // the first $init or $error line
 	pongs chan struct{} // $pong lines, coalesced
+
+	dlvAddr atomic.Pointer[string] // dlv's API, once announced (Config.Debug)
 
 	stopHB func()        // stops the heartbeat; idempotent
 	hbStop chan struct{} // closed by stopHB
@@ -80,6 +83,9 @@ func (s *session) readStdout() {
 		line, cut, err := lr.next()
 		if err != nil {
 			return
+		}
+		if s.sawDebugger(line) {
+			continue
 		}
 		if c, ok := parseControl(line); ok && !cut {
 			switch {
@@ -205,6 +211,7 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 	}
 	s.conn, s.sch = conn, sch
 	s.mu.Unlock()
+	s.stopDebuggerAfter(conn.Done())
 	return nil
 }
 

@@ -69,7 +69,11 @@ func (m *Module) attempt(ctx context.Context) error {
 		rand.Read(b[:])
 		token = []byte(hex.EncodeToString(b[:]))
 	}
-	proc, err := startProcess(m.cfg.Path, m.cfg.Args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig)
+	path, args := m.cfg.Path, m.cfg.Args
+	if m.cfg.Debug != nil {
+		path, args = m.debugCommand()
+	}
+	proc, err := startProcess(path, args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig)
 	if err != nil {
 		return fmt.Errorf("host: module %q: %w", m.cfg.Name, err)
 	}
