@@ -90,7 +90,11 @@ func (p *Proxy[T]) watchAttached(s *session) {
 // calls ServeAt), or call ServeAt from a main of its own. A stale socket
 // file at path is replaced; a live one is an error. Types must be
 // registered as for New.
-func ServeAt(ctx context.Context, path string) error {
+//
+// Options apply to the child's side, as with Main: Observe(ob) reports
+// the calls served.
+func ServeAt(ctx context.Context, path string, opts ...Option) error {
+	o := newOptions("", opts)
 	ln, err := transport.ListenUnix(ctx, path)
 	if err != nil {
 		return fmt.Errorf("procxy: serve at %s: %w", path, err)
@@ -117,7 +121,7 @@ func ServeAt(ctx context.Context, path string) error {
 			}
 			return fmt.Errorf("procxy: serve at %s: %w", path, err)
 		}
-		c := serveParent(nc, log)
+		c := serveParent(nc, log, o.observer)
 		mu.Lock()
 		conns[c] = true
 		mu.Unlock()
@@ -132,10 +136,10 @@ func ServeAt(ctx context.Context, path string) error {
 }
 
 // listenMain is Main with PROCXY_LISTEN: serve until SIGINT or SIGTERM.
-func listenMain(path string) int {
+func listenMain(path string, opts []Option) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := ServeAt(ctx, path); err != nil && !errors.Is(err, context.Canceled) {
+	if err := ServeAt(ctx, path, opts...); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -80,7 +80,7 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err := codec.AppendMsgpackArray(vec, args); err != nil {
 		return fmt.Errorf("rpc: encode request: %w", err) // the text rpc.Conn.Call gives
 	}
-	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout}, vec, out)
+	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout, Name: m.Name}, vec, out)
 	switch {
 	case err == nil:
 		return nil
@@ -156,7 +156,7 @@ func Stream[R, T any](ctx context.Context, t Target[T], method string, args ...a
 			yield(zero, err)
 			return
 		}
-		for v, err := range rpc.StreamOf[R](ctx, s.conn, rpc.Method{ID: m.ID, Kind: rpc.KindStream}, args) {
+		for v, err := range rpc.StreamOf[R](ctx, s.conn, rpc.Method{ID: m.ID, Kind: rpc.KindStream, Name: m.Name}, args) {
 			if err != nil {
 				yield(zero, s.explain(err))
 				return

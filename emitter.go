@@ -53,7 +53,7 @@ func (e *Emitter) Emit(name string, v any) error {
 	if c == nil {
 		return ErrNotAttached
 	}
-	return c.Send(context.Background(), rpc.Method{ID: idEvent, Kind: rpc.KindNone}, event{Name: name, Value: v})
+	return c.Send(context.Background(), rpc.Method{ID: idEvent, Kind: rpc.KindNone, Name: name}, event{Name: name, Value: v})
 }
 
 // listeners holds a proxy's event listeners by name, in registration order.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/internal/delve"
+	"github.com/procxy/procxy/observe"
 )
 
 // Option configures New, NewPool and Func.Start.
@@ -39,6 +40,7 @@ type options struct {
 	noLane       bool
 	debug        *delve.Config // run the child under dlv (Debug, PROCXY_DEBUG)
 	attach       string        // a socket to use instead of spawning (Attach, PROCXY_ATTACH)
+	observer     observe.Observer
 }
 
 func newOptions(key string, opts []Option) options {

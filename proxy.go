@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/transport"
 )
@@ -29,6 +30,9 @@ type Proxy[T any] struct {
 	cur    *session // the live child; nil after Close or before a restart
 	closed bool     // Close or Kill was called
 	err    error    // why the proxy ended; guarded by mu
+	// lastExit is why the last child ended, for the Observer's restart
+	// event; guarded by mu.
+	lastExit error
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -99,6 +103,7 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s := p.newSession(c, c.proc.PID(), nc)
+	p.observeChild(observe.ChildSpawn, s.pid, nil)
 	if p.o.debug != nil {
 		c.stopDebuggerAfter(s.conn.Done())
 	}
@@ -109,9 +114,10 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 // newSession starts the parent's end of the connection to a child.
 func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session {
 	mux := new(rpc.Mux)
-	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch))
+	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
 	s := &session{child: c, pid: pid, exited: make(chan struct{}), watched: make(chan struct{})}
-	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane})
+	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane,
+		Observer: p.o.observer, Service: p.o.key, Metadata: true})
 	return s
 }
 
@@ -121,7 +127,7 @@ func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) 
 	ctx, cancel := context.WithTimeout(ctx, p.o.startTimeout)
 	defer cancel()
 	var sc schema
-	err := s.conn.Call(ctx, rpc.Method{ID: idNew}, newRequest{Key: p.o.key, Config: p.cfg, Serialized: p.o.serialized}, &sc)
+	err := s.conn.Call(ctx, rpc.Method{ID: idNew, Name: "$new"}, newRequest{Key: p.o.key, Config: p.cfg, Serialized: p.o.serialized}, &sc)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("procxy: start %s: no answer within %v: %w", p.o.key, p.o.startTimeout, ErrNoMain)
@@ -154,6 +160,8 @@ func (p *Proxy[T]) watch(s *session) {
 	}
 	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), s.child.stderr)
 	p.mu.Lock()
+	p.lastExit = e
+	asked := p.closed
 	s.exitErr = e
 	ended := p.cur == s && !p.closed && p.o.retries == 0
 	if p.cur == s {
@@ -163,6 +171,7 @@ func (p *Proxy[T]) watch(s *session) {
 		p.err = e
 	}
 	p.mu.Unlock()
+	p.observeExit(s, e, asked)
 	close(s.exited)
 	s.conn.CloseWithError(e)
 	if ended {
@@ -218,6 +227,7 @@ func (p *Proxy[T]) session(ctx context.Context) (*session, error) {
 	case p.err != nil:
 		return nil, p.err
 	}
+	p.observeChild(observe.ChildRestart, 0, p.lastExit)
 	s, err := p.start(ctx) // under mu: one restart at a time
 	if err != nil {
 		return nil, err
