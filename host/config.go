@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -80,6 +81,14 @@ type Config struct {
 	// and InitTimeout is at least 10 minutes. The child must be a Go
 	// program built with symbols.
 	Debug *Delve
+
+	// Observer sees every call to the module's child — method, duration,
+	// bytes each way, error — and its spawns, exits and restarts (package
+	// observe); nil means none. The trace context it puts in a call's
+	// Carrier reaches a procxy worker with an Observer (which announces
+	// that it takes it); a Procwire (Node.js) child has no place for it,
+	// and its calls have a nil Carrier.
+	Observer observe.Observer
 
 	// Logger receives the child's output — stdout lines that are not
 	// control messages, and every stderr line — tagged module=<Name> and

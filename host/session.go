@@ -186,7 +186,7 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 		mux.Handle(id, rpc.NotifyFunc(func(_ context.Context, p []byte) error {
 			s.m.deliver(name, p)
 			return nil
-		}).WithCodec(codec.Raw))
+		}).WithCodec(codec.Raw).Named(name))
 	}
 	conn := rpc.NewConn(rwc, rpc.Options{
 		IDs:        &s.m.ids,
@@ -195,6 +195,9 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 		Handlers:   mux,
 		MaxPayload: s.m.cfg.MaxPayload,
 		Logger:     s.m.log,
+		Observer:   s.m.cfg.Observer,
+		Service:    s.m.cfg.Name,
+		Metadata:   sch.metadata,
 	})
 	// Only a failed AUTH write fails the attempt: a child that drops the
 	// connection right away is a data-channel loss after ready, as with
@@ -339,6 +342,7 @@ func (s *session) watch() {
 		s.err = s.cause
 	}
 	s.over = true
+	asked := s.stopping
 	conn, pipe := s.conn, s.pipe
 	s.mu.Unlock()
 	s.stopHB()
@@ -348,6 +352,7 @@ func (s *session) watch() {
 	if pipe != "" {
 		removeSocket(pipe) // a killed child may leave it behind (§13.25)
 	}
+	s.m.observeExit(s.proc.pid(), s.err, asked)
 	close(s.done)
 	s.m.sessionEnded(s)
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/procxy/procxy/observe"
 )
 
 // Environment variables the parent sets for the child (§8.3).
@@ -77,6 +79,7 @@ func (m *Module) attempt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("host: module %q: %w", m.cfg.Name, err)
 	}
+	m.observeChild(observe.ChildSpawn, proc.pid(), nil)
 	s := newSession(m, proc, token)
 	sch, err := s.awaitInit(ctx)
 	if err == nil {
@@ -159,7 +162,9 @@ func (m *Module) restart(ctx context.Context, gen uint64) {
 		return
 	}
 	m.setStateLocked(StateStarting, nil)
+	why := m.err
 	m.mu.Unlock()
+	m.observeChild(observe.ChildRestart, 0, why)
 	m.start(ctx) // failures end in StateFailed, reported through OnChange
 }
 
