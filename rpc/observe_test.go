@@ -1,14 +1,17 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
+	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 	"github.com/procxy/procxy/transport"
 )
@@ -63,6 +66,10 @@ func (r *recorder) ended() []observe.Call {
 // observedPair connects a client and a server Conn over a socketpair, each
 // with its own recorder.
 func observedPair(t *testing.T, metadata bool, mux *rpc.Mux) (cli *rpc.Conn, co, so *recorder) {
+	return observedPairLane(t, metadata, false, mux)
+}
+
+func observedPairLane(t *testing.T, metadata, lane bool, mux *rpc.Mux) (cli *rpc.Conn, co, so *recorder) {
 	t.Helper()
 	a, b, err := transport.Socketpair()
 	if err != nil {
@@ -80,8 +87,8 @@ func observedPair(t *testing.T, metadata bool, mux *rpc.Mux) (cli *rpc.Conn, co,
 	}
 	co = &recorder{inject: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", done: make(chan struct{}, 16)}
 	so = &recorder{done: make(chan struct{}, 16)}
-	cli = rpc.NewConn(na, rpc.Options{Role: rpc.RoleParent, Observer: co, Service: "svc", Metadata: metadata})
-	srv := rpc.NewConn(nb, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Observer: so, Service: "svc", Metadata: metadata})
+	cli = rpc.NewConn(na, rpc.Options{Role: rpc.RoleParent, Observer: co, Service: "svc", Metadata: metadata, SharedMemory: lane})
+	srv := rpc.NewConn(nb, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Observer: so, Service: "svc", Metadata: metadata, SharedMemory: lane})
 	t.Cleanup(func() { cli.Close(); srv.Close() })
 	return cli, co, so
 }
@@ -224,6 +231,43 @@ func TestMetadataMalformed(t *testing.T) {
 				t.Errorf("Err() = %v, want ErrClosed and %v", err, tt.want)
 			}
 			a.Close()
+		})
+	}
+}
+
+// TestObserverLargePayloads: metadata travels with large requests through
+// the socket and through the shared-memory lane, to raw Payload handlers
+// (whose large requests are read into reused buffers) and decoding ones.
+func TestObserverLargePayloads(t *testing.T) {
+	mux := new(rpc.Mux)
+	mux.Handle(mEchoRaw, rpc.ResultFunc(func(_ context.Context, p rpc.Payload) ([]byte, error) {
+		return p.Bytes, nil
+	}).WithCodec(codec.Raw).Named("echoRaw"))
+	mux.Handle(mEcho, rpc.ResultFunc(func(_ context.Context, b []byte) ([]byte, error) { return b, nil }).Named("echo"))
+	for _, lane := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lane=%v", lane), func(t *testing.T) {
+			cli, co, so := observedPairLane(t, true, lane, mux)
+			big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+			for i := range 3 {
+				var got []byte
+				if err := cli.Call(t.Context(), rpc.Method{ID: mEchoRaw, Request: codec.Raw, Response: codec.Raw}, big, &got); err != nil || !bytes.Equal(got, big) {
+					t.Fatalf("raw echo %d: %d bytes, %v", i, len(got), err)
+				}
+				got = nil
+				if err := cli.Call(t.Context(), rpc.Method{ID: mEcho}, big, &got); err != nil || !bytes.Equal(got, big) {
+					t.Fatalf("echo %d: %d bytes, %v", i, len(got), err)
+				}
+			}
+			for range 6 {
+				<-so.done
+			}
+			so.mu.Lock()
+			defer so.mu.Unlock()
+			for i, tp := range so.seen {
+				if tp != co.inject {
+					t.Errorf("server call %d saw traceparent %q, want %q", i, tp, co.inject)
+				}
+			}
 		})
 	}
 }
