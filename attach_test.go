@@ -117,3 +117,18 @@ func TestAttachChildExits(t *testing.T) {
 		t.Errorf("New attaching where nothing listens = %v, want an error that names %s", err, procxy.EnvListen)
 	}
 }
+
+// TestAttachFromEnv: PROCXY_ATTACH=key=path makes New attach without the
+// Attach option, for that key only.
+func TestAttachFromEnv(t *testing.T) {
+	cmd, path := startListening(t)
+	t.Setenv(procxy.EnvAttach, "other.Type=/nowhere.sock,github.com/procxy/procxy_test.Calculator="+path)
+	p, err := procxy.New[Calculator](t.Context(), procxy.Logger(childLog(t)))
+	if err != nil {
+		t.Fatalf("New with %s set: %v", procxy.EnvAttach, err)
+	}
+	defer p.Close()
+	if got, err := procxy.Call[int](t.Context(), p, "PID"); err != nil || got != cmd.Process.Pid {
+		t.Fatalf("PID() = %d, %v; want the attached child's %d", got, err, cmd.Process.Pid)
+	}
+}

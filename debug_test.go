@@ -120,3 +120,24 @@ func TestDebugUnderDelve(t *testing.T) {
 		t.Errorf("Process() after Close = %v, want nil", p.Process())
 	}
 }
+
+// TestDebugFromEnv: PROCXY_DEBUG naming the type key (and PROCXY_DLV
+// naming dlv) runs the child under dlv without the Debug option.
+func TestDebugFromEnv(t *testing.T) {
+	t.Setenv("PROCXY_DLV", delvetest.Dlv(t))
+	t.Setenv(procxy.EnvDebug, "other.Type, debugchild.Adder")
+	exe := buildDebugChild(t)
+	log := dlvLog{addr: make(chan string, 1)}
+	p, err := procxy.New[DebugAdder](t.Context(), procxy.Executable(exe), procxy.Name("debugchild.Adder"),
+		procxy.Config(1), procxy.Logger(slog.New(log)))
+	if err != nil {
+		t.Fatalf("New with %s set: %v", procxy.EnvDebug, err)
+	}
+	defer p.Close()
+	if addr := <-log.addr; !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("dlv address = %q, want one on 127.0.0.1", addr)
+	}
+	if got, err := procxy.Call[int](t.Context(), p, "Add", 1, 2); err != nil || got != 4 {
+		t.Fatalf("Add(1, 2) = %d, %v; want 4", got, err)
+	}
+}
