@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
@@ -34,30 +37,67 @@ func CallInto[T any](ctx context.Context, t Target[T], method string, out any, a
 	return call(ctx, t, method, args, out)
 }
 
-// Target is what calls go to: a *Proxy[T], or a *Pool[T] that picks one of
-// its proxies for each call.
+// Target is what calls go to: a *Proxy[T], a *Pool[T] that picks one of
+// its proxies for each call, or a *Remote[T] whose calls go to worker
+// processes through a message bus.
 type Target[T any] interface {
-	// acquire returns the proxy for one attempt and a func to call after it.
-	acquire(ctx context.Context) (*Proxy[T], func(), error)
+	// acquire returns the endpoint for one attempt and a func to call after it.
+	acquire(ctx context.Context) (endpoint, func(), error)
 	// retryLimit is how many times a failed call may be tried again.
 	retryLimit() int
+	// listen adds an event listener (On).
+	listen(name string, fn func(msgpack.RawMessage) error) (remove func())
+	// of ties the target to T, so that Call infers T from it.
+	of(*T)
+}
+
+// endpoint is where one attempt of a call goes: a child process (Proxy)
+// or the workers behind a subject (Remote).
+type endpoint interface {
+	callOnce(ctx context.Context, name string, args []any, out any) error
+	openStream(ctx context.Context, name string, args []any) (itemStream, error)
+	// retryable says whether a call that failed with err may be tried
+	// again, and after how long.
+	retryable(err error, name string, attempt int) (time.Duration, bool)
+}
+
+// itemStream is the items of one streamed call.
+type itemStream interface {
+	Next(v any) bool
+	Err() error
+	Close() error
 }
 
 func call[T any](ctx context.Context, t Target[T], name string, args []any, out any) error {
 	for attempt := 0; ; attempt++ {
-		p, release, err := t.acquire(ctx)
+		e, release, err := t.acquire(ctx)
 		if err != nil {
 			return err
 		}
-		err = p.callOnce(ctx, name, args, out)
+		err = e.callOnce(ctx, name, args, out)
 		release()
-		if err == nil || attempt >= t.retryLimit() || !p.retryable(err, name) {
+		if err == nil || attempt >= t.retryLimit() {
 			return err
+		}
+		wait, ok := e.retryable(err, name, attempt)
+		if !ok {
+			return err
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return err
+			}
 		}
 	}
 }
 
-func (p *Proxy[T]) acquire(context.Context) (*Proxy[T], func(), error) { return p, noRelease, nil }
+func (p *Proxy[T]) acquire(context.Context) (endpoint, func(), error) { return p, noRelease, nil }
+
+func (*Proxy[T]) of(*T) {}
 
 var noRelease = func() {}
 
@@ -105,17 +145,23 @@ func putVec(v *codec.Vec) {
 
 // retryable: the child died and the call provably never started, or the
 // method is idempotent.
-func (p *Proxy[T]) retryable(err error, name string) bool {
+func (p *Proxy[T]) retryable(err error, name string, _ int) (time.Duration, bool) {
 	var ee *ExitError
 	if !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
-		return false
+		return 0, false
 	}
-	return errors.Is(err, rpc.ErrNotSent) || p.o.idempotent[name]
+	return 0, errors.Is(err, rpc.ErrNotSent) || p.o.idempotent[name]
 }
 
 // method finds a callable method and checks the argument count locally.
 func (s *session) method(key, name string, nargs int, stream bool) (*method, error) {
-	m := s.methods[name]
+	return findMethod(s.methods, key, name, nargs, stream)
+}
+
+// findMethod finds a callable method of the type key among methods and
+// checks the argument count locally.
+func findMethod(methods map[string]*method, key, name string, nargs int, stream bool) (*method, error) {
+	m := methods[name]
 	switch {
 	case m == nil:
 		return nil, fmt.Errorf("%w: %s has no exported method %q", ErrUnknownMethod, key, name)
@@ -140,30 +186,59 @@ func (s *session) method(key, name string, nargs int, stream bool) (*method, err
 func Stream[R, T any](ctx context.Context, t Target[T], method string, args ...any) iter.Seq2[R, error] {
 	return func(yield func(R, error) bool) {
 		var zero R
-		p, release, err := t.acquire(ctx)
+		e, release, err := t.acquire(ctx)
 		if err != nil {
 			yield(zero, err)
 			return
 		}
 		defer release()
-		s, err := p.session(ctx)
+		st, err := e.openStream(ctx, method, args)
 		if err != nil {
 			yield(zero, err)
 			return
 		}
-		m, err := s.method(p.o.key, method, len(args), true)
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		for v, err := range rpc.StreamOf[R](ctx, s.conn, rpc.Method{ID: m.ID, Kind: rpc.KindStream, Name: m.Name}, args) {
-			if err != nil {
-				yield(zero, s.explain(err))
-				return
+		defer st.Close()
+		for {
+			var v R
+			if !st.Next(&v) {
+				break
 			}
 			if !yield(v, nil) {
 				return
 			}
 		}
+		if err := st.Err(); err != nil {
+			yield(zero, err)
+		}
 	}
+}
+
+// openStream starts a streamed call in the child.
+func (p *Proxy[T]) openStream(ctx context.Context, name string, args []any) (itemStream, error) {
+	s, err := p.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.method(p.o.key, name, len(args), true)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream, Name: m.Name}, args)
+	if err != nil {
+		return nil, s.explain(err)
+	}
+	return explained{st, s}, nil
+}
+
+// explained is a child's stream whose failure says how the child ended.
+type explained struct {
+	*rpc.Stream
+	s *session
+}
+
+func (e explained) Err() error {
+	if err := e.Stream.Err(); err != nil {
+		return e.s.explain(err)
+	}
+	return nil
 }

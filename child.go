@@ -115,7 +115,7 @@ func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest
 		return schema{}, err
 	}
 	if e, ok := obj.(interface{ procxyEmitter() *Emitter }); ok {
-		e.procxyEmitter().attach(conn)
+		e.procxyEmitter().attach(connSender(conn))
 	}
 	recv := reflect.ValueOf(obj)
 	var serial *sync.Mutex
@@ -135,34 +135,46 @@ func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest
 func handlerFor(m *method, recv reflect.Value, serial *sync.Mutex) rpc.Handler {
 	if !m.Stream {
 		return rpc.ResultFunc(func(ctx context.Context, p rpc.Payload) (any, error) {
-			call, err := m.decodeCall(ctx, recv, p)
-			if err != nil {
-				return nil, err
-			}
-			if serial != nil {
-				serial.Lock()
-				defer serial.Unlock()
-			}
-			v, err := m.invoke(call)
-			if err != nil || !v.IsValid() {
-				return nil, err
-			}
-			return v.Interface(), nil
+			return m.serve(ctx, recv, serial, p)
 		})
 	}
 	return rpc.StreamFunc(func(ctx context.Context, p rpc.Payload, send func(any) error) error {
-		call, err := m.decodeCall(ctx, recv, p)
-		if err != nil {
-			return err
-		}
-		if serial != nil {
-			serial.Lock()
-			defer serial.Unlock()
-		}
-		v, err := m.invoke(call)
-		if err != nil {
-			return err
-		}
-		return m.each(ctx, v, send)
+		return m.serveStream(ctx, recv, serial, p, send)
 	})
+}
+
+// serve decodes the arguments in p, calls the method on recv (one call at
+// a time when serial is not nil) and returns its result.
+func (m *method) serve(ctx context.Context, recv reflect.Value, serial *sync.Mutex, p rpc.Payload) (any, error) {
+	call, err := m.decodeCall(ctx, recv, p)
+	if err != nil {
+		return nil, err
+	}
+	if serial != nil {
+		serial.Lock()
+		defer serial.Unlock()
+	}
+	v, err := m.invoke(call)
+	if err != nil || !v.IsValid() {
+		return nil, err
+	}
+	return v.Interface(), nil
+}
+
+// serveStream is serve for a method that returns a stream: its items go
+// to send.
+func (m *method) serveStream(ctx context.Context, recv reflect.Value, serial *sync.Mutex, p rpc.Payload, send func(any) error) error {
+	call, err := m.decodeCall(ctx, recv, p)
+	if err != nil {
+		return err
+	}
+	if serial != nil {
+		serial.Lock()
+		defer serial.Unlock()
+	}
+	v, err := m.invoke(call)
+	if err != nil {
+		return err
+	}
+	return m.each(ctx, v, send)
 }

@@ -3,6 +3,7 @@ package procxy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -21,15 +22,24 @@ import (
 // Emit is safe for concurrent use.
 type Emitter struct {
 	mu   sync.Mutex
-	conn *rpc.Conn // guarded by mu
+	send func(name string, v any) error // guarded by mu; nil until attached
 }
 
 func (e *Emitter) procxyEmitter() *Emitter { return e }
 
-func (e *Emitter) attach(c *rpc.Conn) {
+// attach makes Emit send through send: to the parent over the child's
+// connection, or to a message bus in a worker (Serve).
+func (e *Emitter) attach(send func(name string, v any) error) {
 	e.mu.Lock()
-	e.conn = c
+	e.send = send
 	e.mu.Unlock()
+}
+
+// connSender sends events over a child's connection to its parent.
+func connSender(c *rpc.Conn) func(name string, v any) error {
+	return func(name string, v any) error {
+		return c.Send(context.Background(), rpc.Method{ID: idEvent, Kind: rpc.KindNone, Name: name}, event{Name: name, Value: v})
+	}
 }
 
 // event is the payload of an event frame.
@@ -45,56 +55,84 @@ type eventIn struct {
 
 // Emit sends v to the parent's listeners for name, in order with the other
 // events of this object. It returns once the event is written; it fails
-// with ErrNotAttached when the object does not live in a procxy child.
+// with ErrNotAttached when the object does not live in a procxy child or
+// worker. In a worker (Serve) the event goes to the listeners of every
+// Remote of the type on the bus.
 func (e *Emitter) Emit(name string, v any) error {
 	e.mu.Lock()
-	c := e.conn
+	send := e.send
 	e.mu.Unlock()
-	if c == nil {
+	if send == nil {
 		return ErrNotAttached
 	}
-	return c.Send(context.Background(), rpc.Method{ID: idEvent, Kind: rpc.KindNone, Name: name}, event{Name: name, Value: v})
+	return send(name, v)
 }
 
-// listeners holds a proxy's event listeners by name, in registration order.
+// listeners holds a target's event listeners by name, in registration
+// order. A pool member's listeners forward to the pool's.
 type listeners struct {
-	mu     sync.Mutex
-	byName map[string][]func(msgpack.RawMessage) // guarded by mu
-	log    func(msg string, args ...any)
+	mu      sync.Mutex
+	byName  map[string][]*listener // guarded by mu
+	log     func(msg string, args ...any)
+	forward *listeners // also dispatch to these (a Pool's); may be nil
 }
 
-func (l *listeners) add(name string, fn func(msgpack.RawMessage)) {
+// listener is one On: fn decodes the value and calls the user's func, or
+// fails when the value does not decode.
+type listener struct {
+	fn func(msgpack.RawMessage) error
+}
+
+// add registers fn for name and returns a func that removes it.
+func (l *listeners) add(name string, fn func(msgpack.RawMessage) error) (remove func()) {
+	ln := &listener{fn}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byName == nil {
-		l.byName = make(map[string][]func(msgpack.RawMessage))
+		l.byName = make(map[string][]*listener)
 	}
-	l.byName[name] = append(l.byName[name], fn)
+	l.byName[name] = append(l.byName[name], ln)
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.byName[name] = slices.DeleteFunc(slices.Clone(l.byName[name]), func(x *listener) bool { return x == ln })
+	}
 }
 
 // dispatch runs on the connection's single event goroutine, so listeners
 // see events in the order they were emitted.
 func (l *listeners) dispatch(_ context.Context, ev eventIn) error {
 	l.mu.Lock()
-	fns := l.byName[ev.Name]
+	lns := l.byName[ev.Name]
 	l.mu.Unlock()
-	for _, fn := range fns {
-		fn(ev.Value)
+	for _, ln := range lns {
+		if err := ln.fn(ev.Value); err != nil && l.log != nil {
+			l.log("procxy: event does not decode", "event", ev.Name, "err", err)
+		}
+	}
+	if l.forward != nil {
+		return l.forward.dispatch(context.Background(), ev)
 	}
 	return nil
 }
 
-// On registers fn to receive the events named name that the proxied object
-// emits, decoded as T. Every listener is called, in registration order, one
-// event at a time; a slow listener delays later events, not calls. An event
-// that does not decode as T is logged and skipped for this listener.
-func On[T, P any](p *Proxy[P], name string, fn func(T)) {
-	p.events.add(name, func(raw msgpack.RawMessage) {
+// On registers fn to receive the events named name that the object emits,
+// decoded as T, and returns a func that removes it. t is a *Proxy, a *Pool
+// (events of every member) or a *Remote (events of every worker). Every
+// listener is called, in registration order, one event at a time; a slow
+// listener delays later events, not calls. An event that does not decode
+// as T is logged and skipped for this listener.
+func On[T, P any](t Target[P], name string, fn func(T)) (remove func()) {
+	return t.listen(name, func(raw msgpack.RawMessage) error {
 		var v T
 		if err := msgpackCodec.Unmarshal(raw, &v); err != nil {
-			p.events.log("procxy: event does not decode", "event", name, "type", fmt.Sprintf("%T", v), "err", err)
-			return
+			return fmt.Errorf("into %T: %w", v, err)
 		}
 		fn(v)
+		return nil
 	})
+}
+
+func (p *Proxy[T]) listen(name string, fn func(msgpack.RawMessage) error) func() {
+	return p.events.add(name, fn)
 }

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/procxy/procxy"
+	"github.com/procxy/procxy/ipc"
 )
 
 // Greeter is registered in init, so a child (this same executable) can build it.
@@ -153,3 +156,35 @@ func ExampleNewPool() {
 	fmt.Println(msg, len(pool.PIDs()))
 	// Output: Hello, pool! 2
 }
+
+// A worker serves Greeter on a bus and a caller calls it through a
+// Remote. Here both are in one process, on an ipc server; in production
+// the workers are other processes, on this host or others (NATS through
+// package natsipc).
+func ExampleNewRemote() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	srv, err := ipc.Listen(ctx, filepath.Join(dir, "bus.sock"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Close()
+
+	// The worker.
+	go procxy.Serve(ctx, srv.Conn(), procxy.Serving(greeterKey), procxy.WorkerConfig(greeterKey, "Hello"))
+
+	// The caller.
+	conn, _ := ipc.Dial(ctx, srv.Addr())
+	defer conn.Close()
+	procxy.WaitWorkers(ctx, conn, greeterKey, 1)
+	g, _ := procxy.NewRemote[Greeter](conn)
+	msg, err := procxy.Call[string](ctx, g, "Greet", "fleet")
+	fmt.Println(msg, err)
+	// Output: Hello, fleet! <nil>
+}
+
+// greeterKey is the key Greeter is registered under: its import path and name.
+const greeterKey = "github.com/procxy/procxy_test.Greeter"

@@ -3,6 +3,7 @@ package procxy
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -18,19 +19,25 @@ func init() { Register[funcHost](nil, Name(funcHostKey)) }
 // funcs holds the functions made by Func, by name.
 var funcs struct {
 	sync.Mutex
-	byName map[string]func(ctx context.Context, arg []byte) (any, error)
+	byName map[string]registeredFunc
+}
+
+// registeredFunc is a Func as children and workers run it.
+type registeredFunc struct {
+	fn  func(ctx context.Context, arg []byte) (any, error)
+	sig string // "(A) R", the signature callers must agree on
 }
 
 // Invoke runs the function registered under name (in the child).
 func (funcHost) Invoke(ctx context.Context, name string, arg msgpack.RawMessage) (any, error) {
 	funcs.Lock()
-	fn := funcs.byName[name]
+	f, ok := funcs.byName[name]
 	funcs.Unlock()
-	if fn == nil {
+	if !ok {
 		return nil, &RemoteError{Code: CodeNotRegistered, Name: "NotRegistered",
 			Message: fmt.Sprintf("function %q is not registered in the child; call procxy.Func at package level", name)}
 	}
-	return fn(ctx, arg)
+	return f.fn(ctx, arg)
 }
 
 // Function is a function that can run in child processes. Make one with
@@ -41,6 +48,8 @@ type Function[A, R any] struct {
 	fn   func(context.Context, A) (R, error)
 	size int
 	opts []Option
+
+	via *remoteFunc // Via: calls go to workers on a bus, not to children
 
 	mu   sync.Mutex
 	pool *Pool[funcHost] // started by the first Call; guarded by mu
@@ -54,19 +63,20 @@ func Func[A, R any](name string, fn func(ctx context.Context, arg A) (R, error),
 	funcs.Lock()
 	defer funcs.Unlock()
 	if funcs.byName == nil {
-		funcs.byName = make(map[string]func(context.Context, []byte) (any, error))
+		funcs.byName = make(map[string]registeredFunc)
 	}
 	if _, dup := funcs.byName[name]; dup {
 		panic(fmt.Sprintf("procxy: Func %q registered twice", name))
 	}
-	funcs.byName[name] = func(ctx context.Context, raw []byte) (any, error) {
+	sig := fmt.Sprintf("(%v) %v", reflect.TypeFor[A](), reflect.TypeFor[R]())
+	funcs.byName[name] = registeredFunc{sig: sig, fn: func(ctx context.Context, raw []byte) (any, error) {
 		var a A
 		if err := msgpackCodec.Unmarshal(raw, &a); err != nil {
 			return nil, &RemoteError{Code: CodeBadArguments, Name: "ArgumentError",
 				Message: fmt.Sprintf("%s: argument does not decode: %v", name, err)}
 		}
 		return fn(ctx, a)
-	}
+	}}
 	f := &Function[A, R]{name: name, fn: fn, size: 1}
 	for _, o := range opts {
 		if ps, ok := o.(poolSize); ok {
@@ -91,8 +101,12 @@ func (f *Function[A, R]) Name() string { return f.name }
 // Local calls the function in this process.
 func (f *Function[A, R]) Local(ctx context.Context, arg A) (R, error) { return f.fn(ctx, arg) }
 
-// Call runs the function in a child process, starting the pool on first use.
+// Call runs the function in a child process, starting the pool on first
+// use, or on a worker when f came from Via.
 func (f *Function[A, R]) Call(ctx context.Context, arg A) (R, error) {
+	if f.via != nil {
+		return Call[R](ctx, f.via, f.name, arg)
+	}
 	var zero R
 	pl, err := f.start(ctx)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/procxy/procxy/rpc"
@@ -36,6 +37,7 @@ type method struct {
 	NumIn   int    `msgpack:"in"`     // arguments the caller passes (no ctx)
 	Stream  bool   `msgpack:"stream"` // results arrive as a stream
 	Problem string `msgpack:"problem,omitempty"`
+	Sig     string `msgpack:"sig,omitempty"` // the signature a caller relies on, e.g. "(int, int) (int, error)"
 
 	fn      reflect.Value // func(recv, args...) from the method expression
 	withCtx bool
@@ -86,7 +88,41 @@ func analyze(rm reflect.Method) *method {
 		m.shape = shapeOf(ft.Out(0))
 		m.Stream = m.shape != notStream
 	}
+	m.Sig = signature(ft, in)
 	return m
+}
+
+// signature is a method's parameters (from the first one after the
+// receiver and context) and results, as Go writes them.
+func signature(ft reflect.Type, from int) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i := from; i < ft.NumIn(); i++ {
+		if i > from {
+			b.WriteString(", ")
+		}
+		if ft.IsVariadic() && i == ft.NumIn()-1 {
+			b.WriteString("..." + ft.In(i).Elem().String())
+			continue
+		}
+		b.WriteString(ft.In(i).String())
+	}
+	b.WriteByte(')')
+	switch ft.NumOut() {
+	case 0:
+	case 1:
+		b.WriteString(" " + ft.Out(0).String())
+	default:
+		b.WriteString(" (")
+		for i := range ft.NumOut() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(ft.Out(i).String())
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
 }
 
 // shapeOf recognises iter.Seq[V], iter.Seq2[V, error] and <-chan V.

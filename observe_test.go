@@ -108,9 +108,17 @@ func TestObserve(t *testing.T) {
 		"observed side=server service=github.com/procxy/procxy_test.Calculator method=Div",
 		"observed side=server service=github.com/procxy/procxy_test.Calculator method=Count",
 	}
-	for _, w := range want {
-		if got := <-out.ch; !strings.HasPrefix(got, w) || !strings.HasSuffix(got, testTraceparent) {
-			t.Errorf("the child observed %q, want %q… with the parent's traceparent", got, w)
+	// The child reports each call after its answer is out, so the lines
+	// may come in another order than the calls.
+	var got []string
+	for range want {
+		got = append(got, <-out.ch)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) || !strings.HasSuffix(got[i], testTraceparent) {
+			t.Errorf("the child observed %q, want %q… with the parent's traceparent", got[i], w)
 		}
 	}
 	marker := filepath.Join(t.TempDir(), "crashed")

@@ -41,6 +41,9 @@ type options struct {
 	debug        *delve.Config // run the child under dlv (Debug, PROCXY_DEBUG)
 	attach       string        // a socket to use instead of spawning (Attach, PROCXY_ATTACH)
 	observer     observe.Observer
+	keepalive    time.Duration // Remote: the workers' sign of life
+	hasKeepalive bool
+	forward      *listeners // a Pool's listeners, which its members' events also reach
 }
 
 func newOptions(key string, opts []Option) options {

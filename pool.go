@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"sync"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Pool keeps size children of one type behind one handle. Each call goes
@@ -15,7 +17,8 @@ import (
 // failed on a dead member is retried on another. Use it with Call and Stream
 // like a *Proxy. A Pool is safe for concurrent use.
 type Pool[T any] struct {
-	o options
+	o      options
+	events listeners // every member's events come here too
 
 	mu       sync.Mutex
 	members  []*poolMember[T] // fixed slots; a slot's proxy is nil while it is replaced
@@ -45,6 +48,8 @@ func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) 
 	member := o
 	member.retries = 0 // the pool replaces members itself
 	pl := &Pool[T]{o: member, changed: make(chan struct{}), stop: make(chan struct{})}
+	pl.events.log = o.logger.Warn
+	member.forward = &pl.events
 	pl.o.retries = o.retries
 	proxies := make([]*Proxy[T], size)
 	errs := make([]error, size)
@@ -110,7 +115,7 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 
 // acquire picks the live member with the fewest calls in flight, waiting
 // for a replacement when every member is being replaced.
-func (pl *Pool[T]) acquire(ctx context.Context) (*Proxy[T], func(), error) {
+func (pl *Pool[T]) acquire(ctx context.Context) (endpoint, func(), error) {
 	for {
 		pl.mu.Lock()
 		if pl.closed {
@@ -174,6 +179,12 @@ func (pl *Pool[T]) Close() error {
 const replaceBackoff = 500 * time.Millisecond
 
 func (pl *Pool[T]) retryLimit() int { return pl.o.retries }
+
+func (*Pool[T]) of(*T) {}
+
+func (pl *Pool[T]) listen(name string, fn func(msgpack.RawMessage) error) func() {
+	return pl.events.add(name, fn)
+}
 
 // Size returns the number of members.
 func (pl *Pool[T]) Size() int { return len(pl.members) }

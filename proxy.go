@@ -65,6 +65,7 @@ func newProxy[T any](ctx context.Context, o options) (*Proxy[T], error) {
 	}
 	p := &Proxy[T]{o: o, done: make(chan struct{})}
 	p.events.log = o.logger.Warn
+	p.events.forward = o.forward
 	if o.hasConfig {
 		var err error
 		if p.cfg, err = msgpackCodec.Append(nil, o.config); err != nil {

@@ -23,6 +23,9 @@ import (
 func TestMain(m *testing.M) {
 	procxy.Main(procxy.Observe(childObserver{}))
 	os.Setenv("GORACE", "atexit_sleep_ms=0") // children exit without the race detector's pause
+	if addr := os.Getenv(envFleetWorker); addr != "" {
+		os.Exit(runFleetWorker(addr))
+	}
 	if runKillMatrixParent() {
 		return
 	}

@@ -31,6 +31,7 @@ require (
 	github.com/nats-io/nkeys v0.4.17 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/oklog/run v1.1.0 // indirect
+	github.com/procxy/procxy/ipc/natsipc v0.0.0
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
@@ -44,3 +45,5 @@ require (
 )
 
 replace github.com/procxy/procxy => ../
+
+replace github.com/procxy/procxy/ipc/natsipc => ../ipc/natsipc

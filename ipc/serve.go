@@ -24,6 +24,7 @@ type served struct {
 	err   error         // guarded by mu
 	cause error         // guarded by mu
 	timer *time.Timer   // closes done at the deadline; guarded by mu
+	alive *time.Timer   // sends the requester a sign of life (Keepalive); guarded by mu
 }
 
 func (s *served) Deadline() (time.Time, bool) { return s.deadline, !s.deadline.IsZero() }
@@ -67,6 +68,9 @@ func (s *served) cancelWith(err, cause error) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	if s.alive != nil {
+		s.alive.Stop()
+	}
 }
 
 func (s *served) String() string { return "ipc.Msg.Context(" + s.reply + ")" }
@@ -103,24 +107,31 @@ func (c *Conn) track(m *Msg) *served {
 	c.serving[m.Reply] = s
 	c.mu.Unlock()
 	if d := m.meta.keepalive; d > 0 {
-		c.wg.Go(func() { c.keepAlive(s, d) })
+		c.keepAlive(s, d)
 	}
 	return s
 }
 
 // keepAlive tells the requester of s that it is still being worked on,
-// every d, until it is answered or abandoned.
+// every d, until it is answered or abandoned. It is a timer, not a
+// goroutine: most requests are answered before it first fires.
 func (c *Conn) keepAlive(s *served, d time.Duration) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			_ = c.publish(&Msg{Subject: s.reply, meta: meta{kind: kindAlive}}, FlagReply|FlagMore)
-		case <-s.Done():
-			return
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return
 	}
+	s.alive = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		over := s.err != nil
+		if !over {
+			s.alive.Reset(d)
+		}
+		s.mu.Unlock()
+		if !over {
+			_ = c.publish(&Msg{Subject: s.reply, meta: meta{kind: kindAlive}}, FlagReply|FlagMore)
+		}
+	})
 }
 
 // endServe releases the context of a request once it is answered (or

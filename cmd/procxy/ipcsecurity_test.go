@@ -63,7 +63,7 @@ func TestIPCUsers(t *testing.T) {
 	refused("pub past the rate limit", runEnv(t, nil, "", as("ch4t", "pub", "-count", "3", "news.today", "{{Count}}")...), 1,
 		"procxy: the server refused a publish to news.today: ipc: rate limit exceeded", "")
 	refused("no token", runEnv(t, nil, "", "ipc", "request", "-server", addr, "svc.x"), 4,
-		"procxy: cannot connect to the ipc server "+addr+": ipc: authentication failed: ", "no user matches")
+		"procxy: cannot connect to the ipc server "+addr+": ipc: authentication failed: ", "no token given")
 	refused("wrong token", runEnv(t, nil, "", as("wr0ng", "request", "svc.x")...), 4,
 		"procxy: cannot connect to the ipc server "+addr+": ipc: authentication failed: ", "wrong token")
 

@@ -10,12 +10,15 @@ import (
 	"github.com/procxy/procxy"
 )
 
-// CalculatorProxy is a Calculator that lives in a child process.
-// Each method calls the child's Calculator and returns its result, or an
-// error if the call failed. The embedded [procxy.Proxy] ends the child
-// (Close, Kill) and reports on it (Done, Err, Process). A CalculatorProxy is
-// safe for concurrent use.
-type CalculatorProxy struct{ *procxy.Proxy[Calculator] }
+// CalculatorProxy is a Calculator that lives in a child process, or on
+// workers reached through a bus (CalculatorProxyOn). Each method calls Calculator there
+// and returns its result, or an error if the call failed. The embedded
+// [procxy.Proxy] ends the child (Close, Kill) and reports on it (Done, Err,
+// Process). A CalculatorProxy is safe for concurrent use.
+type CalculatorProxy struct {
+	*procxy.Proxy[Calculator]
+	on procxy.Target[Calculator] // set by CalculatorProxyOn
+}
 
 // NewCalculatorProxy starts a child process and constructs a Calculator in
 // it, as [procxy.New] does: Calculator must be registered with
@@ -25,25 +28,40 @@ func NewCalculatorProxy(ctx context.Context, opts ...procxy.Option) (*Calculator
 	if err != nil {
 		return nil, err
 	}
-	return &CalculatorProxy{p}, nil
+	return &CalculatorProxy{Proxy: p}, nil
 }
 
-// Add calls [Calculator.Add] in the child process.
+// CalculatorProxyOn returns a CalculatorProxy whose calls go to t: a [procxy.Pool], or a
+// [procxy.Remote] whose Calculator lives on worker processes. Its embedded
+// Proxy is t if t is a *[procxy.Proxy], and nil otherwise: close t itself.
+func CalculatorProxyOn(t procxy.Target[Calculator]) *CalculatorProxy {
+	p, _ := t.(*procxy.Proxy[Calculator])
+	return &CalculatorProxy{Proxy: p, on: t}
+}
+
+func (p *CalculatorProxy) target() procxy.Target[Calculator] {
+	if p.on != nil {
+		return p.on
+	}
+	return p.Proxy
+}
+
+// Add calls [Calculator.Add] in the child process or on a worker.
 func (p *CalculatorProxy) Add(ctx context.Context, a int, b int) (int, error) {
-	return procxy.Call[int](ctx, p.Proxy, "Add", a, b)
+	return procxy.Call[int](ctx, p.target(), "Add", a, b)
 }
 
-// Div calls [Calculator.Div] in the child process.
+// Div calls [Calculator.Div] in the child process or on a worker.
 func (p *CalculatorProxy) Div(ctx context.Context, a float64, b float64) (float64, error) {
-	return procxy.Call[float64](ctx, p.Proxy, "Div", a, b)
+	return procxy.Call[float64](ctx, p.target(), "Div", a, b)
 }
 
-// Fibonacci calls [Calculator.Fibonacci] in the child process.
+// Fibonacci calls [Calculator.Fibonacci] in the child process or on a worker.
 func (p *CalculatorProxy) Fibonacci(ctx context.Context, n int) iter.Seq2[int, error] {
-	return procxy.Stream[int](ctx, p.Proxy, "Fibonacci", n)
+	return procxy.Stream[int](ctx, p.target(), "Fibonacci", n)
 }
 
-// Slow calls [Calculator.Slow] in the child process.
+// Slow calls [Calculator.Slow] in the child process or on a worker.
 func (p *CalculatorProxy) Slow(ctx context.Context, d time.Duration) (time.Duration, error) {
-	return procxy.Call[time.Duration](ctx, p.Proxy, "Slow", d)
+	return procxy.Call[time.Duration](ctx, p.target(), "Slow", d)
 }

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procxy/procxy"
 	"github.com/procxy/procxy/examples/calculator"
 	"github.com/procxy/procxy/internal/gen"
+	"github.com/procxy/procxy/ipc"
 )
 
 // TestGenerated fails when calculator_procxy.go is not what `go generate`
@@ -93,5 +95,56 @@ func TestSlow(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Slow(1m) with a 50ms deadline returned after %v", d)
+	}
+}
+
+// TestStubsOnWorkers calls the generated stubs on a Remote: a worker
+// (here a goroutine of this process; in production another process or
+// host) serves Calculator on an ipc server, and CalculatorProxyOn makes
+// the same stubs call it.
+func TestStubsOnWorkers(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	srv, err := ipc.Listen(ctx, filepath.Join(t.TempDir(), "bus.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	served := make(chan error, 1)
+	go func() { served <- procxy.Serve(ctx, srv.Conn()) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	conn, err := ipc.Dial(ctx, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := procxy.WaitWorkers(ctx, conn, "github.com/procxy/procxy/examples/calculator.Calculator", 1); err != nil {
+		t.Fatal(err)
+	}
+	remote, err := procxy.NewRemote[calculator.Calculator](conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	calc := calculator.CalculatorProxyOn(remote)
+	if sum, err := calc.Add(ctx, 2, 3); err != nil || sum != 5 {
+		t.Fatalf("Add(2, 3) on a worker = %d, %v", sum, err)
+	}
+	var fib []int
+	for v, err := range calc.Fibonacci(ctx, 6) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fib = append(fib, v)
+	}
+	if len(fib) != 6 {
+		t.Fatalf("Fibonacci(6) on a worker: %v", fib)
+	}
+	if calc.Proxy != nil {
+		t.Error("a stub on a Remote has a Proxy")
 	}
 }

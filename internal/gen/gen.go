@@ -56,7 +56,7 @@ func Generate(ctx context.Context, c Config) ([]byte, error) {
 		return nil, err
 	}
 	r := newRenderer(p, named)
-	for _, name := range []string{r.proxyName, r.newName} {
+	for _, name := range []string{r.proxyName, r.newName, r.proxyName + "On"} {
 		if obj := p.pkg.Scope().Lookup(name); obj != nil {
 			return nil, fmt.Errorf("%s is already declared at %v; rename it or remove it", name, p.fset.Position(obj.Pos()))
 		}

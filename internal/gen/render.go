@@ -129,12 +129,15 @@ func (r *renderer) file(stubs []*stub) []byte {
 	px := r.importName(procxyPath, "procxy")
 
 	var body bytes.Buffer
-	fmt.Fprintf(&body, `// %[1]s is %[6]s %[2]s that lives in a child process.
-// Each method calls the child's %[2]s and returns its result, or an
-// error if the call failed. The embedded [%[3]s.Proxy] ends the child
-// (Close, Kill) and reports on it (Done, Err, Process). A %[1]s is
-// safe for concurrent use.
-type %[1]s struct{ *%[3]s.Proxy[%[2]s] }
+	fmt.Fprintf(&body, `// %[1]s is %[6]s %[2]s that lives in a child process, or on
+// workers reached through a bus (%[7]s). Each method calls %[2]s there
+// and returns its result, or an error if the call failed. The embedded
+// [%[3]s.Proxy] ends the child (Close, Kill) and reports on it (Done, Err,
+// Process). A %[1]s is safe for concurrent use.
+type %[1]s struct {
+	*%[3]s.Proxy[%[2]s]
+	on %[3]s.Target[%[2]s] // set by %[7]s
+}
 
 // %[4]s starts a child process and constructs %[6]s %[2]s in
 // it, as [%[3]s.New] does: %[2]s must be registered with
@@ -144,9 +147,24 @@ func %[4]s(ctx %[5]s.Context, opts ...%[3]s.Option) (*%[1]s, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &%[1]s{p}, nil
+	return &%[1]s{Proxy: p}, nil
 }
-`, r.proxyName, r.typ, px, r.newName, ctxPkg, article(r.typ))
+
+// %[7]s returns %[6]s %[1]s whose calls go to t: a [%[3]s.Pool], or a
+// [%[3]s.Remote] whose %[2]s lives on worker processes. Its embedded
+// Proxy is t if t is a *[%[3]s.Proxy], and nil otherwise: close t itself.
+func %[7]s(t %[3]s.Target[%[2]s]) *%[1]s {
+	p, _ := t.(*%[3]s.Proxy[%[2]s])
+	return &%[1]s{Proxy: p, on: t}
+}
+
+func (p *%[1]s) target() %[3]s.Target[%[2]s] {
+	if p.on != nil {
+		return p.on
+	}
+	return p.Proxy
+}
+`, r.proxyName, r.typ, px, r.newName, ctxPkg, article(r.typ), r.proxyName+"On")
 	for _, s := range stubs {
 		body.WriteByte('\n')
 		r.method(&body, s, px, ctxPkg)
@@ -197,13 +215,13 @@ func (r *renderer) method(w *bytes.Buffer, s *stub, px, ctxPkg string) {
 		result, fn = r.names["iter"]+".Seq2["+typeArg+", error]", "Stream"
 	}
 	params := []string{"ctx " + ctxPkg + ".Context"}
-	args := []string{"ctx", "p.Proxy", strconv.Quote(s.name)}
+	args := []string{"ctx", "p.target()", strconv.Quote(s.name)}
 	for i, name := range r.paramNames(s, px, typeArg) {
 		params = append(params, name+" "+r.typeString(s.params[i].Type()))
 		args = append(args, name)
 	}
 
-	fmt.Fprintf(w, "// %s calls [%s.%s] in the child process.\n", s.name, r.typ, s.name)
+	fmt.Fprintf(w, "// %s calls [%s.%s] in the child process or on a worker.\n", s.name, r.typ, s.name)
 	if slices.Contains(proxyMethods, s.name) {
 		fmt.Fprintf(w, "// It hides [%[1]s.Proxy.%[2]s], which is still there as p.Proxy.%[2]s.\n", px, s.name)
 	}

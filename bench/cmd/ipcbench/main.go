@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	all := make([]samples, len(systems))
 	var floor50, floor99 []time.Duration
-	load0 := loadavg()
+	load0 := harness.LoadAverage()
 	for r := range cfg.Rounds {
 		fmt.Fprintf(os.Stderr, "round %d/%d\n", r+1, cfg.Rounds)
 		fl, err := ipcbench.Floor(ctx, cfg)
@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 	}
-	res := results{Load: load0 + " → " + loadavg(), FloorP50: int64(median(floor50)), FloorP99: int64(median(floor99)), Config: cfg, Generated: time.Now()}
+	res := results{Load: load0 + " → " + harness.LoadAverage(), FloorP50: int64(median(floor50)), FloorP99: int64(median(floor99)), Config: cfg, Generated: time.Now()}
 	for i, s := range systems {
 		sm := all[i]
 		res.Rows = append(res.Rows, row{
@@ -190,14 +190,6 @@ func minOr1(v []float64) float64 {
 		return 1
 	}
 	return slices.Min(v)
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil || len(b) < 14 {
-		return "?"
-	}
-	return string(b[:14])
 }
 
 func us(ns int64) string { return fmt.Sprintf("%.1fµs", float64(ns)/1e3) }

@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	loadBefore := loadAverage()
+	loadBefore := harness.LoadAverage()
 	var failed []string // "label: error" of every failed run
 	runs, err := rotate(ctx, stderr, cfg.Rounds, "", contenders, harness.Contender.Label,
 		func(c harness.Contender) harness.Result { return harness.Run(ctx, c, cfg) },
@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cfg.Rounds)
 	if loadBefore != "" {
 		// Other work on the machine moves these numbers, the floor's least.
-		fmt.Fprintf(stdout, "1-minute load average: %s before, %s after\n\n", loadBefore, loadAverage())
+		fmt.Fprintf(stdout, "load average (1, 5, 15 min): %s before, %s after\n\n", loadBefore, harness.LoadAverage())
 	}
 	if runEcho {
 		fmt.Fprintf(stdout, "## Echo (each round: %d timed calls per latency run, %d in flight for %s, %d × 10 MiB, %d × 64 MiB)\n\n",
@@ -213,19 +213,6 @@ func rotate[C, R any](ctx context.Context, stderr io.Writer, rounds int, prefix 
 		}
 	}
 	return runs, nil
-}
-
-// loadAverage returns the 1-minute load average, or "" where there is no /proc/loadavg.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
 }
 
 // column is one metric: its header, value, formatting, and whether the

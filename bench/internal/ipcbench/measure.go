@@ -2,13 +2,10 @@ package ipcbench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -296,36 +293,11 @@ func (s System) QueueGroup(ctx context.Context, cfg Config) (Group, error) {
 		defer conns[i].close()
 	}
 	data := harness.Payload(16)
-	var mu sync.Mutex
-	var all []time.Duration
-	var failed atomic.Value
-	deadline := time.Now().Add(cfg.GroupTime)
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() {
-			var mine []time.Duration
-			for time.Now().Before(deadline) {
-				t := time.Now()
-				if _, err := c.request(ctx, data); err != nil {
-					failed.Store(err)
-					return
-				}
-				mine = append(mine, time.Since(t))
-			}
-			mu.Lock()
-			all = append(all, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
-		return Group{}, err
-	}
-	if len(all) == 0 {
-		return Group{}, errors.New("no request finished")
-	}
-	slices.Sort(all)
-	return Group{PerSec: float64(len(all)) / cfg.GroupTime.Seconds(), P50: all[len(all)/2], P99: all[len(all)*99/100]}, nil
+	perSec, p50, p99, err := load(ctx, cfg, func(ctx context.Context, i int) error {
+		_, err := conns[i].request(ctx, data)
+		return err
+	})
+	return Group{PerSec: perSec, P50: p50, P99: p99}, err
 }
 
 // IdleRSS returns the hub's resident memory before and with n idle clients.

@@ -164,6 +164,9 @@ func play(role string, args []string) error {
 		nc.Close()
 		return nil
 	}
+	if ok, err := playFleet(role, args); ok {
+		return err
+	}
 	return fmt.Errorf("unknown role %q", role)
 }
 

@@ -53,6 +53,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/procxy/procxy/bench/internal/harness"
 )
 
 func main() {
@@ -185,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	info := runInfo{Go: runtime.Version(), Node: strings.TrimSpace(string(nodeVersion)),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU(), Rounds: *rounds, Params: p,
-		LoadBefore: loadavg()}
+		LoadBefore: harness.LoadAverage()}
 
 	// Every child of this run, and their children, carry the marker.
 	var tok [8]byte
@@ -235,7 +237,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	start := time.Now()
 	for r := range *rounds {
-		info.LoadRounds = append(info.LoadRounds, loadavg())
+		info.LoadRounds = append(info.LoadRounds, harness.LoadAverage())
 		got := map[string]result{}
 		goSide := func() error {
 			for _, f := range floors {
@@ -284,7 +286,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 		info.Results = append(info.Results, got)
 	}
-	info.LoadAfter = loadavg()
+	info.LoadAfter = harness.LoadAverage()
 	fmt.Fprintf(stderr, "procwirebench: measured in %v\n", time.Since(start).Round(time.Second))
 
 	report(stdout, info)
@@ -377,17 +379,4 @@ func goTool() string {
 		return p
 	}
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-// loadavg returns the 1-, 5- and 15-minute load averages.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

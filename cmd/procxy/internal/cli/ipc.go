@@ -26,7 +26,7 @@ func ipcCommand() *command {
 		usage:   ipcUsage,
 		subs: func() []*command {
 			return []*command{ipcServeCommand(), ipcPubCommand(), ipcSubCommand(), ipcRequestCommand(),
-				ipcStreamCommand(), ipcReplyCommand()}
+				ipcStreamCommand(), ipcReplyCommand(), ipcWorkersCommand()}
 		},
 	}
 }
@@ -47,6 +47,7 @@ Commands:
 	request  send a request and print the reply
 	stream   send a request and print its streamed reply as it arrives
 	reply    answer requests: an echo, a fixed response or a command's output
+	workers  list the procxy workers (procxy.Serve) and what they serve
 
 Every command but serve connects with -server ADDR (default
 $PROCXY_IPC_SERVER, or "procxy": the private socket procxy ipc serve
