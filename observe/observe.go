@@ -9,8 +9,9 @@ import (
 
 // Observer receives calls and child-process events as they happen. Its
 // methods are called on the goroutine doing the work, so they must be
-// quick and safe for concurrent use. An Observer must not keep the *Call
-// after CallEnd returns.
+// quick and safe for concurrent use, and must not call back into the
+// object they observe (a Proxy reports a restart while it holds its own
+// lock). An Observer must not keep the *Call after CallEnd returns.
 type Observer interface {
 	// CallStart is called when a call starts: before the request is sent
 	// (Side Client) or before the handler runs (Side Server). The context
