@@ -153,7 +153,7 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err := codec.AppendMsgpackArray(vec, m.errorArgs(args)); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
-	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout}, vec, out)
+	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout, Name: m.Name}, vec, out)
 	switch {
 	case err == nil:
 		return nil
@@ -292,7 +292,7 @@ func (p *Proxy[T]) openStream(ctx context.Context, name string, args []any) (ite
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream}, m.errorArgs(args))
+	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream, Name: m.Name}, m.errorArgs(args))
 	if err != nil {
 		if _, e := msgpackCodec.Append(nil, args); e != nil {
 			return nil, fromMethod(p.o.key, name, unsendable(args, e))

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"reflect"
 	"sync"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/transport"
@@ -26,11 +28,21 @@ var msgpackCodec = codec.Msgpack
 // Main must be the first statement of main (and of TestMain). In a parent
 // it returns at once. In a child started by New it serves the parent and
 // never returns: the process exits when the parent closes the proxy or dies.
-func Main() {
+//
+// With PROCXY_LISTEN=path set (and started by hand, not by New), Main
+// serves parents that Attach at path instead, and never returns (see
+// ServeAt).
+//
+// Options apply to the child's side: Observe(ob) reports the calls it
+// serves, with the trace context of the parent's calls.
+func Main(opts ...Option) {
 	if os.Getenv(envChild) == "" {
+		if path := os.Getenv(EnvListen); path != "" {
+			os.Exit(listenMain(path, opts))
+		}
 		return
 	}
-	os.Exit(serveChild())
+	os.Exit(serveChild(newOptions("", opts)))
 }
 
 // newRequest is the payload of the idNew call.
@@ -46,7 +58,7 @@ type schema struct {
 	Methods []*method `msgpack:"methods"`
 }
 
-func serveChild() int {
+func serveChild(o options) int {
 	os.Unsetenv(envChild) // processes this child starts are not procxy children
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("procxy", "child")
 	f := os.NewFile(childFD, "procxy-parent")
@@ -56,6 +68,18 @@ func serveChild() int {
 		log.Error("no connection to the parent on fd 3", "err", err)
 		return 2
 	}
+	<-serveParent(nc, log, o.observer).Done() // the parent closed the proxy, or died
+	return 0
+}
+
+// serveParent serves one parent on nc: its $new call, then the object's
+// methods.
+func serveParent(nc io.ReadWriteCloser, log *slog.Logger, ob observe.Observer) *rpc.Conn {
+	var so *serviceObserver
+	if ob != nil {
+		so = &serviceObserver{Observer: ob}
+		ob = so
+	}
 	mux := new(rpc.Mux)
 	var conn *rpc.Conn
 	ready := make(chan struct{}) // conn is set
@@ -64,14 +88,19 @@ func serveChild() int {
 		<-ready
 		var s schema
 		err := errors.New("procxy: object already constructed")
-		once.Do(func() { s, err = construct(ctx, conn, mux, req) })
+		once.Do(func() {
+			if so != nil {
+				so.key.Store(&req.Key)
+			}
+			s, err = construct(ctx, conn, mux, req)
+		})
 		return s, err
-	}))
+	}).Named("$new"))
 	// The lane is on whenever the parent offers it (procxy.SharedMemory).
-	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true})
+	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true,
+		Observer: ob, Metadata: true})
 	close(ready)
-	<-conn.Done() // the parent closed the proxy, or died
-	return 0
+	return conn
 }
 
 // construct builds the object and registers its methods on mux.
@@ -97,7 +126,7 @@ func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest
 		if m.Problem != "" {
 			continue
 		}
-		mux.Handle(m.ID, handlerFor(m, recv, serial))
+		mux.Handle(m.ID, handlerFor(m, recv, serial).Named(m.Name))
 	}
 	return schema{PID: os.Getpid(), Methods: c.methods}, nil
 }

@@ -38,7 +38,7 @@ func (e *Emitter) attach(send func(name string, v any) error) {
 // connSender sends events over a child's connection to its parent.
 func connSender(c *rpc.Conn) func(name string, v any) error {
 	return func(name string, v any) error {
-		return c.Send(context.Background(), rpc.Method{ID: idEvent, Kind: rpc.KindNone}, event{Name: name, Value: v})
+		return c.Send(context.Background(), rpc.Method{ID: idEvent, Kind: rpc.KindNone, Name: name}, event{Name: name, Value: v})
 	}
 }
 

@@ -130,6 +130,7 @@ func (f *Function[A, R]) start(ctx context.Context) (*Pool[funcHost], error) {
 	defer f.mu.Unlock()
 	if f.pool == nil {
 		o := newOptions(funcHostKey, f.opts)
+		o.fromEnv(f.name) // PROCXY_DEBUG and PROCXY_ATTACH name a Func by its name
 		pl, err := newPool[funcHost](ctx, f.size, o)
 		if err != nil {
 			return nil, fmt.Errorf("procxy: start Func %q: %w", f.name, err)

@@ -3,6 +3,9 @@ package procxy
 import (
 	"log/slog"
 	"time"
+
+	"github.com/procxy/procxy/internal/delve"
+	"github.com/procxy/procxy/observe"
 )
 
 // Option configures New, NewPool and Func.Start.
@@ -35,6 +38,9 @@ type options struct {
 	hasConfig    bool
 	serialized   bool
 	noLane       bool
+	debug        *delve.Config // run the child under dlv (Debug, PROCXY_DEBUG)
+	attach       string        // a socket to use instead of spawning (Attach, PROCXY_ATTACH)
+	observer     observe.Observer
 	keepalive    time.Duration // Remote: the workers' sign of life
 	hasKeepalive bool
 	forward      *listeners // a Pool's listeners, which its members' events also reach
@@ -48,6 +54,7 @@ func newOptions(key string, opts []Option) options {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	o.fromEnv(o.key)
 	return o
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/transport"
 )
@@ -28,6 +30,9 @@ type Proxy[T any] struct {
 	cur    *session // the live child; nil after Close or before a restart
 	closed bool     // Close or Kill was called
 	err    error    // why the proxy ended; guarded by mu
+	// lastExit is why the last child ended, for the Observer's restart
+	// event; guarded by mu.
+	lastExit error
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -37,7 +42,8 @@ type Proxy[T any] struct {
 type session struct {
 	child   *child
 	conn    *rpc.Conn
-	pid     int
+	pid     int // the process started (dlv's, under Debug)
+	ownPID  int // the process serving, as it reported itself; set before the session is published
 	methods map[string]*method
 	exited  chan struct{} // closed once exitErr is set
 	exitErr *ExitError
@@ -75,12 +81,18 @@ func newProxy[T any](ctx context.Context, o options) (*Proxy[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock() // the session's watcher may already look at p.cur
 	p.cur = s
+	p.mu.Unlock()
 	return p, nil
 }
 
-// start spawns a child and constructs the object in it.
+// start spawns a child (or attaches to one, with Attach) and constructs
+// the object in it.
 func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
+	if p.o.attach != "" {
+		return p.attach(ctx)
+	}
 	c, err := spawn(&p.o)
 	if err != nil {
 		return nil, err
@@ -91,16 +103,32 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 		c.proc.Kill(syscall.SIGKILL)
 		return nil, err
 	}
-	mux := new(rpc.Mux)
-	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch))
-	s := &session{child: c, pid: c.proc.PID(), exited: make(chan struct{}), watched: make(chan struct{})}
-	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane})
+	s := p.newSession(c, c.proc.PID(), nc)
+	p.observeChild(observe.ChildSpawn, s.pid, nil)
+	if p.o.debug != nil {
+		c.stopDebuggerAfter(s.conn.Done())
+	}
 	go p.watch(s)
+	return p.construct(ctx, s)
+}
+
+// newSession starts the parent's end of the connection to a child.
+func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session {
+	mux := new(rpc.Mux)
+	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
+	s := &session{child: c, pid: pid, exited: make(chan struct{}), watched: make(chan struct{})}
+	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane,
+		Observer: p.o.observer, Service: p.o.key, Metadata: true})
+	return s
+}
+
+// construct constructs the object in the session's child.
+func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, p.o.startTimeout)
 	defer cancel()
 	var sc schema
-	err = s.conn.Call(ctx, rpc.Method{ID: idNew}, newRequest{Key: p.o.key, Config: p.cfg, Serialized: p.o.serialized}, &sc)
+	err := s.conn.Call(ctx, rpc.Method{ID: idNew, Name: "$new"}, newRequest{Key: p.o.key, Config: p.cfg, Serialized: p.o.serialized}, &sc)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("procxy: start %s: no answer within %v: %w", p.o.key, p.o.startTimeout, ErrNoMain)
@@ -112,6 +140,7 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 		s.stop(0)
 		return nil, err
 	}
+	s.ownPID = sc.PID
 	s.methods = make(map[string]*method, len(sc.Methods))
 	for _, m := range sc.Methods {
 		s.methods[m.Name] = m
@@ -132,6 +161,8 @@ func (p *Proxy[T]) watch(s *session) {
 	}
 	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), s.child.stderr)
 	p.mu.Lock()
+	p.lastExit = e
+	asked := p.closed
 	s.exitErr = e
 	ended := p.cur == s && !p.closed && p.o.retries == 0
 	if p.cur == s {
@@ -141,6 +172,7 @@ func (p *Proxy[T]) watch(s *session) {
 		p.err = e
 	}
 	p.mu.Unlock()
+	p.observeExit(s, e, asked)
 	close(s.exited)
 	s.conn.CloseWithError(e)
 	if ended {
@@ -151,7 +183,7 @@ func (p *Proxy[T]) watch(s *session) {
 // explain turns a closed-connection error into the child's exit error when
 // the child is exiting.
 func (s *session) explain(err error) error {
-	if !errors.Is(err, rpc.ErrClosed) {
+	if !errors.Is(err, rpc.ErrClosed) || s.child.proc == nil {
 		return err
 	}
 	select {
@@ -169,6 +201,10 @@ func (s *session) explain(err error) error {
 // wait up to grace, then kill.
 func (s *session) stop(grace time.Duration) {
 	s.conn.Close()
+	if s.child.proc == nil { // attached: not ours to stop
+		<-s.watched
+		return
+	}
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
@@ -192,6 +228,7 @@ func (p *Proxy[T]) session(ctx context.Context) (*session, error) {
 	case p.err != nil:
 		return nil, p.err
 	}
+	p.observeChild(observe.ChildRestart, 0, p.lastExit)
 	s, err := p.start(ctx) // under mu: one restart at a time
 	if err != nil {
 		return nil, err
@@ -244,7 +281,7 @@ func (p *Proxy[T]) Process() *os.Process {
 	if p.cur == nil {
 		return nil
 	}
-	proc, _ := os.FindProcess(p.cur.pid)
+	proc, _ := os.FindProcess(p.cur.ownPID)
 	return proc
 }
 

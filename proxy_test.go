@@ -21,7 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	procxy.Main()
+	procxy.Main(procxy.Observe(childObserver{}))
 	os.Setenv("GORACE", "atexit_sleep_ms=0") // children exit without the race detector's pause
 	if addr := os.Getenv(envFleetWorker); addr != "" {
 		os.Exit(runFleetWorker(addr))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/procxy/procxy/childproc"
@@ -21,6 +22,9 @@ type child struct {
 	conn   *os.File // the parent's end of the socketpair
 	stderr *tail
 	wg     sync.WaitGroup // the output forwarders
+	// dlvAddr is the address of the dlv API the child runs under, once dlv
+	// has announced it (Debug).
+	dlvAddr atomic.Pointer[string]
 }
 
 // spawn starts the child: the same executable (or o.executable) with
@@ -42,7 +46,11 @@ func spawn(o *options) (*child, error) {
 	defer childEnd.Close() // the child has its own copy
 	env := append(os.Environ(), o.env...)
 	env = append(env, envChild+"=1")
-	p, err := childproc.Spawn(context.Background(), exe, o.args, childproc.Options{
+	args := o.args
+	if o.debug != nil {
+		exe, args = o.debug.Command(exe, args) // dlv passes fd 3 on to its target
+	}
+	p, err := childproc.Spawn(context.Background(), exe, args, childproc.Options{
 		Dir:        o.dir,
 		Env:        env,
 		Stdin:      childproc.Ignore(),
@@ -57,19 +65,30 @@ func spawn(o *options) (*child, error) {
 	}
 	c := &child{proc: p, conn: parentEnd, stderr: newTail(32)}
 	log := o.logger.With("child", o.key, "pid", p.PID())
-	c.wg.Go(func() { forward(p.Stdout(), log.With("stream", "stdout"), nil) })
-	c.wg.Go(func() { forward(p.Stderr(), log.With("stream", "stderr"), c.stderr) })
+	var dlv func(string) bool
+	if o.debug != nil {
+		dlv = func(line string) bool { return c.sawDebugger(line, log) }
+	}
+	c.wg.Go(func() { forward(p.Stdout(), log.With("stream", "stdout"), nil, dlv) })
+	c.wg.Go(func() { forward(p.Stderr(), log.With("stream", "stderr"), c.stderr, nil) })
 	return c, nil
 }
 
 // maxLine bounds one forwarded output line; the rest of a longer line is cut.
 const maxLine = 64 << 10
 
-// forward logs r line by line until EOF, keeping the last lines in t.
-func forward(r io.Reader, log *slog.Logger, t *tail) {
+// forward logs r line by line until EOF, keeping the last lines in t. A
+// line that seen (when not nil) reports as handled is not logged.
+func forward(r io.Reader, log *slog.Logger, t *tail, seen func(string) bool) {
 	br := bufio.NewReaderSize(r, 4096)
 	for {
 		line, err := readLine(br)
+		if seen != nil && seen(line) {
+			if err != nil {
+				return
+			}
+			continue
+		}
 		if line != "" || err == nil {
 			log.Info(line)
 			if t != nil {

@@ -84,7 +84,7 @@ func announce(cfg *Config, methods map[string]initMethod, events map[string]init
 		if md == nil || md.Kind != kind {
 			md = &Method{Kind: kind}
 		}
-		a.methods[name] = rpc.Method{ID: id, Kind: kind, Request: codec.Raw, Response: codec.Raw,
+		a.methods[name] = rpc.Method{ID: id, Kind: kind, Request: codec.Raw, Response: codec.Raw, Name: name,
 			Timeout: methodTimeout(md, cm.Timeout, cfg.RequestTimeout)}
 	}
 	for name, ce := range events {

@@ -92,7 +92,7 @@ func Send(ctx context.Context, m *Module, method string, in any) error {
 }
 
 func (r route) method() rpc.Method {
-	return rpc.Method{ID: r.id, Kind: r.def.Kind, Request: r.def.Request, Response: r.def.Response}
+	return rpc.Method{ID: r.id, Kind: r.def.Kind, Request: r.def.Request, Response: r.def.Response, Name: r.def.Name}
 }
 
 // route finds the ready session and the method's route on it.

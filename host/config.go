@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -72,6 +73,22 @@ type Config struct {
 
 	// Policy controls spawning, retries, restarts, heartbeat and auth.
 	Policy Policy
+
+	// Debug runs the child under Delve's headless debugger and logs the
+	// address of dlv's API (attribute "dlv"), so that an IDE or `dlv
+	// connect` can attach; nil means no debugger, unless PROCXY_DEBUG names
+	// the module. While debugging, call timeouts and the heartbeat are off
+	// and InitTimeout is at least 10 minutes. The child must be a Go
+	// program built with symbols.
+	Debug *Delve
+
+	// Observer sees every call to the module's child — method, duration,
+	// bytes each way, error — and its spawns, exits and restarts (package
+	// observe); nil means none. The trace context it puts in a call's
+	// Carrier reaches a procxy worker with an Observer (which announces
+	// that it takes it); a Procwire (Node.js) child has no place for it,
+	// and its calls have a nil Carrier.
+	Observer observe.Observer
 
 	// Logger receives the child's output — stdout lines that are not
 	// control messages, and every stderr line — tagged module=<Name> and
@@ -205,6 +222,7 @@ func resolve(cfg Config) (Config, error) {
 		seen[ev.Name] = true
 		ev.Codec = orMsgpack(ev.Codec)
 	}
+	debugConfig(&cfg)
 	cfg.RequestTimeout = orDefault(cfg.RequestTimeout, DefaultRequestTimeout)
 	cfg.ShutdownGrace = orDefault(cfg.ShutdownGrace, DefaultShutdownGrace)
 	if cfg.MaxPayload < 0 {

@@ -14,6 +14,10 @@ import (
 type initParams struct {
 	Pipe   json.RawMessage `json:"pipe"`
 	Schema json.RawMessage `json:"schema"`
+	// Procxy is what a procxy worker adds: {"metadata": true} when it
+	// takes request metadata (docs/PROTOCOL.md). Procwire parents ignore
+	// it; anything else in it is ignored here too.
+	Procxy json.RawMessage `json:"procxy"`
 }
 
 type initSchema struct {
@@ -42,9 +46,10 @@ type route struct {
 
 // schema is the child's $init, resolved against the module's Config.
 type schema struct {
-	pipe    string
-	methods map[string]route  // declared methods, by name
-	events  map[uint16]string // every announced event with a valid id
+	pipe     string
+	metadata bool              // the child takes request metadata (trace context)
+	methods  map[string]route  // declared methods, by name
+	events   map[uint16]string // every announced event with a valid id
 	// announced is everything the child announced, for InitSchema and Invoke.
 	announced *announced
 }
@@ -65,6 +70,12 @@ func parseInit(cfg *Config, raw json.RawMessage) (*schema, error) {
 	s := &schema{methods: map[string]route{}, events: map[uint16]string{}}
 	if json.Unmarshal(p.Pipe, &s.pipe) != nil || s.pipe == "" {
 		return nil, bad("pipe is not a non-empty string")
+	}
+	var ext struct {
+		Metadata bool `json:"metadata"`
+	}
+	if isObject(p.Procxy) && json.Unmarshal(p.Procxy, &ext) == nil {
+		s.metadata = ext.Metadata
 	}
 	if !isObject(p.Schema) || json.Unmarshal(p.Schema, &sc) != nil {
 		return nil, bad("schema is not an object")

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procxy/procxy/rpc"
@@ -35,6 +36,8 @@ type session struct {
 
 	initc chan control  // the first $init or $error line
 	pongs chan struct{} // $pong lines, coalesced
+
+	dlvAddr atomic.Pointer[string] // dlv's API, once announced (Config.Debug)
 
 	stopHB func()        // stops the heartbeat; idempotent
 	hbStop chan struct{} // closed by stopHB
@@ -80,6 +83,9 @@ func (s *session) readStdout() {
 		line, cut, err := lr.next()
 		if err != nil {
 			return
+		}
+		if s.sawDebugger(line) {
+			continue
 		}
 		if c, ok := parseControl(line); ok && !cut {
 			switch {
@@ -180,7 +186,7 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 		mux.Handle(id, rpc.NotifyFunc(func(_ context.Context, p []byte) error {
 			s.m.deliver(name, p)
 			return nil
-		}).WithCodec(codec.Raw))
+		}).WithCodec(codec.Raw).Named(name))
 	}
 	conn := rpc.NewConn(rwc, rpc.Options{
 		IDs:        &s.m.ids,
@@ -189,6 +195,9 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 		Handlers:   mux,
 		MaxPayload: s.m.cfg.MaxPayload,
 		Logger:     s.m.log,
+		Observer:   s.m.cfg.Observer,
+		Service:    s.m.cfg.Name,
+		Metadata:   sch.metadata,
 	})
 	// Only a failed AUTH write fails the attempt: a child that drops the
 	// connection right away is a data-channel loss after ready, as with
@@ -205,6 +214,7 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 	}
 	s.conn, s.sch = conn, sch
 	s.mu.Unlock()
+	s.stopDebuggerAfter(conn.Done())
 	return nil
 }
 
@@ -332,6 +342,7 @@ func (s *session) watch() {
 		s.err = s.cause
 	}
 	s.over = true
+	asked := s.stopping
 	conn, pipe := s.conn, s.pipe
 	s.mu.Unlock()
 	s.stopHB()
@@ -341,6 +352,7 @@ func (s *session) watch() {
 	if pipe != "" {
 		removeSocket(pipe) // a killed child may leave it behind (§13.25)
 	}
+	s.m.observeExit(s.proc.pid(), s.err, asked)
 	close(s.done)
 	s.m.sessionEnded(s)
 }

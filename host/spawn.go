@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/procxy/procxy/observe"
 )
 
 // Environment variables the parent sets for the child (§8.3).
@@ -69,10 +71,15 @@ func (m *Module) attempt(ctx context.Context) error {
 		rand.Read(b[:])
 		token = []byte(hex.EncodeToString(b[:]))
 	}
-	proc, err := startProcess(m.cfg.Path, m.cfg.Args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig)
+	path, args := m.cfg.Path, m.cfg.Args
+	if m.cfg.Debug != nil {
+		path, args = m.debugCommand()
+	}
+	proc, err := startProcess(path, args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig)
 	if err != nil {
 		return fmt.Errorf("host: module %q: %w", m.cfg.Name, err)
 	}
+	m.observeChild(observe.ChildSpawn, proc.pid(), nil)
 	s := newSession(m, proc, token)
 	sch, err := s.awaitInit(ctx)
 	if err == nil {
@@ -155,7 +162,9 @@ func (m *Module) restart(ctx context.Context, gen uint64) {
 		return
 	}
 	m.setStateLocked(StateStarting, nil)
+	why := m.err
 	m.mu.Unlock()
+	m.observeChild(observe.ChildRestart, 0, why)
 	m.start(ctx) // failures end in StateFailed, reported through OnChange
 }
 

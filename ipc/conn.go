@@ -179,8 +179,9 @@ func (c *Conn) PublishSync(ctx context.Context, m *Msg) error {
 	if err := c.alive(); err != nil {
 		return err
 	}
-	m = c.observePublish(ctx, m)
+	m, end := c.observePublish(ctx, m, 0)
 	err := c.tr.PublishSync(ctx, m)
+	end(err)
 	if err == nil {
 		c.stats.out(m)
 	} else if errors.Is(err, ErrNoSubscribers) {
@@ -219,10 +220,20 @@ func (c *Conn) checkSize(m *Msg) error {
 
 // publish sends m without validating it (the library's own messages).
 func (c *Conn) publish(m *Msg, f Flags) error {
+	if c.opts.Observer == nil {
+		return c.transmit(m, f)
+	}
+	m, end := c.observePublish(c.ctx, m, f)
+	err := c.transmit(m, f)
+	end(err)
+	return err
+}
+
+// transmit is publish without the Observer (a request, observed as one).
+func (c *Conn) transmit(m *Msg, f Flags) error {
 	if err := c.alive(); err != nil {
 		return err
 	}
-	m = c.observePublish(c.ctx, m)
 	if err := c.tr.Publish(m, f); err != nil {
 		return err
 	}
@@ -440,9 +451,7 @@ func (s sink) State(st State, err error) {
 func (c *Conn) deliver(sid uint32, m *Msg, f Flags) {
 	c.stats.in(m)
 	m.conn = c
-	if ob := c.opts.Observer; ob != nil {
-		ob.Deliver(m)
-	}
+	c.observeDeliver(m)
 	if sid == inboxSID {
 		c.deliverInbox(m)
 		return

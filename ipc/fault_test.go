@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/ipc"
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -652,13 +653,16 @@ func TestCloseAfterGivingUp(t *testing.T) {
 
 // deliverHook is an Observer that calls fn for each delivered message (on
 // the connection's reading goroutine, before the subscription queues it).
-type deliverHook struct{ fn func(*ipc.Msg) }
+type deliverHook struct{ fn func(*observe.Call) }
 
-func (h deliverHook) Publish(context.Context, *ipc.Msg) {}
-func (h deliverHook) Deliver(m *ipc.Msg)                { h.fn(m) }
-func (h deliverHook) Request(context.Context, *ipc.Msg) func(*ipc.Msg, error) {
-	return func(*ipc.Msg, error) {}
+func (h deliverHook) CallStart(ctx context.Context, c *observe.Call) context.Context {
+	if c.Side == observe.Server {
+		h.fn(c)
+	}
+	return ctx
 }
+func (h deliverHook) CallEnd(context.Context, *observe.Call) {}
+func (h deliverHook) Child(observe.ChildEvent)               {}
 
 // TestQueuedRequestCancelled: a request waiting behind a busy handler of
 // an ordered subscription, whose requester gives up or dies meanwhile, has
@@ -674,8 +678,8 @@ func TestQueuedRequestCancelled(t *testing.T) {
 				}
 			}))
 			queued := make(chan struct{}, 1)
-			responder := dial(t, s, ipc.WithObserver(deliverHook{func(m *ipc.Msg) {
-				if string(m.Data) == "second" {
+			responder := dial(t, s, ipc.WithObserver(deliverHook{func(c *observe.Call) {
+				if c.BytesIn == int64(len("second")) { // "first" is a byte shorter
 					queued <- struct{}{}
 				}
 			}}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,17 @@ func (h Header) Add(key, value string) { h[key] = append(h[key], value) }
 
 // Del removes key.
 func (h Header) Del(key string) { delete(h, key) }
+
+// Keys returns the keys in sorted order. With Get and Set it makes Header
+// an observe.Carrier (and OpenTelemetry's TextMapCarrier).
+func (h Header) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // reservedHeader is the prefix of the header keys the library uses.
 const reservedHeader = "Ipc-"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/ipc"
+	"github.com/procxy/procxy/observe"
 )
 
 // TestRetryIdempotent: a request marked Idempotent is retried after the
@@ -242,27 +243,30 @@ type tracer struct {
 	ended     atomic.Int64
 }
 
-func (tr *tracer) inject(ctx context.Context, m *ipc.Msg) {
-	if tp, ok := ctx.Value(traceKey{}).(string); ok {
-		m.Header.Set("traceparent", tp)
-	}
-}
-
-func (tr *tracer) Publish(ctx context.Context, m *ipc.Msg) { tr.inject(ctx, m) }
-
-func (tr *tracer) Deliver(m *ipc.Msg) {
-	if tp := m.Header.Get("traceparent"); tp != "" {
+func (tr *tracer) CallStart(ctx context.Context, c *observe.Call) context.Context {
+	switch {
+	case c.Side == observe.Client:
+		if c.Kind == observe.Unary {
+			tr.requests.Add(1)
+		}
+		if tp, ok := ctx.Value(traceKey{}).(string); ok {
+			c.Carrier.Set("traceparent", tp)
+		}
+	case c.Carrier != nil && c.Carrier.Get("traceparent") != "":
 		tr.mu.Lock()
-		tr.delivered = append(tr.delivered, tp)
+		tr.delivered = append(tr.delivered, c.Carrier.Get("traceparent"))
 		tr.mu.Unlock()
 	}
+	return ctx
 }
 
-func (tr *tracer) Request(ctx context.Context, m *ipc.Msg) func(*ipc.Msg, error) {
-	tr.requests.Add(1)
-	tr.inject(ctx, m)
-	return func(*ipc.Msg, error) { tr.ended.Add(1) }
+func (tr *tracer) CallEnd(_ context.Context, c *observe.Call) {
+	if c.Side == observe.Client && c.Kind == observe.Unary {
+		tr.ended.Add(1)
+	}
 }
+
+func (tr *tracer) Child(observe.ChildEvent) {}
 
 func (tr *tracer) seen() []string {
 	tr.mu.Lock()

@@ -126,7 +126,7 @@ func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error)
 	if err := c.addPending(tok, p); err != nil {
 		return nil, err
 	}
-	if err := c.publish(m, FlagRequest); err != nil {
+	if err := c.transmit(m, FlagRequest); err != nil {
 		c.removePending(tok, p)
 		return nil, err
 	}

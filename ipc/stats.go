@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
+
+	"github.com/procxy/procxy/observe"
 )
 
 // Stats are a connection's counters since it was made.
@@ -140,33 +142,37 @@ func (h *histogram) snapshot() Histogram {
 	return s
 }
 
-// Observer receives a connection's messages and requests as they happen,
-// so that metrics and tracing plug in without the library depending on
-// them. Methods are called on the goroutine doing the work and must be
-// quick. A tracing observer injects its context (a W3C traceparent) into
-// m.Header in Publish and Request and reads it back in Deliver.
-type Observer interface {
-	// Publish is called before m leaves: a publish, a request's message,
-	// a response or a stream chunk. It may add headers.
-	Publish(ctx context.Context, m *Msg)
-	// Deliver is called when m is delivered to a subscription.
-	Deliver(m *Msg)
-	// Request is called when a request starts; it may add headers to m.
-	// The returned function is called once with the outcome.
-	Request(ctx context.Context, m *Msg) func(resp *Msg, err error)
-}
+// Observer is procxy's one observer (package observe). On an ipc Conn it
+// sees each message the application publishes (Kind OneWay, Side Client,
+// Method the subject), each request (Kind Unary, Side Client, ending with
+// the reply's size or the error) and each message delivered to a
+// subscription (Kind OneWay, Side Server). Service is "ipc". Its Carrier
+// is the message's Header — a copy, so the caller's message is never
+// changed: a tracing Observer injects a W3C traceparent on the client
+// side and finds it on the delivering side, across processes and NATS.
+// Replies, stream chunks and the library's own messages are not observed.
+type Observer = observe.Observer
+
+// service is the Service of ipc observations.
+const service = "ipc"
 
 // observePublish lets the observer see (and add headers to) a copy of m,
-// so that the caller's message and header map are never changed.
-func (c *Conn) observePublish(ctx context.Context, m *Msg) *Msg {
+// so that the caller's message and header map are never changed. The
+// returned function reports the outcome.
+func (c *Conn) observePublish(ctx context.Context, m *Msg, f Flags) (*Msg, func(error)) {
 	ob := c.opts.Observer
-	if ob == nil {
-		return m
+	if ob == nil || f&FlagReply != 0 {
+		return m, noEndErr
 	}
 	cp := *m
 	cp.Header = cloneHeader(m.Header)
-	ob.Publish(ctx, &cp)
-	return &cp
+	call := &observe.Call{Side: observe.Client, Kind: observe.OneWay, Service: service, Method: m.Subject,
+		Carrier: cp.Header, Start: time.Now(), BytesOut: int64(len(m.Data))}
+	ctx = ob.CallStart(ctx, call)
+	return &cp, func(err error) {
+		call.Duration, call.Err = time.Since(call.Start), err
+		ob.CallEnd(ctx, call)
+	}
 }
 
 func cloneHeader(h Header) Header {
@@ -178,13 +184,39 @@ func cloneHeader(h Header) Header {
 }
 
 func noEnd(*Msg, error) {}
+func noEndErr(error)    {}
 
 // observeRequest starts observing a request; m is the Conn's own copy,
 // whose Header it replaces by a copy before the observer may change it.
 func (c *Conn) observeRequest(ctx context.Context, m *Msg) func(*Msg, error) {
-	if ob := c.opts.Observer; ob != nil {
-		m.Header = cloneHeader(m.Header)
-		return ob.Request(ctx, m)
+	ob := c.opts.Observer
+	if ob == nil {
+		return noEnd
 	}
-	return noEnd
+	m.Header = cloneHeader(m.Header)
+	call := &observe.Call{Side: observe.Client, Kind: observe.Unary, Service: service, Method: m.Subject,
+		Carrier: m.Header, Start: time.Now(), BytesOut: int64(len(m.Data))}
+	ctx = ob.CallStart(ctx, call)
+	return func(resp *Msg, err error) {
+		call.Duration, call.Err = time.Since(call.Start), err
+		if resp != nil {
+			call.BytesIn = int64(len(resp.Data))
+		}
+		ob.CallEnd(ctx, call)
+	}
+}
+
+// observeDeliver reports a message delivered to this connection.
+func (c *Conn) observeDeliver(m *Msg) {
+	ob := c.opts.Observer
+	if ob == nil {
+		return
+	}
+	call := &observe.Call{Side: observe.Server, Kind: observe.OneWay, Service: service, Method: m.Subject,
+		Start: time.Now(), BytesIn: int64(len(m.Data))}
+	if m.Header != nil {
+		call.Carrier = m.Header
+	}
+	ctx := ob.CallStart(context.Background(), call)
+	ob.CallEnd(ctx, call)
 }

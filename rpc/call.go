@@ -23,6 +23,8 @@ type Method struct {
 	// the cost of a derived context; zero means none. The call then fails with
 	// context.DeadlineExceeded after sending an abort frame.
 	Timeout time.Duration
+	// Name names the method to an Options.Observer; empty means "#<id>".
+	Name string
 }
 
 func (m Method) codecs(c *Conn) (req, resp codec.Codec) {
@@ -48,6 +50,7 @@ type call struct {
 	turn     *readturn.Arbiter
 	w        readturn.Waiter // the caller's wait, which reads the connection while nobody else does
 	deadline int64           // Method.Timeout as a monotonic time (see now); 0 means none; guarded by Conn.mu
+	n        int             // the answer's payload size, for an Observer
 	expired  atomic.Bool     // the timeout watch cancelled the wait
 }
 
@@ -123,15 +126,30 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req, resp := m.codecs(c)
+	if c.opts.Observer != nil {
+		return c.callObserved(ctx, m, in, out)
+	}
+	req, _ := m.codecs(c)
 	vec, pooled, err := encode(req, in)
 	if err != nil {
 		return err
 	}
+	return c.call(ctx, m, vec, pooled, out, nil, nil)
+}
+
+// call sends the encoded request vec (released after sending when pooled)
+// and waits for the answer; o, when not nil, is the call's observation and
+// got receives the answer's size.
+func (c *Conn) call(ctx context.Context, m Method, vec *codec.Vec, pooled bool, out any, o *observed, got *int) error {
+	_, resp := m.codecs(c)
 	cl := c.getCall(m.Kind, resp, out)
 	id, err := c.register(cl)
 	if err == nil {
-		err = c.sendVec(m.ID, 0, id, vec, false)
+		if o != nil {
+			err = c.sendRequest(m.ID, id, vec, o)
+		} else {
+			err = c.sendVec(m.ID, 0, id, vec, false)
+		}
 		if err != nil && !c.unregister(id, cl) {
 			c.turn.WaitDone(&cl.w) // the connection failed it concurrently
 		}
@@ -159,6 +177,9 @@ func (c *Conn) Call(ctx context.Context, m Method, in, out any) error {
 		c.turn.WaitDone(&cl.w) // the answer is being delivered right now
 	}
 	err = cl.err
+	if got != nil {
+		*got = cl.n
+	}
 	c.putCall(cl)
 	return err
 }
@@ -197,6 +218,9 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
+	if c.opts.Observer != nil {
+		return c.sendObserved(ctx, m, in)
+	}
 	req, _ := m.codecs(c)
 	vec, pooled, err := encode(req, in)
 	if err != nil {
@@ -215,6 +239,7 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	if cl := c.claimed; cl != nil && f.Owned {
 		c.claimed = nil // its payload (or its bytes) was read into the caller's buffer
 		*cl.out.(*[]byte) = f.Payload
+		cl.n = len(f.Payload)
 		cl.finish(nil)
 		return readturn.Continue
 	}
@@ -250,6 +275,7 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	}
 	delete(c.pending, f.ID)
 	c.mu.Unlock()
+	cl.n = len(f.Payload)
 	switch {
 	case isErr:
 		cl.finish(c.remoteError(f))

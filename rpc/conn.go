@@ -17,6 +17,7 @@ import (
 
 	"github.com/procxy/procxy/internal/lane"
 	"github.com/procxy/procxy/internal/readturn"
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -81,6 +82,19 @@ type Options struct {
 	// is used only as payloads fill it; a payload larger than a region, or
 	// that finds it full, goes through the socket.
 	SharedMemorySize int
+
+	// Observer sees every call made and served on the Conn (see package
+	// observe); nil means none, at no cost.
+	Observer observe.Observer
+	// Service names what the peer serves in observations: an object's
+	// type key, a module's name. Empty leaves it empty.
+	Service string
+	// Metadata says that the peer is a procxy peer that takes request
+	// metadata (flag 0x80, docs/PROTOCOL.md): the trace context an Observer
+	// puts in a call's Carrier travels with its request, and the peer's
+	// Observer finds it in its own. Set it at both ends, and never towards
+	// a Procwire (Node.js) peer, which closes the connection on the flag.
+	Metadata bool
 }
 
 // Conn is one multiplexed Procwire peer over a byte stream. Both ends can
@@ -204,6 +218,9 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 	c.r = wire.NewReader(c.setupLane(rwc), opts.MaxPayload)
 	if opts.SharedMemory {
 		c.r.Allow(wire.FlagLane)
+	}
+	if opts.Metadata {
+		c.r.Allow(wire.FlagMeta)
 	}
 	c.r.SetDestAfter(c.responseBuffer)
 	c.flushReq = make(chan struct{}, 1)
@@ -396,6 +413,9 @@ func (c *Conn) checkAuth(f wire.Frame) error {
 // route handles one frame (Procwire §6.10, §6.11).
 func (c *Conn) route(f wire.Frame, background bool) readturn.Status {
 	switch {
+	case f.Flags&wire.FlagMeta != 0 && (f.Flags.Has(wire.FlagResponse) || f.Method >= wire.MethodAuth):
+		c.fail(fmt.Errorf("%w: on a frame that is not a request (method %#04x, flags %v)", ErrMetadata, f.Method, f.Flags))
+		return readturn.Stopped
 	case f.Method == wire.MethodAuth && !f.Flags.Has(wire.FlagResponse):
 		// Stray or late auth frames are ignored, never answered (§6.9).
 	case f.Method == wire.MethodAbort && !f.Flags.Has(wire.FlagResponse):

@@ -19,3 +19,9 @@ func (c *Conn) Serving() int {
 
 // LaneOn reports whether the shared-memory lane is in use.
 func (c *Conn) LaneOn() bool { return c.lane.Load() != nil }
+
+// AppendMeta and CutMeta expose the request metadata codec to the fuzz test.
+var (
+	AppendMeta = appendMeta
+	CutMeta    = cutMeta
+)

@@ -51,6 +51,8 @@ type Handler struct {
 	cost *cost
 	// payload: the input is a Payload (the handler decodes it itself).
 	payload bool
+	// name names the method to an Options.Observer (Named).
+	name string
 }
 
 // isPayload reports whether In is Payload.
@@ -71,6 +73,10 @@ func (c *cost) add(ns int64) {
 
 // Kind returns the handler's response kind.
 func (h Handler) Kind() Kind { return h.kind }
+
+// Named returns a copy of h whose method an Options.Observer sees as
+// name; without a name it sees "#<id>".
+func (h Handler) Named(name string) Handler { h.name = name; return h }
 
 // WithCodec returns a copy of h that decodes requests and encodes responses with c.
 func (h Handler) WithCodec(c codec.Codec) Handler { h.req, h.resp = c, c; return h }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/internal/readturn"
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -24,11 +25,14 @@ type request struct {
 	event  bool // id 0 frame from a child: delivered in order
 
 	payload []byte
-	owned   bool    // payload was allocated for this request alone: a decoded value may keep it
-	buf     *[]byte // pooled copy of the payload, returned after decoding
-	large   []byte  // a reused large buffer the payload was read into (raw Payload handlers)
-	keep    bool    // the handler takes the payload as a Payload: release it when the handler returns
-	result  []byte  // a []byte result, boxed as a pointer to this field
+	owned   bool           // payload was allocated for this request alone: a decoded value may keep it
+	buf     *[]byte        // pooled copy of the payload, returned after decoding
+	large   []byte         // a reused large buffer the payload was read into (raw Payload handlers)
+	keep    bool           // the handler takes the payload as a Payload: release it when the handler returns
+	result  []byte         // a []byte result, boxed as a pointer to this field
+	meta    observe.Header // the request's metadata (FlagMeta), kept when there is an Observer
+	size    int            // the request payload's size, for an Observer
+	sent    int64          // bytes of stream chunks sent, for an Observer; owned by the handler
 	inline  [128]byte
 
 	mu    sync.Mutex
@@ -173,6 +177,17 @@ func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 		return readturn.Continue
 	}
 	r := &request{conn: c, h: h, method: f.Method, id: f.ID}
+	if f.Flags&wire.FlagMeta != 0 {
+		var err error
+		if r.meta, f.Payload, err = cutMeta(f.Payload, c.opts.Observer != nil); err != nil {
+			if lent != nil {
+				c.large.put(lent)
+			}
+			c.fail(err)
+			return readturn.Stopped
+		}
+	}
+	r.size = len(f.Payload)
 	switch {
 	case f.Owned && lent != nil:
 		r.payload, r.large = f.Payload, lent // read into a reused buffer
@@ -359,9 +374,24 @@ func (c *Conn) dispatchEvents() {
 // serve runs the handler and sends its reply; with queue set the reply is
 // added to the next write (more input is buffered).
 func (c *Conn) serve(r *request, queue bool) {
+	var ctx context.Context = r
+	var ob *served
+	if c.opts.Observer != nil {
+		ob = c.startServed(r)
+		ctx = ob.ctx
+	}
 	start := time.Now()
-	v, err := c.run(r)
+	v, err := c.run(ctx, r)
 	r.h.cost.add(int64(time.Since(start)))
+	n := c.answer(r, v, err, queue)
+	if ob != nil {
+		c.endServed(ob, n, err)
+	}
+}
+
+// answer sends the reply to a request whose handler returned v and err,
+// and returns the number of payload bytes sent (chunks included).
+func (c *Conn) answer(r *request, v any, err error, queue bool) int64 {
 	if r.keep {
 		defer r.release() // after the reply, which may be a slice of the payload
 	}
@@ -376,7 +406,7 @@ func (c *Conn) serve(r *request, queue bool) {
 		if err != nil {
 			c.log.Warn("rpc: fire-and-forget handler failed", "method", r.method, "err", err)
 		}
-		return
+		return 0
 	}
 	if err != nil {
 		flags := wire.FlagResponse | wire.FlagError
@@ -385,38 +415,41 @@ func (c *Conn) serve(r *request, queue bool) {
 		}
 		b := getBuf()
 		*b = appendError((*b)[:0], err)
+		n := int64(len(*b))
 		c.send(r.method, flags, r.id, *b, queue)
 		putBuf(b)
-		return
+		return r.sent + n
 	}
 	switch r.h.kind {
 	case KindStream:
 		c.send(r.method, wire.FlagResponse|wire.FlagStream|wire.FlagStreamEnd, r.id, nil, queue)
+		return r.sent
 	case KindAck:
-		c.reply(r, wire.FlagResponse|wire.FlagAck, v, queue)
+		return c.reply(r, wire.FlagResponse|wire.FlagAck, v, queue)
 	default:
-		c.reply(r, wire.FlagResponse, v, queue)
+		return c.reply(r, wire.FlagResponse, v, queue)
 	}
 }
 
 // run calls the handler, turning a panic into a RemoteError with the stack.
-func (c *Conn) run(r *request) (v any, err error) {
+func (c *Conn) run(ctx context.Context, r *request) (v any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &RemoteError{Name: "panic", Message: fmt.Sprint(p), Stack: string(debug.Stack())}
 			c.log.Debug("rpc: handler panicked", "method", r.method, "panic", p) // the caller gets it
 		}
 	}()
-	return r.h.serve(r, r)
+	return r.h.serve(ctx, r)
 }
 
 // reply encodes v with the response codec and sends it; an encoding failure
 // becomes an error reply, so the caller is never left waiting.
-func (c *Conn) reply(r *request, flags wire.Flags, v any, queue bool) {
+// It returns the payload's size.
+func (c *Conn) reply(r *request, flags wire.Flags, v any, queue bool) int64 {
 	_, resp := r.codecs()
 	if v == nil && flags.Has(wire.FlagAck) && resp == codec.Raw {
 		c.send(r.method, flags, r.id, nil, queue) // an ack without data
-		return
+		return 0
 	}
 	vec := getVec()
 	defer putVec(vec)
@@ -424,11 +457,14 @@ func (c *Conn) reply(r *request, flags wire.Flags, v any, queue bool) {
 		b := getBuf()
 		*b = appendError((*b)[:0], &RemoteError{Name: "EncodeError", Code: "bad_response",
 			Message: fmt.Sprintf("method %d: cannot encode the result: %v", r.method, err)})
+		n := int64(len(*b))
 		c.send(r.method, wire.FlagResponse|wire.FlagError, r.id, *b, queue)
 		putBuf(b)
-		return
+		return n
 	}
+	n := int64(vec.Len())
 	c.sendVec(r.method, flags, r.id, vec, queue)
+	return n
 }
 
 // sendChunk writes one stream chunk; it blocks while the transport is full.
@@ -442,5 +478,6 @@ func (r *request) sendChunk(v any) error {
 	if err := codec.AppendVec(resp, vec, v); err != nil {
 		return fmt.Errorf("rpc: encode stream chunk: %w", err)
 	}
+	r.sent += int64(vec.Len())
 	return r.conn.sendVec(r.method, wire.FlagResponse|wire.FlagStream, r.id, vec, false)
 }

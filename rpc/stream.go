@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/procxy/procxy/internal/readturn"
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -33,6 +34,7 @@ type Stream struct {
 	needs    bool  // counted in the connection's need for a reader; guarded by mu
 	err      error // the terminal error seen by Next
 	stop     context.CancelFunc
+	obs      *streamObserved // nil without an Options.Observer
 }
 
 type chunk struct {
@@ -52,23 +54,35 @@ func (c *Conn) OpenStream(ctx context.Context, m Method, in any) (*Stream, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var o *observed
+	if c.opts.Observer != nil {
+		o = c.startCall(ctx, m, observe.Stream)
+	}
 	req, resp := m.codecs(c)
 	vec, pooled, err := encode(req, in)
 	if err != nil {
+		if o != nil {
+			c.endCall(o, 0, 0, err)
+		}
 		return nil, err
 	}
 	if pooled {
 		defer putVec(vec)
 	}
 	s := &Stream{conn: c, resp: resp, items: make(chan chunk, c.opts.StreamBuffer), gone: make(chan struct{})}
+	if o != nil {
+		s.obs = &streamObserved{o: o, out: vec.Len()}
+	}
 	s.cl = &call{kind: KindStream, stream: s}
 	if s.id, err = c.register(s.cl); err != nil {
+		s.endObserved(err)
 		return nil, err
 	}
 	c.turn.Need() // chunks arrive while no caller reads
 	s.needs = true
 	s.ctx, s.stop = context.WithCancel(ctx)
-	if err := c.sendVec(m.ID, 0, s.id, vec, false); err != nil {
+	if err := c.sendRequest(m.ID, s.id, vec, o); err != nil {
+		s.endObserved(err)
 		s.Close()
 		return nil, err
 	}
@@ -138,6 +152,7 @@ func (s *Stream) Next(v any) bool {
 		case it = <-s.items:
 		case <-s.ctx.Done():
 			s.err = s.ctx.Err()
+			s.endObserved(s.err)
 			s.Close()
 			return false
 		case <-s.conn.done:
@@ -145,6 +160,7 @@ func (s *Stream) Next(v any) bool {
 			case it = <-s.items: // deliver what arrived before the end
 			default:
 				s.err = s.conn.closedErr()
+				s.endObserved(s.err)
 				return false
 			}
 		}
@@ -154,11 +170,16 @@ func (s *Stream) Next(v any) bool {
 		if s.err == nil {
 			s.err = errEnd
 		}
+		s.endObserved(it.err)
 		s.unneed()
 		return false
 	}
+	if s.obs != nil {
+		s.obs.in.Add(int64(len(it.payload)))
+	}
 	if err := unmarshal(s.resp, it.payload, it.owned, v); err != nil {
 		s.err = fmt.Errorf("rpc: decode stream chunk: %w", err)
+		s.endObserved(s.err)
 		s.Close()
 		return false
 	}
@@ -197,6 +218,7 @@ func (s *Stream) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.endObserved(context.Canceled) // the consumer stopped before the end
 	s.unneed()
 	close(s.gone)
 	if s.conn.unregister(s.id, s.cl) {

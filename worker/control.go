@@ -23,7 +23,9 @@ const maxControlLine = 64 << 10
 // writes it: members in the order jsonrpc, method, params; pipe, schema,
 // version; methods, events; id, response (then timeout); methods and events
 // in registration order.
-func appendInit(b []byte, pipe string, methods []*methodDef, events []*eventDef) []byte {
+// With metadata it adds {"procxy":{"metadata":true}} to the params: the
+// worker takes request metadata (docs/PROTOCOL.md).
+func appendInit(b []byte, pipe string, methods []*methodDef, events []*eventDef, metadata bool) []byte {
 	b = append(b, `{"jsonrpc":"2.0","method":"$init","params":{"pipe":`...)
 	b = appendJSONString(b, pipe)
 	b = append(b, `,"schema":{"methods":{`...)
@@ -53,7 +55,11 @@ func appendInit(b []byte, pipe string, methods []*methodDef, events []*eventDef)
 		b = strconv.AppendInt(b, int64(i+1), 10)
 		b = append(b, '}')
 	}
-	return append(b, `}},"version":"1.0.0"}}`+"\n"...)
+	b = append(b, `}},"version":"1.0.0"`...)
+	if metadata {
+		b = append(b, `,"procxy":{"metadata":true}`...)
+	}
+	return append(b, "}}\n"...)
 }
 
 // appendErrorLine appends the $error line, which fails the parent's spawn

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/transport"
 	"github.com/procxy/procxy/worker"
@@ -242,5 +243,23 @@ func TestListenError(t *testing.T) {
 	}
 	if json.Unmarshal(out.Bytes(), &msg) != nil || msg.Method != "$error" || !strings.Contains(msg.Params.Message, "too long") {
 		t.Errorf("stdout = %q, want a $error line saying the path is too long", out.String())
+	}
+}
+
+// nopObserver is an observe.Observer that does nothing.
+type nopObserver struct{}
+
+func (nopObserver) CallStart(ctx context.Context, _ *observe.Call) context.Context { return ctx }
+func (nopObserver) CallEnd(context.Context, *observe.Call)                         {}
+func (nopObserver) Child(observe.ChildEvent)                                       {}
+
+// TestInitMetadata: a worker with an Observer announces that it takes
+// request metadata, after the members of the reference $init.
+func TestInitMetadata(t *testing.T) {
+	h := start(t, worker.Options{Observer: nopObserver{}}, func(w *worker.Worker) {
+		worker.Result(w, "echo", func(_ context.Context, v any) (any, error) { return v, nil })
+	})
+	if !strings.HasSuffix(h.init, `"version":"1.0.0","procxy":{"metadata":true}}}`) {
+		t.Errorf("$init = %s, want it to end with the procxy member", h.init)
 	}
 }

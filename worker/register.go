@@ -165,7 +165,7 @@ func Event[T any](w *Worker, name string, opts ...Option) *Emitter[T] {
 		panic(fmt.Sprintf("worker: event %q: more than %d events", name, maxID))
 	}
 	w.events = append(w.events, &eventDef{name: name})
-	return &Emitter[T]{w: w, name: name, m: rpc.Method{ID: uint16(len(w.events)), Kind: rpc.KindNone, Request: cf.req}}
+	return &Emitter[T]{w: w, name: name, m: rpc.Method{ID: uint16(len(w.events)), Kind: rpc.KindNone, Request: cf.req, Name: name}}
 }
 
 // Name returns the event's name.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/wire"
 	"github.com/procxy/procxy/transport"
@@ -67,6 +68,13 @@ type Options struct {
 	// MaxHandlers bounds the request handlers running at once; at the limit
 	// the connection stops reading. Zero means the rpc default (65536).
 	MaxHandlers int
+	// Observer sees every call the worker serves — method, duration, bytes
+	// each way, error — and every event it emits (package observe); nil
+	// means none. With an Observer the worker announces in $init that it
+	// takes request metadata, so a procxy parent with an Observer sends
+	// each call's trace context, which the Observer finds in the call's
+	// Carrier. A Procwire (Node.js) parent ignores the announcement.
+	Observer observe.Observer
 	// Stdin and Stdout carry the control plane (JSON lines); nil means
 	// os.Stdin and os.Stdout. Nothing but control lines is written to Stdout.
 	Stdin  io.Reader
@@ -171,7 +179,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	mux := new(rpc.Mux)
 	for i, m := range methods {
-		mux.Handle(uint16(i+1), m.handler)
+		mux.Handle(uint16(i+1), m.handler.Named(m.name))
 	}
 
 	ln, err := transport.ListenPrivate("procwire")
@@ -182,7 +190,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer ln.Close()
-	if err := w.writeLine(appendInit(nil, ln.Path(), methods, events)); err != nil {
+	if err := w.writeLine(appendInit(nil, ln.Path(), methods, events, w.opts.Observer != nil)); err != nil {
 		return fmt.Errorf("worker: write $init: %w", err)
 	}
 
@@ -207,6 +215,9 @@ loop:
 				MaxPayload:  w.opts.MaxPayload,
 				MaxHandlers: w.opts.MaxHandlers,
 				Logger:      w.log,
+				Observer:    w.opts.Observer,
+				Service:     os.Getenv(envModuleName),
+				Metadata:    w.opts.Observer != nil,
 			})
 			w.conn.Store(conn)
 			close(gc.open) // handlers may emit from now on

@@ -48,6 +48,13 @@ const (
 	// or accept it (see Reader.Allow); to a Procwire peer it stays a
 	// reserved bit.
 	FlagLane Flags = 0x40
+
+	// FlagMeta is procxy's request-metadata bit, the other reserved bit:
+	// the request's payload starts with metadata (trace context) that the
+	// receiver cuts off before the handler sees the payload
+	// (docs/PROTOCOL.md). Only procxy peers that both turned it on send or
+	// accept it (rpc.Options.Metadata).
+	FlagMeta Flags = 0x80
 )
 
 // Flag combinations sent by a child (each includes FlagToParent).
