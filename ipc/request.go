@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -121,6 +123,19 @@ func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error)
 		}
 	}
 	p := pendingPool.Get().(*pending)
+	p.turn = nil
+	if c.turns != nil {
+		if o.keepalive == 0 {
+			// The requester reads its reply from the connection itself.
+			if p.turn = c.turns.turn(); p.turn != nil {
+				p.w.Reset()
+			}
+		}
+		if p.turn == nil {
+			c.turns.need(1) // a background reader delivers the reply
+			defer c.turns.need(-1)
+		}
+	}
 	tok := c.reqSeq.Add(1)
 	m.Reply = c.inbox + strconv.FormatUint(tok, 10)
 	if err := c.addPending(tok, p); err != nil {
@@ -130,7 +145,13 @@ func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error)
 		c.removePending(tok, p)
 		return nil, err
 	}
-	resp, err := c.await(ctx, m.Reply, tok, p, o.deadline, o.keepalive)
+	var resp *Msg
+	var err error
+	if p.turn != nil {
+		resp, err = c.awaitTurn(ctx, m.Reply, tok, p, o.deadline)
+	} else {
+		resp, err = c.await(ctx, m.Reply, tok, p, o.deadline, o.keepalive)
+	}
 	c.stats.request(time.Since(start), err)
 	end(resp, err)
 	return resp, err
@@ -171,21 +192,62 @@ func (c *Conn) await(ctx context.Context, reply string, tok uint64, p *pending, 
 			}
 			return r.m, nil
 		case <-ctx.Done():
-			c.giveUp(tok, p, reply)
+			c.giveUp(tok, p, reply, true)
 			return nil, ctx.Err()
 		case <-expired:
-			c.giveUp(tok, p, reply)
+			c.giveUp(tok, p, reply, true)
 			return nil, context.DeadlineExceeded
 		case <-silent:
-			c.giveUp(tok, p, reply)
+			c.giveUp(tok, p, reply, true)
 			return nil, fmt.Errorf("%w: no sign of life for %v", ErrResponderGone, 3*keepalive)
 		}
 	}
 }
 
+// awaitTurn is await for a transport whose connection the requester
+// reads itself (internal/readturn): its reply usually wakes it straight
+// from the network poller, with no other goroutine in between.
+func (c *Conn) awaitTurn(ctx context.Context, reply string, tok uint64, p *pending, deadline time.Time) (*Msg, error) {
+	if !deadline.IsZero() {
+		p.expired.Store(false)
+		if p.alarm == nil {
+			p.alarm = time.AfterFunc(time.Until(deadline), p.expire)
+		} else {
+			p.alarm.Reset(time.Until(deadline))
+		}
+	}
+	ok := p.turn.Wait(ctx, &p.w)
+	reuse := deadline.IsZero() || p.alarm.Stop() // else p.expire may still run: p is not reused
+	if !ok {
+		c.giveUp(tok, p, reply, reuse)
+		if p.expired.Load() || ctx.Err() == nil {
+			return nil, context.DeadlineExceeded
+		}
+		return nil, ctx.Err()
+	}
+	r := <-p.ch // Done follows the result
+	if c.removePending(tok, p) && reuse {
+		pendingPool.Put(p)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.m.meta.status != 0 {
+		return nil, statusError(r.m)
+	}
+	return r.m, nil
+}
+
+// expire ends the wait of a pending request at the connection's own
+// deadline for it.
+func (p *pending) expire() {
+	p.expired.Store(true)
+	p.turn.Cancel(&p.w)
+}
+
 // giveUp forgets a request and tells its responders.
-func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
-	if c.removePending(tok, p) {
+func (c *Conn) giveUp(tok uint64, p *pending, reply string, reuse bool) {
+	if c.removePending(tok, p) && reuse {
 		pendingPool.Put(p)
 	}
 	if err := c.tr.Cancel(reply); err != nil {
@@ -197,6 +259,23 @@ func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
 type pending struct {
 	ch    chan result
 	timer *time.Timer
+	// With a transport whose connection the requester reads: the
+	// connection's arbiter and the requester's wait; expired says the
+	// timer ended the wait.
+	turn    *readturn.Arbiter
+	w       readturn.Waiter
+	alarm   *time.Timer // calls expire
+	expired atomic.Bool
+}
+
+// readerTurns is implemented by a transport whose connection is read by
+// the goroutines that wait for its frames (sockTransport).
+type readerTurns interface {
+	// turn returns the live connection's arbiter, nil while disconnected.
+	turn() *readturn.Arbiter
+	// need adds d to the waits that need a background reader: they wait
+	// for frames that no requester reads.
+	need(d int)
 }
 
 // arm starts the pending's timer for d and returns its channel.
@@ -219,6 +298,9 @@ var pendingPool = sync.Pool{New: func() any { return &pending{ch: make(chan resu
 func (p *pending) deliverInbox(m *Msg) {
 	select {
 	case p.ch <- result{m: m}:
+		if p.turn != nil {
+			p.turn.Done(&p.w)
+		}
 	default: // a second reply (several responders) or a late keepalive: dropped
 	}
 }
@@ -226,6 +308,9 @@ func (p *pending) deliverInbox(m *Msg) {
 func (p *pending) fail(err error) {
 	select {
 	case p.ch <- result{err: err}:
+		if p.turn != nil {
+			p.turn.Done(&p.w)
+		}
 	default:
 	}
 }

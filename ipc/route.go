@@ -22,6 +22,10 @@ type router struct {
 	behind  *peer       // the recipient furthest behind after the last flush, if far
 	timer   *time.Timer // for stall
 	queued  int         // bytes queued for recipients since the last flush
+	// inline: this router is a client reader's, which may run a handler of
+	// the server's own endpoint itself (slot) after routing a frame.
+	inline bool
+	slot   inlineSlot
 }
 
 // flushEvery is how many bytes a reader queues for recipients before it
@@ -295,7 +299,7 @@ func (s *Server) deliver(rt *router, sub *hubSub, payload []byte, fl wire.Flags,
 		}
 		q.outMsgs.Add(1)
 		s.stats.outMsgs.Add(1)
-		q.local.deliver(sub.sid, payload, fl&(wfRequest|wfReply|wfMore))
+		q.local.deliver(rt, sub.sid, payload, fl&(wfRequest|wfReply|wfMore))
 		return true
 	}
 	o := q.out

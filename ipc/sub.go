@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MsgHandler handles one message of a subscription.
@@ -34,18 +35,21 @@ type Subscription struct {
 	maxRun  int // modeConcurrent: handlers at once
 
 	mu       sync.Mutex
-	q        []*Msg        // waiting messages; guarded by mu
-	spare    []*Msg        // an emptied batch, for q to reuse; guarded by mu
-	qBytes   int           // guarded by mu
-	running  int           // modeConcurrent: handlers running; guarded by mu
-	closed   bool          // no more deliveries; guarded by mu
-	draining bool          // no more enqueues: stop once the queue is empty; guarded by mu
-	limit    uint64        // unsubscribe after this many messages; 0: none; guarded by mu
-	received uint64        // messages accepted into the queue; guarded by mu
-	slow     bool          // drops since the last accepted message; guarded by mu
-	wake     chan struct{} // one token: the queue changed
-	done     chan struct{} // closed when the subscription has stopped and its handlers returned
-	workers  sync.WaitGroup
+	q        []*Msg         // waiting messages; guarded by mu
+	spare    []*Msg         // an emptied batch, for q to reuse; guarded by mu
+	qBytes   int            // guarded by mu
+	running  int            // modeConcurrent: handlers running; guarded by mu
+	busy     bool           // modeOrdered: a reading goroutine runs a handler inline; guarded by mu
+	batching bool           // modeOrdered: run is calling handlers; guarded by mu
+	closed   bool           // no more deliveries; guarded by mu
+	draining bool           // no more enqueues: stop once the queue is empty; guarded by mu
+	limit    uint64         // unsubscribe after this many messages; 0: none; guarded by mu
+	received uint64         // messages accepted into the queue; guarded by mu
+	slow     bool           // drops since the last accepted message; guarded by mu
+	wake     chan struct{}  // one token: the queue changed
+	done     chan struct{}  // closed when the subscription has stopped and its handlers returned
+	workers  sync.WaitGroup // modeConcurrent workers and handlers running inline
+	cost     cost           // how long the handler has recently taken
 
 	dropped   atomic.Uint64
 	delivered atomic.Uint64
@@ -193,8 +197,10 @@ func (c *Conn) removeSub(s *Subscription) bool {
 	return true
 }
 
-// enqueue accepts one message (transport goroutine).
-func (s *Subscription) enqueue(m *Msg) {
+// enqueue accepts one message (transport goroutine). With slot set, the
+// reading goroutine offers to run the handler itself once the frame is
+// routed (see inlineSlot).
+func (s *Subscription) enqueue(m *Msg, slot *inlineSlot) {
 	size := m.Size()
 	s.mu.Lock()
 	if s.closed || s.draining || s.limit > 0 && s.received >= s.limit {
@@ -212,11 +218,21 @@ func (s *Subscription) enqueue(m *Msg) {
 	s.slow = false
 	s.received++
 	last := s.limit > 0 && s.received >= s.limit
-	if s.mode == modeConcurrent && s.running < s.maxRun {
+	switch {
+	case slot != nil && slot.sub == nil && s.inlinableLocked(slot.more):
+		if s.mode == modeConcurrent {
+			s.running++
+		} else {
+			s.busy = true
+		}
+		s.workers.Add(1)
+		s.mu.Unlock()
+		slot.sub, slot.m = s, m
+	case s.mode == modeConcurrent && s.running < s.maxRun:
 		s.running++
 		s.mu.Unlock()
 		s.workers.Go(func() { s.work(m) })
-	} else {
+	default:
 		s.q = append(s.q, m)
 		s.qBytes += size
 		s.mu.Unlock()
@@ -243,12 +259,17 @@ func (s *Subscription) drop(m *Msg, n int, report bool) {
 	}
 }
 
-// run delivers queued messages in order (modeOrdered).
+// run delivers queued messages in order (modeOrdered). While a reading
+// goroutine runs the handler inline (busy), it waits: the messages queued
+// meanwhile came after that one.
 func (s *Subscription) run() {
-	defer close(s.done)
+	defer func() {
+		s.workers.Wait() // a handler running inline
+		close(s.done)
+	}()
 	for {
 		s.mu.Lock()
-		for len(s.q) == 0 && !s.closed && !s.draining {
+		for !s.closed && (s.busy || len(s.q) == 0 && !s.draining) {
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()
@@ -259,6 +280,7 @@ func (s *Subscription) run() {
 		}
 		batch := s.q
 		s.q, s.qBytes, s.spare = s.spare[:0], 0, nil
+		s.batching = true
 		s.mu.Unlock()
 		for i, m := range batch {
 			batch[i] = nil
@@ -266,9 +288,10 @@ func (s *Subscription) run() {
 				s.conn.endServe(m)
 				continue
 			}
-			s.call(m)
+			s.timedCall(m)
 		}
 		s.mu.Lock()
+		s.batching = false
 		if cap(batch) <= 4096 {
 			s.spare = batch[:0] // the next batch reuses it
 		}
@@ -276,11 +299,104 @@ func (s *Subscription) run() {
 	}
 }
 
+// Inline handling. A reading goroutine that routes a message to a
+// subscription with a handler may run the handler itself, after the frame
+// is routed, instead of waking the subscription's goroutine: a request
+// answered by a short handler then costs no goroutine handoff. It does so
+// while the subscription is idle (modeOrdered: nothing queued and no
+// handler running, so order is kept) or below its concurrency limit
+// (modeConcurrent), and when the handler has recently been quick: under
+// inlineQuick, or under inlineMax when no other frame is buffered behind
+// the message. The reading goroutine marks its turn as serving inline
+// (internal/readturn), so a handler that blocks or runs long loses the
+// reading to another goroutine after a watchdog period.
+const (
+	inlineQuick = 10 * time.Microsecond
+	inlineMax   = 200 * time.Microsecond
+)
+
+// inlineSlot is a reading goroutine's offer to run one handler inline:
+// enqueue fills it (sub and m) when it accepts.
+type inlineSlot struct {
+	more bool // another frame is buffered behind this one
+	sub  *Subscription
+	m    *Msg
+}
+
+// inlinableLocked reports whether a reading goroutine may run the handler
+// for the next message now (caller holds mu).
+func (s *Subscription) inlinableLocked(more bool) bool {
+	switch s.mode {
+	case modeOrdered:
+		if s.busy || s.batching || len(s.q) > 0 {
+			return false
+		}
+	case modeConcurrent:
+		if s.running >= s.maxRun {
+			return false
+		}
+	default:
+		return false
+	}
+	avg := time.Duration(s.cost.avg.Load())
+	return avg < inlineMax && (!more || avg < inlineQuick)
+}
+
+// run runs the handler the slot holds, on the calling goroutine, and
+// empties the slot.
+func (sl *inlineSlot) run() {
+	s, m := sl.sub, sl.m
+	sl.sub, sl.m = nil, nil
+	defer s.workers.Done()
+	if s.isClosed() {
+		s.conn.endServe(m)
+	} else {
+		s.timedCall(m)
+	}
+	s.mu.Lock()
+	if s.mode == modeOrdered {
+		s.busy = false
+		wake := len(s.q) > 0 || s.draining
+		s.mu.Unlock()
+		if wake {
+			s.signal()
+		}
+		return
+	}
+	if len(s.q) > 0 && !s.closed { // queued behind the limit: a worker takes them
+		next := s.q[0]
+		s.q[0] = nil
+		s.q = s.q[1:]
+		s.qBytes -= next.Size()
+		s.mu.Unlock()
+		s.workers.Go(func() { s.work(next) })
+		return
+	}
+	s.running--
+	s.mu.Unlock()
+}
+
+// cost is an exponentially weighted moving average of a handler's run
+// time, in nanoseconds.
+type cost struct{ avg atomic.Int64 }
+
+func (c *cost) add(d time.Duration) {
+	old := c.avg.Load()
+	c.avg.Store(old + (int64(d)-old)/4) // racy updates lose a sample at worst
+}
+
+// timedCall is call, timed for the inline decision.
+func (s *Subscription) timedCall(m *Msg) {
+	start := time.Now()
+	s.call(m)
+	s.cost.add(time.Since(start))
+}
+
 // work runs handlers for modeConcurrent: m first, then whatever queued up
 // while the limit of running handlers was reached.
 func (s *Subscription) work(m *Msg) {
 	for m != nil {
-		s.call(m)
+		s.timedCall(m)
 		s.mu.Lock()
 		m = nil
 		if len(s.q) > 0 && !s.closed {
