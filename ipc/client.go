@@ -309,8 +309,9 @@ func (l *link) step(background bool) readturn.Status {
 		l.o.flush(false) // pongs
 	}
 	if l.slot.sub != nil {
+		job := l.slot.take()
 		token := l.turn.BeginInline()
-		l.slot.run()
+		job.run()
 		if !l.turn.EndInline(token) {
 			return readturn.Lost
 		}

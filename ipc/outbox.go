@@ -215,9 +215,14 @@ func (o *outbox) consumeLocked(n int) {
 
 // flush writes what is waiting. With wait false it writes only as much as
 // the socket takes without blocking and leaves the rest to the writer
-// goroutine; with wait true it writes everything (blocking).
+// goroutine; with wait true it writes everything (blocking), waiting first
+// for a write another goroutine has under way: when it returns, what was
+// queued before has been handed to the socket (or the outbox failed).
 func (o *outbox) flush(wait bool) {
 	o.mu.Lock()
+	for wait && o.writing && o.pending > 0 && o.err == nil {
+		o.cond.Wait()
+	}
 	if o.writing || o.pending == 0 || o.err != nil {
 		o.mu.Unlock()
 		return
@@ -256,6 +261,7 @@ func (o *outbox) flush(wait bool) {
 		}
 		if n < total { // the socket is full: the writer goroutine goes on
 			o.writing = false
+			o.cond.Broadcast()
 			o.mu.Unlock()
 			o.wake()
 			return

@@ -259,8 +259,9 @@ func (p *peer) step(bool) readturn.Status {
 		// routed to others goes out first, and another goroutine reads if
 		// the handler takes more than a watchdog period.
 		rt.flush()
+		job := rt.slot.take()
 		token := p.turn.BeginInline()
-		rt.slot.run()
+		job.run()
 		if !p.turn.EndInline(token) {
 			return readturn.Lost
 		}

@@ -61,8 +61,8 @@ func (c *Conn) Request(ctx context.Context, subject string, data []byte, opts ..
 // RequestMsg is Request with headers: it sends m (its Reply is ignored).
 func (c *Conn) RequestMsg(ctx context.Context, m *Msg, opts ...RequestOption) (*Msg, error) {
 	var o requestOpts
-	for _, opt := range opts {
-		opt.applyRequest(&o)
+	if len(opts) > 0 {
+		o = requestOptions(opts) // its copy escapes: without options, nothing is allocated for them
 	}
 	req := *m
 	req.Reply = ""

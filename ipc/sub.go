@@ -230,8 +230,12 @@ func (s *Subscription) enqueue(m *Msg, slot *inlineSlot) {
 		slot.sub, slot.m = s, m
 	case s.mode == modeConcurrent && s.running < s.maxRun:
 		s.running++
+		s.workers.Add(1) // under mu: stop, which waits for the workers, cannot have begun
 		s.mu.Unlock()
-		s.workers.Go(func() { s.work(m) })
+		go func() {
+			defer s.workers.Done()
+			s.work(m)
+		}()
 	default:
 		s.q = append(s.q, m)
 		s.qBytes += size
@@ -342,11 +346,18 @@ func (s *Subscription) inlinableLocked(more bool) bool {
 	return avg < inlineMax && (!more || avg < inlineQuick)
 }
 
-// run runs the handler the slot holds, on the calling goroutine, and
-// empties the slot.
-func (sl *inlineSlot) run() {
-	s, m := sl.sub, sl.m
+// take returns what the slot holds and empties it, for the reading
+// goroutine to run before it marks its turn inline: once it has, another
+// goroutine may take the turn and fill the slot again.
+func (sl *inlineSlot) take() inlineSlot {
+	job := *sl
 	sl.sub, sl.m = nil, nil
+	return job
+}
+
+// run runs the handler taken from a slot, on the calling goroutine.
+func (job inlineSlot) run() {
+	s, m := job.sub, job.m
 	defer s.workers.Done()
 	if s.isClosed() {
 		s.conn.endServe(m)
