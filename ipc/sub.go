@@ -58,6 +58,13 @@ type Subscription struct {
 // Subscribe calls h for every message on subject (wildcards allowed), one
 // at a time, in the order they arrived. A nil h makes a pull subscription:
 // read it with [Subscription.Next] or [Subscription.Messages].
+//
+// h runs on the subscription's goroutine, or, when it has been quick and
+// nothing is queued, on the goroutine that read the message from the
+// connection, which saves a goroutine handoff per message. A handler that
+// blocks there holds up the connection's other messages for about a
+// millisecond, after which another goroutine reads them; later messages
+// for the subscription wait for it as usual.
 func (c *Conn) Subscribe(subject string, h MsgHandler) (*Subscription, error) {
 	return c.QueueSubscribe(subject, "", h)
 }
