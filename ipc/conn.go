@@ -48,11 +48,12 @@ type Conn struct {
 	isClosed   atomic.Bool  // closed, for the publish path without the lock
 	maxPayload atomic.Int64 // the transport's, cached; reset when it reconnects
 
-	turns    readerTurns // the transport's, if its connection is read by waiting requesters
-	stats    counters
-	dlq      *DeadLetterQueue
-	breakers *breakers
-	events   eventQueue // user callbacks, in order, on one goroutine
+	turns     readerTurns // the transport's, if its connection is read by waiting requesters
+	deadlines deadlines
+	stats     counters
+	dlq       *DeadLetterQueue
+	breakers  *breakers
+	events    eventQueue // user callbacks, in order, on one goroutine
 
 	wg sync.WaitGroup // subscription goroutines, handlers, the event goroutine
 
@@ -274,6 +275,7 @@ func (c *Conn) Close() error {
 // shutdown fails everything waiting and stops the subscriptions.
 func (c *Conn) shutdown(cause error) {
 	c.cancel()
+	c.deadlines.stop()
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = map[uint32]*Subscription{}

@@ -123,7 +123,8 @@ func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error)
 		}
 	}
 	p := pendingPool.Get().(*pending)
-	p.turn = nil
+	p.turn, p.deadline = nil, 0
+	p.expired.Store(false)
 	if c.turns != nil {
 		if o.keepalive == 0 {
 			// The requester reads its reply from the connection itself.
@@ -192,13 +193,13 @@ func (c *Conn) await(ctx context.Context, reply string, tok uint64, p *pending, 
 			}
 			return r.m, nil
 		case <-ctx.Done():
-			c.giveUp(tok, p, reply, true)
+			c.giveUp(tok, p, reply)
 			return nil, ctx.Err()
 		case <-expired:
-			c.giveUp(tok, p, reply, true)
+			c.giveUp(tok, p, reply)
 			return nil, context.DeadlineExceeded
 		case <-silent:
-			c.giveUp(tok, p, reply, true)
+			c.giveUp(tok, p, reply)
 			return nil, fmt.Errorf("%w: no sign of life for %v", ErrResponderGone, 3*keepalive)
 		}
 	}
@@ -209,24 +210,17 @@ func (c *Conn) await(ctx context.Context, reply string, tok uint64, p *pending, 
 // from the network poller, with no other goroutine in between.
 func (c *Conn) awaitTurn(ctx context.Context, reply string, tok uint64, p *pending, deadline time.Time) (*Msg, error) {
 	if !deadline.IsZero() {
-		p.expired.Store(false)
-		if p.alarm == nil {
-			p.alarm = time.AfterFunc(time.Until(deadline), p.expire)
-		} else {
-			p.alarm.Reset(time.Until(deadline))
-		}
+		c.watchDeadline(p, deadline)
 	}
-	ok := p.turn.Wait(ctx, &p.w)
-	reuse := deadline.IsZero() || p.alarm.Stop() // else p.expire may still run: p is not reused
-	if !ok {
-		c.giveUp(tok, p, reply, reuse)
+	if !p.turn.Wait(ctx, &p.w) {
+		c.giveUp(tok, p, reply)
 		if p.expired.Load() || ctx.Err() == nil {
 			return nil, context.DeadlineExceeded
 		}
 		return nil, ctx.Err()
 	}
 	r := <-p.ch // Done follows the result
-	if c.removePending(tok, p) && reuse {
+	if c.removePending(tok, p) {
 		pendingPool.Put(p)
 	}
 	if r.err != nil {
@@ -238,16 +232,94 @@ func (c *Conn) awaitTurn(ctx context.Context, reply string, tok uint64, p *pendi
 	return r.m, nil
 }
 
-// expire ends the wait of a pending request at the connection's own
-// deadline for it.
-func (p *pending) expire() {
-	p.expired.Store(true)
-	p.turn.Cancel(&p.w)
+// deadlines ends the waits of requesters that read their connection
+// (awaitTurn) at the connection's own deadline for them (RequestTimeout)
+// with one timer per Conn, set for the earliest deadline and moved only
+// when a request with an earlier one comes. Requests that share the
+// timeout have increasing deadlines, so the timer is set about once per
+// RequestTimeout rather than once per request: setting a runtime timer
+// wakes an idle thread to watch it, which on a quiet machine costs about
+// as much as the goroutine handoff the requester saves.
+type deadlines struct {
+	mu    sync.Mutex
+	timer *time.Timer // made on first use
+	at    int64       // when timer fires (see monotime); 0: not set
+	off   bool        // the Conn closed
 }
 
+// stop stops the timer for good.
+func (d *deadlines) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.off = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
+
+// watchDeadline makes the wait of p end at deadline (before p is sent).
+func (c *Conn) watchDeadline(p *pending, deadline time.Time) {
+	at := monotime() + int64(time.Until(deadline))
+	c.mu.Lock()
+	p.deadline = at
+	c.mu.Unlock()
+	d := &c.deadlines
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.off || d.at != 0 && d.at <= at {
+		return
+	}
+	d.at = at
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Duration(at-monotime()), c.expire)
+	} else {
+		d.timer.Reset(time.Duration(at - monotime()))
+	}
+}
+
+// expire ends the waits whose deadline has passed and sets the timer for
+// the next one.
+func (c *Conn) expire() {
+	d := &c.deadlines
+	d.mu.Lock()
+	d.at = 0
+	d.mu.Unlock()
+	now := monotime()
+	var next int64
+	c.mu.Lock()
+	for _, t := range c.pending {
+		p, ok := t.(*pending)
+		switch {
+		case !ok || p.deadline == 0:
+		case p.deadline <= now:
+			p.deadline = 0
+			p.expired.Store(true)
+			// Under c.mu: p cannot be answered and reused meanwhile.
+			p.turn.Cancel(&p.w)
+		case next == 0 || p.deadline < next:
+			next = p.deadline
+		}
+	}
+	c.mu.Unlock()
+	if next == 0 {
+		return
+	}
+	d.mu.Lock()
+	if !d.off && (d.at == 0 || next < d.at) {
+		d.at = next
+		d.timer.Reset(time.Duration(next - monotime()))
+	}
+	d.mu.Unlock()
+}
+
+var epoch = time.Now()
+
+// monotime is a monotonic clock in nanoseconds.
+func monotime() int64 { return int64(time.Since(epoch)) }
+
 // giveUp forgets a request and tells its responders.
-func (c *Conn) giveUp(tok uint64, p *pending, reply string, reuse bool) {
-	if c.removePending(tok, p) && reuse {
+func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
+	if c.removePending(tok, p) {
 		pendingPool.Put(p)
 	}
 	if err := c.tr.Cancel(reply); err != nil {
@@ -260,12 +332,12 @@ type pending struct {
 	ch    chan result
 	timer *time.Timer
 	// With a transport whose connection the requester reads: the
-	// connection's arbiter and the requester's wait; expired says the
-	// timer ended the wait.
-	turn    *readturn.Arbiter
-	w       readturn.Waiter
-	alarm   *time.Timer // calls expire
-	expired atomic.Bool
+	// connection's arbiter and the requester's wait, its deadline (see
+	// deadlines; guarded by Conn.mu), and whether the deadline ended it.
+	turn     *readturn.Arbiter
+	w        readturn.Waiter
+	deadline int64
+	expired  atomic.Bool
 }
 
 // readerTurns is implemented by a transport whose connection is read by
