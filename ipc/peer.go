@@ -409,7 +409,9 @@ func (p *peer) flushWithin(ctx context.Context) {
 	if dl, ok := ctx.Deadline(); ok {
 		p.nc.SetWriteDeadline(dl)
 	}
-	p.out.flush(true)
+	stop := context.AfterFunc(ctx, func() { p.nc.SetWriteDeadline(aLongTimeAgo) })
+	defer stop()
+	p.out.flushAll()
 }
 
 func (p *peer) info() ClientInfo {
