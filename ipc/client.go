@@ -358,9 +358,9 @@ func (t *sockTransport) turn() *readturn.Arbiter {
 	return nil
 }
 
-// read starts a background reader now if nobody reads: a Flush or
+// startReader starts a background reader now if nobody reads: a Flush or
 // PublishSync waits for an answer that no requester reads.
-func (t *sockTransport) read() {
+func (t *sockTransport) startReader() {
 	if l := t.cur.Load(); l != nil {
 		l.turn.Start()
 	}
@@ -690,7 +690,7 @@ func (t *sockTransport) PublishSync(ctx context.Context, m *Msg) error {
 		return err
 	}
 	o.flush(true)
-	t.read()
+	t.startReader()
 	return t.wait(ctx, t.acks, id, ch)
 }
 
@@ -782,7 +782,7 @@ func (t *sockTransport) Flush(ctx context.Context) error {
 		return err
 	}
 	o.flush(true)
-	t.read()
+	t.startReader()
 	return t.wait(ctx, t.pings, id, ch)
 }
 
