@@ -155,7 +155,7 @@ func (t *sockTransport) connect(ctx context.Context) error {
 	t.out.Store(o)
 	t.connected.Store(true)
 	t.lastRecv.Store(time.Now().UnixNano())
-	l := t.newLink(gen, nc, r, o)
+	l := t.newLink(gen, nc, r, o, time.Duration(info.Heartbeat))
 	t.link = l
 	t.cur.Store(l)
 	t.demandLocked()
@@ -252,9 +252,25 @@ type link struct {
 	interruptible bool // a read deadline can interrupt a blocked read
 }
 
-func (t *sockTransport) newLink(gen uint64, nc net.Conn, r *wire.Reader, o *outbox) *link {
+// linkIdle bounds how long a client connection goes unread while nothing
+// needs it read (readturn.Config.IdlePeriod): what can come then is a
+// ping, an error about an earlier publish, or the end of the connection.
+// Waking up to look sooner would cost a thread wake-up per millisecond
+// while requests come one after the other. A quarter of either side's
+// heartbeat interval bounds it too, so pings are answered in time.
+const linkIdle = 20 * time.Millisecond
+
+// newLink returns the link of a connection whose server pings every
+// serverHB (0: never).
+func (t *sockTransport) newLink(gen uint64, nc net.Conn, r *wire.Reader, o *outbox, serverHB time.Duration) *link {
 	l := &link{t: t, gen: gen, nc: nc, r: r, o: o, stop: make(chan struct{})}
-	cfg := readturn.Config{Step: l.step, Go: t.wg.Go}
+	idle := linkIdle
+	for _, hb := range []time.Duration{serverHB, t.o.Heartbeat} {
+		if hb > 0 {
+			idle = min(idle, max(hb/4, readturn.DefaultPeriod))
+		}
+	}
+	cfg := readturn.Config{Step: l.step, Go: t.wg.Go, IdlePeriod: idle}
 	if nc.SetReadDeadline(time.Time{}) == nil {
 		l.interruptible = true
 		cfg.Interrupt = l.interrupt
