@@ -10,9 +10,10 @@ import (
 	"github.com/procxy/procxy/rpc/wire"
 )
 
-// router is one goroutine's routing state: its cache of subject matches
-// and the clients it queued output for since the last flush. Each client
-// reader has one; the server's own endpoint takes one per call.
+// router is one reader's routing state: its cache of subject matches and
+// the clients it queued output for since the last flush. Each client
+// connection has one, used by the goroutine holding its read turn; the
+// server's own endpoint takes one per call.
 type router struct {
 	srv     *Server
 	cache   matchCache
