@@ -88,9 +88,15 @@ func (c *Conn) QueueSubscribe(subject, queue string, h MsgHandler) (*Subscriptio
 }
 
 func (c *Conn) subscribe(subject, queue string, h MsgHandler, mode subMode) (*Subscription, error) {
+	return c.subscribeLimit(subject, queue, h, mode, DefaultMaxConcurrent)
+}
+
+// subscribeLimit is subscribe with the limit of handlers running at once
+// (modeConcurrent), set before the first message can arrive.
+func (c *Conn) subscribeLimit(subject, queue string, h MsgHandler, mode subMode, maxRun int) (*Subscription, error) {
 	s := &Subscription{
 		conn: c, subject: subject, queue: queue, handler: h, mode: mode,
-		maxRun: DefaultMaxConcurrent,
+		maxRun: maxRun,
 		wake:   make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	c.mu.Lock()

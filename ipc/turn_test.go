@@ -267,3 +267,39 @@ func TestRequestServerGoneWhileReading(t *testing.T) {
 		t.Fatalf("echo after reconnecting = %v, %v", m, err)
 	}
 }
+
+// A Handle handler of the server's own endpoint that blocks inline does not
+// keep the same client's next request to it from being served meanwhile:
+// requests are served concurrently, as without inline serving.
+func TestServerHandleBlocksInline(t *testing.T) {
+	s := newServer(t)
+	c := dial(t, s)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	if _, err := ipc.Handle(s.Conn(), "svc", func(ctx context.Context, block bool) (bool, error) {
+		if block {
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		}
+		return block, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ipc.Call[bool](t.Context(), c, "svc", true)
+		errc <- err
+	}()
+	<-started
+	if got, err := ipc.Call[bool](t.Context(), c, "svc", false); err != nil || got {
+		t.Fatalf("a request while another blocks = %v, %v", got, err)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
