@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/wire"
 )
 
@@ -46,9 +48,13 @@ type sockTransport struct {
 	lastRecv  atomic.Int64          // UnixNano of the last frame received
 	shutdown  atomic.Pointer[error] // the server said it is shutting down
 
+	cur atomic.Pointer[link] // the live connection; nil while disconnected
+
 	mu     sync.Mutex
 	nc     net.Conn              // nil while disconnected; guarded by mu
 	gen    uint64                // connection generation; guarded by mu
+	link   *link                 // the live connection; guarded by mu
+	needs  int                   // flows and other waits that need a background reader; guarded by mu
 	subs   map[uint32]subSpec    // what to subscribe again after a reconnect; guarded by mu
 	info   serverInfo            // guarded by mu
 	acks   map[uint32]chan error // PublishSync waiters; guarded by mu
@@ -149,13 +155,13 @@ func (t *sockTransport) connect(ctx context.Context) error {
 	t.out.Store(o)
 	t.connected.Store(true)
 	t.lastRecv.Store(time.Now().UnixNano())
+	l := t.newLink(gen, nc, r, o, time.Duration(info.Heartbeat))
+	t.link = l
+	t.cur.Store(l)
+	t.demandLocked()
 	t.mu.Unlock()
-	stop := make(chan struct{})
-	t.wg.Go(func() { o.writer(stop) })
-	t.wg.Go(func() {
-		t.read(gen, nc, r, o)
-		close(stop)
-	})
+	t.wg.Go(func() { o.writer(l.stop) })
+	l.turn.Start() // read until the first answer, then let requesters read
 	o.flush(true)
 	return nil
 }
@@ -222,37 +228,174 @@ func readOneFrame(r io.Reader, max int) (wire.Frame, error) {
 	return wire.Frame{Header: h, Payload: p, Owned: true}, nil
 }
 
-// read reads frames of one connection until it fails.
-func (t *sockTransport) read(gen uint64, nc net.Conn, r *wire.Reader, o *outbox) {
-	frames := 0
-	for {
-		f, err := r.ReadFrame()
-		if err != nil {
-			t.lost(gen, err)
-			return
+// link is one connection of a sockTransport (one generation of it). It
+// has no reader goroutine of its own: a goroutine waiting in Request for
+// its reply reads the connection itself while nobody else does, and a
+// background reader reads whenever something needs frames that no
+// requester reads — a subscription, a stream, a Flush — or nobody has read
+// for a watchdog period (internal/readturn). A background reader runs a
+// short subscription handler inline.
+type link struct {
+	t     *sockTransport
+	gen   uint64
+	nc    net.Conn
+	o     *outbox
+	turn  *readturn.Arbiter
+	stop  chan struct{} // closed by close: the writer goroutine ends
+	once  sync.Once
+	needs bool // turn.Need is in force; guarded by sockTransport.mu
+
+	// Owned by the goroutine holding the read turn.
+	r             *wire.Reader
+	frames        int
+	slot          inlineSlot
+	interruptible bool // a read deadline can interrupt a blocked read
+}
+
+// linkIdle bounds how long a client connection goes unread while nothing
+// needs it read (readturn.Config.IdlePeriod): what can come then is a
+// ping, an error about an earlier publish, or the end of the connection.
+// Waking up to look sooner would cost a thread wake-up per millisecond
+// while requests come one after the other. A quarter of either side's
+// heartbeat interval bounds it too, so pings are answered in time.
+const linkIdle = 20 * time.Millisecond
+
+// newLink returns the link of a connection whose server pings every
+// serverHB (0: never).
+func (t *sockTransport) newLink(gen uint64, nc net.Conn, r *wire.Reader, o *outbox, serverHB time.Duration) *link {
+	l := &link{t: t, gen: gen, nc: nc, r: r, o: o, stop: make(chan struct{})}
+	idle := linkIdle
+	for _, hb := range []time.Duration{serverHB, t.o.Heartbeat} {
+		if hb > 0 {
+			idle = min(idle, max(hb/4, readturn.DefaultPeriod))
 		}
-		if frames++; frames&1023 == 1 || r.Buffered() == 0 {
-			t.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
+	}
+	cfg := readturn.Config{Step: l.step, Go: t.wg.Go, IdlePeriod: idle}
+	if nc.SetReadDeadline(time.Time{}) == nil {
+		l.interruptible = true
+		cfg.Interrupt = l.interrupt
+	}
+	l.turn = readturn.New(cfg)
+	return l
+}
+
+// close stops reading and writing the connection (not the socket itself).
+func (l *link) close() {
+	l.once.Do(func() {
+		l.turn.Stop()
+		close(l.stop)
+	})
+}
+
+// interrupt makes a blocked read return (readturn.Config.Interrupt).
+func (l *link) interrupt() { l.nc.SetReadDeadline(aLongTimeAgo) }
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// step reads one frame and acts on it (readturn.Config.Step). A
+// background reader may run a subscription's handler inline; a requester
+// never does.
+func (l *link) step(background bool) readturn.Status {
+	t, r := l.t, l.r
+	f, err := r.ReadFrame()
+	if err != nil {
+		if l.interruptible && errors.Is(err, os.ErrDeadlineExceeded) {
+			// A requester giving up interrupted the read; nothing was lost.
+			l.nc.SetReadDeadline(time.Time{})
+			return readturn.Interrupted
 		}
-		if err := t.handle(f, o); err != nil {
-			t.lost(gen, err)
-			return
+		t.lost(l.gen, err)
+		l.close()
+		return readturn.Stopped
+	}
+	if l.frames++; l.frames&1023 == 1 || r.Buffered() == 0 {
+		t.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
+	}
+	var slot *inlineSlot
+	if background {
+		slot = &l.slot
+		slot.more = r.HasFrame()
+	}
+	if err := t.handle(f, l.o, slot); err != nil {
+		t.lost(l.gen, err)
+		l.close()
+		return readturn.Stopped
+	}
+	if r.Buffered() == 0 {
+		l.o.flush(false) // pongs
+	}
+	if l.slot.sub != nil {
+		job := l.slot.take()
+		token := l.turn.BeginInline()
+		job.run()
+		if !l.turn.EndInline(token) {
+			return readturn.Lost
 		}
-		if r.Buffered() == 0 {
-			o.flush(false) // pongs
-		}
+	}
+	return readturn.Continue
+}
+
+// demandLocked makes a background reader read the live connection
+// whenever no requester does while something needs frames that no
+// requester reads: a subscription other than the inbox, or a flow or wait
+// counted in needs (caller holds mu).
+func (t *sockTransport) demandLocked() {
+	l := t.link
+	if l == nil {
+		return
+	}
+	n := t.needs + len(t.subs)
+	if _, ok := t.subs[inboxSID]; ok {
+		n--
+	}
+	switch {
+	case n > 0 && !l.needs:
+		l.needs = true
+		l.turn.Need()
+	case n == 0 && l.needs:
+		l.needs = false
+		l.turn.Unneed()
 	}
 }
 
-// handle acts on one frame from the server.
-func (t *sockTransport) handle(f wire.Frame, o *outbox) error {
+// need adds d to what needs a background reader.
+func (t *sockTransport) need(d int) {
+	t.mu.Lock()
+	t.needs += d
+	t.demandLocked()
+	t.mu.Unlock()
+}
+
+// turn returns the arbiter of the live connection, nil while disconnected.
+func (t *sockTransport) turn() *readturn.Arbiter {
+	if l := t.cur.Load(); l != nil {
+		return l.turn
+	}
+	return nil
+}
+
+// startReader starts a background reader now if nobody reads: a Flush or
+// PublishSync waits for an answer that no requester reads.
+func (t *sockTransport) startReader() {
+	if l := t.cur.Load(); l != nil {
+		l.turn.Start()
+	}
+}
+
+// handle acts on one frame from the server. slot, if not nil, is the
+// reading goroutine's offer to run a handler inline.
+func (t *sockTransport) handle(f wire.Frame, o *outbox, slot *inlineSlot) error {
 	switch f.Method {
 	case opMsg:
 		m, err := decodeMsg(f.Payload)
 		if err != nil {
 			return err
 		}
-		t.sink.Deliver(f.ID, m, apiFlags(f.Flags))
+		if s, ok := t.sink.(sink); ok {
+			s.c.deliver(f.ID, m, apiFlags(f.Flags), slot)
+		} else {
+			t.sink.Deliver(f.ID, m, apiFlags(f.Flags))
+		}
 	case opPing:
 		o.mu.Lock()
 		o.addLocked(opPong, 0, f.ID, nil)
@@ -318,6 +461,10 @@ func (t *sockTransport) lost(gen uint64, cause error) {
 	}
 	t.nc.Close()
 	t.nc = nil
+	l := t.link
+	t.link = nil
+	t.cur.Store(nil)
+	l.close()
 	t.connected.Store(false)
 	if why := t.shutdown.Swap(nil); why != nil && errors.Is(cause, io.EOF) {
 		cause = *why
@@ -559,6 +706,7 @@ func (t *sockTransport) PublishSync(ctx context.Context, m *Msg) error {
 		return err
 	}
 	o.flush(true)
+	t.startReader()
 	return t.wait(ctx, t.acks, id, ch)
 }
 
@@ -579,6 +727,7 @@ func (t *sockTransport) wait(ctx context.Context, m map[uint32]chan error, id ui
 func (t *sockTransport) Subscribe(sid uint32, subject, queue string) error {
 	t.mu.Lock()
 	t.subs[sid] = subSpec{subject, queue}
+	t.demandLocked()
 	t.mu.Unlock()
 	o, err := t.lockOut(0, false)
 	if o != nil {
@@ -596,6 +745,7 @@ func (t *sockTransport) Subscribe(sid uint32, subject, queue string) error {
 func (t *sockTransport) Unsubscribe(sid uint32) error {
 	t.mu.Lock()
 	delete(t.subs, sid)
+	t.demandLocked()
 	t.mu.Unlock()
 	o, err := t.lockOut(0, false)
 	if o != nil {
@@ -648,6 +798,7 @@ func (t *sockTransport) Flush(ctx context.Context) error {
 		return err
 	}
 	o.flush(true)
+	t.startReader()
 	return t.wait(ctx, t.pings, id, ch)
 }
 
@@ -663,6 +814,9 @@ func (t *sockTransport) Close() error {
 	t.cancel()
 	nc := t.nc
 	t.nc = nil
+	l := t.link
+	t.link = nil
+	t.cur.Store(nil)
 	t.connected.Store(false)
 	waiters := t.failWaitersLocked(ErrClosed)
 	t.mu.Unlock()
@@ -670,6 +824,9 @@ func (t *sockTransport) Close() error {
 	if nc != nil {
 		t.out.Load().flush(true) // what was published before Close goes out
 		nc.Close()
+	}
+	if l != nil {
+		l.close()
 	}
 	for _, w := range waiters {
 		w.c <- w.err

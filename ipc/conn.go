@@ -48,10 +48,12 @@ type Conn struct {
 	isClosed   atomic.Bool  // closed, for the publish path without the lock
 	maxPayload atomic.Int64 // the transport's, cached; reset when it reconnects
 
-	stats    counters
-	dlq      *DeadLetterQueue
-	breakers *breakers
-	events   eventQueue // user callbacks, in order, on one goroutine
+	turns     readerTurns // the transport's, if its connection is read by waiting requesters
+	deadlines deadlines
+	stats     counters
+	dlq       *DeadLetterQueue
+	breakers  *breakers
+	events    eventQueue // user callbacks, in order, on one goroutine
 
 	wg sync.WaitGroup // subscription goroutines, handlers, the event goroutine
 
@@ -85,6 +87,7 @@ func newConn(ctx context.Context, t Transport, o Options) (*Conn, error) {
 		serving: make(map[string]*served),
 	}
 	c.sidSeq.Store(inboxSID)
+	c.turns, _ = t.(readerTurns)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.events.init(&c.wg)
 	if o.DeadLetters > 0 {
@@ -269,8 +272,10 @@ func (c *Conn) Close() error {
 		c.closed = true
 		c.isClosed.Store(true)
 		c.mu.Unlock()
-		c.closeErr = c.tr.Close()
+		// Handlers' contexts end first: a handler may run inline on a
+		// goroutine that reads the transport, which Close waits for.
 		c.shutdown(ErrClosed)
+		c.closeErr = c.tr.Close()
 		c.setState(StateClosed, nil)
 		c.events.close()
 	})
@@ -281,6 +286,7 @@ func (c *Conn) Close() error {
 // shutdown fails everything waiting and stops the subscriptions.
 func (c *Conn) shutdown(cause error) {
 	c.cancel()
+	c.deadlines.stop()
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = map[uint32]*Subscription{}
@@ -391,7 +397,7 @@ func (c *Conn) asyncError(err error) {
 // on Conn.
 type sink struct{ c *Conn }
 
-func (s sink) Deliver(sid uint32, m *Msg, f Flags) { s.c.deliver(sid, m, f) }
+func (s sink) Deliver(sid uint32, m *Msg, f Flags) { s.c.deliver(sid, m, f, nil) }
 func (s sink) Cancel(reply string)                 { s.c.cancelServing(reply, errRequesterGone) }
 func (s sink) Dropped(sid uint32, n int)           { s.c.dropped(sid, n) }
 func (s sink) AsyncError(err error)                { s.c.asyncError(err) }
@@ -448,7 +454,9 @@ func (s sink) State(st State, err error) {
 }
 
 // deliver routes one message from the transport (its reading goroutine).
-func (c *Conn) deliver(sid uint32, m *Msg, f Flags) {
+// slot, if not nil, is the reading goroutine's offer to run the handler
+// itself (see inlineSlot).
+func (c *Conn) deliver(sid uint32, m *Msg, f Flags, slot *inlineSlot) {
 	c.stats.in(m)
 	m.conn = c
 	c.observeDeliver(m)
@@ -469,7 +477,7 @@ func (c *Conn) deliver(sid uint32, m *Msg, f Flags) {
 	if m.Reply != "" && (s.mode == modeConcurrent || m.meta.keepalive > 0) {
 		c.track(m)
 	}
-	s.enqueue(m)
+	s.enqueue(m, slot)
 }
 
 // deliverInbox hands a message sent to one of our reply subjects to what

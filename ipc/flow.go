@@ -66,6 +66,9 @@ func (c *Conn) newFlow(ctx context.Context, window int) (*flow, error) {
 		return nil, err
 	}
 	f.self, f.tok = self, tok
+	if c.turns != nil {
+		c.turns.need(1) // no requester reads what comes for a flow; finish undoes it
+	}
 	return f, nil
 }
 
@@ -293,6 +296,9 @@ func (f *flow) finish(err error) {
 		f.mu.Unlock()
 		f.signal()
 		f.c.removePending(f.tok, f)
+		if f.c.turns != nil {
+			f.c.turns.need(-1)
+		}
 	})
 }
 

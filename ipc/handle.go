@@ -105,12 +105,7 @@ func Handle[Req, Resp any](c *Conn, subject string, fn func(ctx context.Context,
 			c.asyncError(fmt.Errorf("ipc: respond to %s: %w", m.Subject, err))
 		}
 	}
-	s, err := c.subscribe(subject, o.queue, h, modeConcurrent)
-	if err != nil {
-		return nil, err
-	}
-	s.maxRun = max(o.maxConcurrent, 1)
-	return s, nil
+	return c.subscribeLimit(subject, o.queue, h, modeConcurrent, max(o.maxConcurrent, 1))
 }
 
 // serveOne decodes a request and runs fn, turning a panic into an error.
@@ -342,12 +337,7 @@ func HandleStream[Req, T any](c *Conn, subject string, fn func(ctx context.Conte
 		}
 		w.Close(streamAll(m, w, o, fn))
 	}
-	s, err := c.subscribe(subject, o.queue, h, modeConcurrent)
-	if err != nil {
-		return nil, err
-	}
-	s.maxRun = max(o.maxConcurrent, 1)
-	return s, nil
+	return c.subscribeLimit(subject, o.queue, h, modeConcurrent, max(o.maxConcurrent, 1))
 }
 
 func streamAll[Req, T any](m *Msg, w *StreamWriter, o handleOpts, fn func(context.Context, Req) iter.Seq2[T, error]) (err error) {
@@ -408,12 +398,7 @@ func HandleUpload[Resp any](c *Conn, subject string, fn func(ctx context.Context
 		}
 		_ = m.RespondMsg(&Msg{Data: data})
 	}
-	s, err := c.subscribe(subject, o.queue, h, modeConcurrent)
-	if err != nil {
-		return nil, err
-	}
-	s.maxRun = max(o.maxConcurrent, 1)
-	return s, nil
+	return c.subscribeLimit(subject, o.queue, h, modeConcurrent, max(o.maxConcurrent, 1))
 }
 
 // Decode decodes a message's data into a T with cd (nil: msgpack).

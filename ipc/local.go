@@ -130,10 +130,15 @@ func (t *localTransport) Info() TransportInfo {
 
 // deliver hands a routed message to the endpoint (copying it: payload
 // belongs to the router).
-func (t *localTransport) deliver(sid uint32, payload []byte, fl wire.Flags) {
+// A client's reader offers to run the handler inline (see inlineSlot).
+func (t *localTransport) deliver(rt *router, sid uint32, payload []byte, fl wire.Flags) {
 	m, err := decodeMsg(payload)
 	if err != nil { // the server encoded or checked it: cannot happen
 		t.sink.AsyncError(err)
+		return
+	}
+	if s, ok := t.sink.(sink); ok && rt.inline {
+		s.c.deliver(sid, m, apiFlags(fl), &rt.slot)
 		return
 	}
 	t.sink.Deliver(sid, m, apiFlags(fl))

@@ -215,7 +215,8 @@ func (o *outbox) consumeLocked(n int) {
 
 // flush writes what is waiting. With wait false it writes only as much as
 // the socket takes without blocking and leaves the rest to the writer
-// goroutine; with wait true it writes everything (blocking).
+// goroutine; with wait true it writes everything (blocking). Either way it
+// returns at once if another goroutine is writing: that one goes on.
 func (o *outbox) flush(wait bool) {
 	o.mu.Lock()
 	if o.writing || o.pending == 0 || o.err != nil {
@@ -256,6 +257,7 @@ func (o *outbox) flush(wait bool) {
 		}
 		if n < total { // the socket is full: the writer goroutine goes on
 			o.writing = false
+			o.cond.Broadcast()
 			o.mu.Unlock()
 			o.wake()
 			return
@@ -267,6 +269,26 @@ func (o *outbox) flush(wait bool) {
 	if failed != nil && o.onErr != nil {
 		o.onErr(failed)
 	}
+}
+
+// flushAll writes everything queued, blocking, and returns once it has
+// been handed to the socket, the outbox failed or it closed: unlike flush,
+// it waits for a write another goroutine has under way (a reader's
+// non-blocking flush that the connection's end would cut short). Set a
+// write deadline first: the writer goroutine may be blocked on a full
+// socket.
+func (o *outbox) flushAll() {
+	o.mu.Lock()
+	for o.pending > 0 && o.err == nil && !o.closed {
+		if o.writing {
+			o.cond.Wait()
+			continue
+		}
+		o.mu.Unlock()
+		o.flush(true)
+		o.mu.Lock()
+	}
+	o.mu.Unlock()
 }
 
 // wake asks the writer goroutine to flush.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/wire"
 )
 
@@ -45,20 +46,31 @@ type peer struct {
 
 	inMsgs, outMsgs, dropped atomic.Uint64
 	done                     chan struct{} // closed when the peer is gone
+
+	// Reading a client's connection (nil for the server's own endpoint).
+	// The goroutine holding the turn owns r, rt and frames.
+	turn       *readturn.Arbiter
+	stopWriter chan struct{} // closed by close: the outbox's writer goroutine ends
+	r          *wire.Reader
+	rt         *router
+	frames     int
 }
 
-// handle serves one accepted connection until it ends.
+// handle admits one accepted connection and starts reading it. A
+// background reader (internal/readturn) reads and routes the client's
+// frames; it runs a short handler of the server's own endpoint inline, and
+// if that handler blocks or runs long, another goroutine takes over the
+// reading after a watchdog period.
 func (s *Server) handle(nc net.Conn) {
 	p, r, err := s.admit(nc)
 	if err != nil {
 		nc.Close()
 		return
 	}
-	stop := make(chan struct{})
-	s.wg.Go(func() { p.out.writer(stop) })
-	cause := p.read(r)
-	p.close(cause)
-	close(stop)
+	p.r, p.rt = r, s.newRouter()
+	p.rt.inline = true
+	s.wg.Go(func() { p.out.writer(p.stopWriter) })
+	p.turn.Need() // somebody reads at all times (nobody, if p is closed already)
 }
 
 // admit runs the handshake: CONNECT within AuthTimeout, authentication,
@@ -105,6 +117,7 @@ func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
 	}
 	p := s.newPeer(ci.Name, ident, user)
 	p.nc = nc
+	p.turn = readturn.New(readturn.Config{Step: p.step, Go: s.wg.Go})
 	p.remote = nc.RemoteAddr().String()
 	if p.remote == "" || p.remote == "@" {
 		p.remote = "unix"
@@ -147,7 +160,7 @@ func (s *Server) newPeer(name string, ident Identity, u *User) *peer {
 		srv: s, id: s.peerSeq.Add(1), name: name, ident: ident,
 		perms: s.opts.DefaultPermissions, start: time.Now(),
 		subs: make(map[uint32]*hubSub), drops: make(map[uint32]uint32),
-		done: make(chan struct{}),
+		done: make(chan struct{}), stopWriter: make(chan struct{}),
 	}
 	rl := s.opts.DefaultRateLimit
 	if u != nil {
@@ -213,37 +226,52 @@ func (s *Server) register(p *peer) error {
 	return nil
 }
 
-// read reads and acts on frames until the connection fails.
-func (p *peer) read(r *wire.Reader) error {
-	rt := p.srv.newRouter()
-	frames := 0
-	for {
-		f, err := r.ReadFrame()
-		if err != nil {
-			rt.flush()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			var he *wire.HeaderError
-			if errors.As(err, &he) {
-				err = fmt.Errorf("%w: %w", ErrProtocol, err)
-				p.violation(err)
-			}
-			return err
-		}
-		if frames++; frames&1023 == 1 || r.Buffered() == 0 {
-			p.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
-		}
-		if err := p.handle(rt, f); err != nil {
-			rt.flush()
+// step reads one frame from the client and acts on it
+// (readturn.Config.Step); only background readers call it.
+func (p *peer) step(bool) readturn.Status {
+	r, rt := p.r, p.rt
+	f, err := r.ReadFrame()
+	if err != nil {
+		rt.flush()
+		var he *wire.HeaderError
+		switch {
+		case errors.Is(err, io.EOF):
+			err = nil
+		case errors.As(err, &he):
+			err = fmt.Errorf("%w: %w", ErrProtocol, err)
 			p.violation(err)
-			return err
 		}
-		if r.Buffered() == 0 || rt.queued >= flushEvery {
-			rt.flush()
-			rt.stall()
-		}
+		p.close(err)
+		return readturn.Stopped
 	}
+	if p.frames++; p.frames&1023 == 1 || r.Buffered() == 0 {
+		p.lastRecv.Store(time.Now().UnixNano()) // heartbeats need no finer clock
+	}
+	rt.slot.more = r.HasFrame()
+	if err := p.handle(rt, f); err != nil {
+		rt.flush()
+		p.violation(err)
+		p.close(err)
+		return readturn.Stopped
+	}
+	if rt.slot.sub != nil {
+		// A handler of the server's own endpoint runs here: what the frame
+		// routed to others goes out first, and another goroutine reads if
+		// the handler takes more than a watchdog period.
+		rt.flush()
+		job := rt.slot.take()
+		token := p.turn.BeginInline()
+		job.run()
+		if !p.turn.EndInline(token) {
+			return readturn.Lost
+		}
+		return readturn.Continue
+	}
+	if r.Buffered() == 0 || rt.queued >= flushEvery {
+		rt.flush()
+		rt.stall()
+	}
+	return readturn.Continue
 }
 
 // violation tells the client what it did wrong before its connection is
@@ -337,6 +365,9 @@ func (p *peer) close(cause error) {
 	for _, sub := range subs {
 		s.sl.remove(sub)
 	}
+	if p.turn != nil {
+		p.turn.Stop()
+	}
 	if p.nc != nil {
 		if errors.Is(cause, ErrServerShutdown) {
 			// Say why before closing, so that the client's waiting requests
@@ -346,6 +377,7 @@ func (p *peer) close(cause error) {
 		}
 		p.out.close()
 		p.nc.Close()
+		close(p.stopWriter)
 	}
 	rt := s.newRouter()
 	s.forgetPeer(rt, p)
@@ -377,7 +409,9 @@ func (p *peer) flushWithin(ctx context.Context) {
 	if dl, ok := ctx.Deadline(); ok {
 		p.nc.SetWriteDeadline(dl)
 	}
-	p.out.flush(true)
+	stop := context.AfterFunc(ctx, func() { p.nc.SetWriteDeadline(aLongTimeAgo) })
+	defer stop()
+	p.out.flushAll()
 }
 
 func (p *peer) info() ClientInfo {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -59,8 +61,8 @@ func (c *Conn) Request(ctx context.Context, subject string, data []byte, opts ..
 // RequestMsg is Request with headers: it sends m (its Reply is ignored).
 func (c *Conn) RequestMsg(ctx context.Context, m *Msg, opts ...RequestOption) (*Msg, error) {
 	var o requestOpts
-	for _, opt := range opts {
-		opt.applyRequest(&o)
+	if len(opts) > 0 {
+		o = requestOptions(opts) // its copy escapes: without options, nothing is allocated for them
 	}
 	req := *m
 	req.Reply = ""
@@ -121,6 +123,20 @@ func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error)
 		}
 	}
 	p := pendingPool.Get().(*pending)
+	p.turn, p.deadline = nil, 0
+	p.expired.Store(false)
+	if c.turns != nil {
+		if o.keepalive == 0 {
+			// The requester reads its reply from the connection itself.
+			if p.turn = c.turns.turn(); p.turn != nil {
+				p.w.Reset()
+			}
+		}
+		if p.turn == nil {
+			c.turns.need(1) // a background reader delivers the reply
+			defer c.turns.need(-1)
+		}
+	}
 	tok := c.reqSeq.Add(1)
 	m.Reply = c.inbox + strconv.FormatUint(tok, 10)
 	if err := c.addPending(tok, p); err != nil {
@@ -130,7 +146,13 @@ func (c *Conn) request(ctx context.Context, m *Msg, o requestOpts) (*Msg, error)
 		c.removePending(tok, p)
 		return nil, err
 	}
-	resp, err := c.await(ctx, m.Reply, tok, p, o.deadline, o.keepalive)
+	var resp *Msg
+	var err error
+	if p.turn != nil {
+		resp, err = c.awaitTurn(ctx, m.Reply, tok, p, o.deadline)
+	} else {
+		resp, err = c.await(ctx, m.Reply, tok, p, o.deadline, o.keepalive)
+	}
 	c.stats.request(time.Since(start), err)
 	end(resp, err)
 	return resp, err
@@ -183,6 +205,118 @@ func (c *Conn) await(ctx context.Context, reply string, tok uint64, p *pending, 
 	}
 }
 
+// awaitTurn is await for a transport whose connection the requester
+// reads itself (internal/readturn): its reply usually wakes it straight
+// from the network poller, with no other goroutine in between.
+func (c *Conn) awaitTurn(ctx context.Context, reply string, tok uint64, p *pending, deadline time.Time) (*Msg, error) {
+	if !deadline.IsZero() {
+		c.watchDeadline(p, deadline)
+	}
+	if !p.turn.Wait(ctx, &p.w) {
+		c.giveUp(tok, p, reply)
+		if p.expired.Load() || ctx.Err() == nil {
+			return nil, context.DeadlineExceeded
+		}
+		return nil, ctx.Err()
+	}
+	r := <-p.ch // Done follows the result
+	if c.removePending(tok, p) {
+		pendingPool.Put(p)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.m.meta.status != 0 {
+		return nil, statusError(r.m)
+	}
+	return r.m, nil
+}
+
+// deadlines ends the waits of requesters that read their connection
+// (awaitTurn) at the connection's own deadline for them (RequestTimeout)
+// with one timer per Conn, set for the earliest deadline and moved only
+// when a request with an earlier one comes. Requests that share the
+// timeout have increasing deadlines, so the timer is set about once per
+// RequestTimeout rather than once per request: setting a runtime timer
+// wakes an idle thread to watch it, which on a quiet machine costs about
+// as much as the goroutine handoff the requester saves.
+type deadlines struct {
+	mu    sync.Mutex
+	timer *time.Timer // made on first use
+	at    int64       // when timer fires (see monotime); 0: not set
+	off   bool        // the Conn closed
+}
+
+// stop stops the timer for good.
+func (d *deadlines) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.off = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
+
+// watchDeadline makes the wait of p end at deadline (before p is sent).
+func (c *Conn) watchDeadline(p *pending, deadline time.Time) {
+	at := monotime() + int64(time.Until(deadline))
+	c.mu.Lock()
+	p.deadline = at
+	c.mu.Unlock()
+	d := &c.deadlines
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.off || d.at != 0 && d.at <= at {
+		return
+	}
+	d.at = at
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Duration(at-monotime()), c.expire)
+	} else {
+		d.timer.Reset(time.Duration(at - monotime()))
+	}
+}
+
+// expire ends the waits whose deadline has passed and sets the timer for
+// the next one.
+func (c *Conn) expire() {
+	d := &c.deadlines
+	d.mu.Lock()
+	d.at = 0
+	d.mu.Unlock()
+	now := monotime()
+	var next int64
+	c.mu.Lock()
+	for _, t := range c.pending {
+		p, ok := t.(*pending)
+		switch {
+		case !ok || p.deadline == 0:
+		case p.deadline <= now:
+			p.deadline = 0
+			p.expired.Store(true)
+			// Under c.mu: p cannot be answered and reused meanwhile.
+			p.turn.Cancel(&p.w)
+		case next == 0 || p.deadline < next:
+			next = p.deadline
+		}
+	}
+	c.mu.Unlock()
+	if next == 0 {
+		return
+	}
+	d.mu.Lock()
+	if !d.off && (d.at == 0 || next < d.at) {
+		d.at = next
+		d.timer.Reset(time.Duration(next - monotime()))
+	}
+	d.mu.Unlock()
+}
+
+var epoch = time.Now()
+
+// monotime is a monotonic clock in nanoseconds.
+func monotime() int64 { return int64(time.Since(epoch)) }
+
 // giveUp forgets a request and tells its responders.
 func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
 	if c.removePending(tok, p) {
@@ -197,6 +331,23 @@ func (c *Conn) giveUp(tok uint64, p *pending, reply string) {
 type pending struct {
 	ch    chan result
 	timer *time.Timer
+	// With a transport whose connection the requester reads: the
+	// connection's arbiter and the requester's wait, its deadline (see
+	// deadlines; guarded by Conn.mu), and whether the deadline ended it.
+	turn     *readturn.Arbiter
+	w        readturn.Waiter
+	deadline int64
+	expired  atomic.Bool
+}
+
+// readerTurns is implemented by a transport whose connection is read by
+// the goroutines that wait for its frames (sockTransport).
+type readerTurns interface {
+	// turn returns the live connection's arbiter, nil while disconnected.
+	turn() *readturn.Arbiter
+	// need adds d to the waits that need a background reader: they wait
+	// for frames that no requester reads.
+	need(d int)
 }
 
 // arm starts the pending's timer for d and returns its channel.
@@ -219,6 +370,9 @@ var pendingPool = sync.Pool{New: func() any { return &pending{ch: make(chan resu
 func (p *pending) deliverInbox(m *Msg) {
 	select {
 	case p.ch <- result{m: m}:
+		if p.turn != nil {
+			p.turn.Done(&p.w)
+		}
 	default: // a second reply (several responders) or a late keepalive: dropped
 	}
 }
@@ -226,6 +380,9 @@ func (p *pending) deliverInbox(m *Msg) {
 func (p *pending) fail(err error) {
 	select {
 	case p.ch <- result{err: err}:
+		if p.turn != nil {
+			p.turn.Done(&p.w)
+		}
 	default:
 	}
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/procxy/procxy/rpc/wire"
 )
 
-// router is one goroutine's routing state: its cache of subject matches
-// and the clients it queued output for since the last flush. Each client
-// reader has one; the server's own endpoint takes one per call.
+// router is one reader's routing state: its cache of subject matches and
+// the clients it queued output for since the last flush. Each client
+// connection has one, used by the goroutine holding its read turn; the
+// server's own endpoint takes one per call.
 type router struct {
 	srv     *Server
 	cache   matchCache
@@ -22,6 +23,10 @@ type router struct {
 	behind  *peer       // the recipient furthest behind after the last flush, if far
 	timer   *time.Timer // for stall
 	queued  int         // bytes queued for recipients since the last flush
+	// inline: this router is a client reader's, which may run a handler of
+	// the server's own endpoint itself (slot) after routing a frame.
+	inline bool
+	slot   inlineSlot
 }
 
 // flushEvery is how many bytes a reader queues for recipients before it
@@ -295,7 +300,7 @@ func (s *Server) deliver(rt *router, sub *hubSub, payload []byte, fl wire.Flags,
 		}
 		q.outMsgs.Add(1)
 		s.stats.outMsgs.Add(1)
-		q.local.deliver(sub.sid, payload, fl&(wfRequest|wfReply|wfMore))
+		q.local.deliver(rt, sub.sid, payload, fl&(wfRequest|wfReply|wfMore))
 		return true
 	}
 	o := q.out

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MsgHandler handles one message of a subscription.
@@ -34,18 +35,21 @@ type Subscription struct {
 	maxRun  int // modeConcurrent: handlers at once
 
 	mu       sync.Mutex
-	q        []*Msg        // waiting messages; guarded by mu
-	spare    []*Msg        // an emptied batch, for q to reuse; guarded by mu
-	qBytes   int           // guarded by mu
-	running  int           // modeConcurrent: handlers running; guarded by mu
-	closed   bool          // no more deliveries; guarded by mu
-	draining bool          // no more enqueues: stop once the queue is empty; guarded by mu
-	limit    uint64        // unsubscribe after this many messages; 0: none; guarded by mu
-	received uint64        // messages accepted into the queue; guarded by mu
-	slow     bool          // drops since the last accepted message; guarded by mu
-	wake     chan struct{} // one token: the queue changed
-	done     chan struct{} // closed when the subscription has stopped and its handlers returned
-	workers  sync.WaitGroup
+	q        []*Msg         // waiting messages; guarded by mu
+	spare    []*Msg         // an emptied batch, for q to reuse; guarded by mu
+	qBytes   int            // guarded by mu
+	running  int            // modeConcurrent: handlers running; guarded by mu
+	busy     bool           // modeOrdered: a reading goroutine runs a handler inline; guarded by mu
+	batching bool           // modeOrdered: run is calling handlers; guarded by mu
+	closed   bool           // no more deliveries; guarded by mu
+	draining bool           // no more enqueues: stop once the queue is empty; guarded by mu
+	limit    uint64         // unsubscribe after this many messages; 0: none; guarded by mu
+	received uint64         // messages accepted into the queue; guarded by mu
+	slow     bool           // drops since the last accepted message; guarded by mu
+	wake     chan struct{}  // one token: the queue changed
+	done     chan struct{}  // closed when the subscription has stopped and its handlers returned
+	workers  sync.WaitGroup // modeConcurrent workers and handlers running inline
+	cost     cost           // how long the handler has recently taken
 
 	dropped   atomic.Uint64
 	delivered atomic.Uint64
@@ -54,6 +58,13 @@ type Subscription struct {
 // Subscribe calls h for every message on subject (wildcards allowed), one
 // at a time, in the order they arrived. A nil h makes a pull subscription:
 // read it with [Subscription.Next] or [Subscription.Messages].
+//
+// h runs on the subscription's goroutine, or, when it has been quick and
+// nothing is queued, on the goroutine that read the message from the
+// connection, which saves a goroutine handoff per message. A handler that
+// blocks there holds up the connection's other messages for about a
+// millisecond, after which another goroutine reads them; later messages
+// for the subscription wait for it as usual.
 func (c *Conn) Subscribe(subject string, h MsgHandler) (*Subscription, error) {
 	return c.QueueSubscribe(subject, "", h)
 }
@@ -77,9 +88,15 @@ func (c *Conn) QueueSubscribe(subject, queue string, h MsgHandler) (*Subscriptio
 }
 
 func (c *Conn) subscribe(subject, queue string, h MsgHandler, mode subMode) (*Subscription, error) {
+	return c.subscribeLimit(subject, queue, h, mode, DefaultMaxConcurrent)
+}
+
+// subscribeLimit is subscribe with the limit of handlers running at once
+// (modeConcurrent), set before the first message can arrive.
+func (c *Conn) subscribeLimit(subject, queue string, h MsgHandler, mode subMode, maxRun int) (*Subscription, error) {
 	s := &Subscription{
 		conn: c, subject: subject, queue: queue, handler: h, mode: mode,
-		maxRun: DefaultMaxConcurrent,
+		maxRun: maxRun,
 		wake:   make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	c.mu.Lock()
@@ -193,8 +210,10 @@ func (c *Conn) removeSub(s *Subscription) bool {
 	return true
 }
 
-// enqueue accepts one message (transport goroutine).
-func (s *Subscription) enqueue(m *Msg) {
+// enqueue accepts one message (transport goroutine). With slot set, the
+// reading goroutine offers to run the handler itself once the frame is
+// routed (see inlineSlot).
+func (s *Subscription) enqueue(m *Msg, slot *inlineSlot) {
 	size := m.Size()
 	s.mu.Lock()
 	if s.closed || s.draining || s.limit > 0 && s.received >= s.limit {
@@ -212,11 +231,25 @@ func (s *Subscription) enqueue(m *Msg) {
 	s.slow = false
 	s.received++
 	last := s.limit > 0 && s.received >= s.limit
-	if s.mode == modeConcurrent && s.running < s.maxRun {
-		s.running++
+	switch {
+	case slot != nil && slot.sub == nil && s.inlinableLocked(slot.more):
+		if s.mode == modeConcurrent {
+			s.running++
+		} else {
+			s.busy = true
+		}
+		s.workers.Add(1)
 		s.mu.Unlock()
-		s.workers.Go(func() { s.work(m) })
-	} else {
+		slot.sub, slot.m = s, m
+	case s.mode == modeConcurrent && s.running < s.maxRun:
+		s.running++
+		s.workers.Add(1) // under mu: stop, which waits for the workers, cannot have begun
+		s.mu.Unlock()
+		go func() {
+			defer s.workers.Done()
+			s.work(m)
+		}()
+	default:
 		s.q = append(s.q, m)
 		s.qBytes += size
 		s.mu.Unlock()
@@ -243,12 +276,17 @@ func (s *Subscription) drop(m *Msg, n int, report bool) {
 	}
 }
 
-// run delivers queued messages in order (modeOrdered).
+// run delivers queued messages in order (modeOrdered). While a reading
+// goroutine runs the handler inline (busy), it waits: the messages queued
+// meanwhile came after that one.
 func (s *Subscription) run() {
-	defer close(s.done)
+	defer func() {
+		s.workers.Wait() // a handler running inline
+		close(s.done)
+	}()
 	for {
 		s.mu.Lock()
-		for len(s.q) == 0 && !s.closed && !s.draining {
+		for !s.closed && (s.busy || len(s.q) == 0 && !s.draining) {
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()
@@ -259,6 +297,7 @@ func (s *Subscription) run() {
 		}
 		batch := s.q
 		s.q, s.qBytes, s.spare = s.spare[:0], 0, nil
+		s.batching = true
 		s.mu.Unlock()
 		for i, m := range batch {
 			batch[i] = nil
@@ -266,9 +305,10 @@ func (s *Subscription) run() {
 				s.conn.endServe(m)
 				continue
 			}
-			s.call(m)
+			s.timedCall(m)
 		}
 		s.mu.Lock()
+		s.batching = false
 		if cap(batch) <= 4096 {
 			s.spare = batch[:0] // the next batch reuses it
 		}
@@ -276,11 +316,111 @@ func (s *Subscription) run() {
 	}
 }
 
+// Inline handling. A reading goroutine that routes a message to a
+// subscription with a handler may run the handler itself, after the frame
+// is routed, instead of waking the subscription's goroutine: a request
+// answered by a short handler then costs no goroutine handoff. It does so
+// while the subscription is idle (modeOrdered: nothing queued and no
+// handler running, so order is kept) or below its concurrency limit
+// (modeConcurrent), and when the handler has recently been quick: under
+// inlineQuick, or under inlineMax when no other frame is buffered behind
+// the message. The reading goroutine marks its turn as serving inline
+// (internal/readturn), so a handler that blocks or runs long loses the
+// reading to another goroutine after a watchdog period.
+const (
+	inlineQuick = 10 * time.Microsecond
+	inlineMax   = 200 * time.Microsecond
+)
+
+// inlineSlot is a reading goroutine's offer to run one handler inline:
+// enqueue fills it (sub and m) when it accepts.
+type inlineSlot struct {
+	more bool // another frame is buffered behind this one
+	sub  *Subscription
+	m    *Msg
+}
+
+// inlinableLocked reports whether a reading goroutine may run the handler
+// for the next message now (caller holds mu).
+func (s *Subscription) inlinableLocked(more bool) bool {
+	switch s.mode {
+	case modeOrdered:
+		if s.busy || s.batching || len(s.q) > 0 {
+			return false
+		}
+	case modeConcurrent:
+		if s.running >= s.maxRun {
+			return false
+		}
+	default:
+		return false
+	}
+	avg := time.Duration(s.cost.avg.Load())
+	return avg < inlineMax && (!more || avg < inlineQuick)
+}
+
+// take returns what the slot holds and empties it, for the reading
+// goroutine to run before it marks its turn inline: once it has, another
+// goroutine may take the turn and fill the slot again.
+func (sl *inlineSlot) take() inlineSlot {
+	job := *sl
+	sl.sub, sl.m = nil, nil
+	return job
+}
+
+// run runs the handler taken from a slot, on the calling goroutine.
+func (job inlineSlot) run() {
+	s, m := job.sub, job.m
+	defer s.workers.Done()
+	if s.isClosed() {
+		s.conn.endServe(m)
+	} else {
+		s.timedCall(m)
+	}
+	s.mu.Lock()
+	if s.mode == modeOrdered {
+		s.busy = false
+		wake := len(s.q) > 0 || s.draining
+		s.mu.Unlock()
+		if wake {
+			s.signal()
+		}
+		return
+	}
+	if len(s.q) > 0 && !s.closed { // queued behind the limit: a worker takes them
+		next := s.q[0]
+		s.q[0] = nil
+		s.q = s.q[1:]
+		s.qBytes -= next.Size()
+		s.mu.Unlock()
+		s.workers.Go(func() { s.work(next) })
+		return
+	}
+	s.running--
+	s.mu.Unlock()
+}
+
+// cost is an exponentially weighted moving average of a handler's run
+// time, in nanoseconds.
+type cost struct{ avg atomic.Int64 }
+
+func (c *cost) add(d time.Duration) {
+	old := c.avg.Load()
+	c.avg.Store(old + (int64(d)-old)/4) // racy updates lose a sample at worst
+}
+
+// timedCall is call, timed for the inline decision.
+func (s *Subscription) timedCall(m *Msg) {
+	start := time.Now()
+	s.call(m)
+	s.cost.add(time.Since(start))
+}
+
 // work runs handlers for modeConcurrent: m first, then whatever queued up
 // while the limit of running handlers was reached.
 func (s *Subscription) work(m *Msg) {
 	for m != nil {
-		s.call(m)
+		s.timedCall(m)
 		s.mu.Lock()
 		m = nil
 		if len(s.q) > 0 && !s.closed {

@@ -205,7 +205,7 @@ func (r *matchResult) add(n *node) {
 	}
 }
 
-// matchCache caches match results for one reading goroutine.
+// matchCache caches match results for one reader (one goroutine at a time).
 type matchCache struct {
 	gen uint64
 	m   map[string]*matchResult

@@ -26,9 +26,10 @@
 //     is still running one watchdog period later (it blocks, or runs long),
 //     or a caller needs to read, the turn moves on and the handler finishes
 //     off the reading path.
-//   - When nobody has read for a watchdog period, a background reader starts,
-//     so events, requests and the end of the connection are noticed within
-//     about two periods even when no call is in flight.
+//   - When nobody has read for a watchdog period (or a longer idle period,
+//     [Config.IdlePeriod]), a background reader starts, so events, requests
+//     and the end of the connection are noticed within about two periods
+//     even when no call is in flight.
 //
 // The Arbiter knows nothing of frames: the owner supplies [Config.Step],
 // which reads and dispatches one frame, and [Config.Interrupt], which makes

@@ -51,6 +51,14 @@ type Config struct {
 	// the connection goes unread, before a background reader takes over.
 	// Zero means DefaultPeriod.
 	Period time.Duration
+	// IdlePeriod is how long the connection may go unread, while nothing
+	// needs it read, before a background reader starts; zero means Period.
+	// An owner whose unsolicited frames can wait longer than its inline
+	// handlers (a client whose only such frames are pings and the end of
+	// the connection) sets a longer one: while calls come one after the
+	// other, the watchdog then fires once per IdlePeriod, not once per
+	// Period.
+	IdlePeriod time.Duration
 }
 
 // holder says who has the turn.
@@ -70,6 +78,7 @@ const (
 type Arbiter struct {
 	cfg    Config
 	period time.Duration
+	idle   time.Duration // Config.IdlePeriod, or period
 
 	mu      sync.Mutex
 	holder  holder  // guarded by mu
@@ -80,6 +89,7 @@ type Arbiter struct {
 	demand  int     // Need minus Unneed; guarded by mu
 	stopped bool    // guarded by mu
 	armed   bool    // the watchdog timer is set; guarded by mu
+	armedAt int64   // when it fires, while armed; guarded by mu
 	timer   *time.Timer
 
 	// watchDone is the Done channel of the context whose end interrupts a
@@ -98,6 +108,10 @@ func New(cfg Config) *Arbiter {
 	a := &Arbiter{cfg: cfg, period: cfg.Period}
 	if a.period <= 0 {
 		a.period = DefaultPeriod
+	}
+	a.idle = cfg.IdlePeriod
+	if a.idle <= 0 {
+		a.idle = a.period
 	}
 	if a.cfg.Go == nil {
 		a.cfg.Go = func(f func()) { go f() }
@@ -344,7 +358,7 @@ func (a *Arbiter) passLocked() {
 	default:
 		a.holder = nobody
 		a.since = now()
-		a.armLocked(a.period)
+		a.armLocked(a.idle)
 	}
 }
 
@@ -441,7 +455,7 @@ func (a *Arbiter) yield() bool {
 	default:
 		a.holder = nobody
 		a.since = now()
-		a.armLocked(a.period)
+		a.armLocked(a.idle)
 	}
 	return true
 }
@@ -497,19 +511,21 @@ func (a *Arbiter) Stop() {
 	}
 }
 
-// armLocked sets the watchdog to fire after d unless it is already set.
-// The timer is armed lazily and left to fire: re-arming it on every call
-// would wake an idle thread each time.
+// armLocked sets the watchdog to fire after d unless it is already set to
+// fire by then. The timer is armed lazily and left to fire: re-arming it on
+// every call would wake an idle thread each time.
 func (a *Arbiter) armLocked(d time.Duration) {
-	if !a.armed && !a.stopped {
-		a.armed = true
-		a.timer.Reset(d)
+	at := now() + int64(d)
+	if a.stopped || a.armed && a.armedAt <= at {
+		return
 	}
+	a.armed, a.armedAt = true, at
+	a.timer.Reset(d)
 }
 
 // tick is the watchdog: it promotes a new reader past a handler that has
 // been running inline for a period, and starts one when nobody has read
-// for a period.
+// for an idle period.
 func (a *Arbiter) tick() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -517,7 +533,11 @@ func (a *Arbiter) tick() {
 	if a.stopped || (a.holder != inline && a.holder != nobody) {
 		return
 	}
-	if left := a.period - time.Duration(now()-a.since); left > 0 {
+	period := a.period
+	if a.holder == nobody {
+		period = a.idle
+	}
+	if left := period - time.Duration(now()-a.since); left > 0 {
 		a.armLocked(left)
 		return
 	}

@@ -40,11 +40,15 @@ type conn struct {
 	waiterReads chan struct{}
 }
 
-func newConn(t testing.TB, interruptible bool) *conn {
+func newConn(t testing.TB, interruptible bool) *conn { return newConnIdle(t, interruptible, 0) }
+
+// newConnIdle is newConn with Config.IdlePeriod set to idle.
+func newConnIdle(t testing.TB, interruptible bool, idle time.Duration) *conn {
 	c := &conn{t: t, frames: make(chan frame, 64), intr: make(chan struct{}, 1), waiterReads: make(chan struct{}, 1)}
 	cfg := readturn.Config{
-		Step: c.step,
-		Go:   func(f func()) { c.started.Add(1); c.wg.Go(f) },
+		Step:       c.step,
+		Go:         func(f func()) { c.started.Add(1); c.wg.Go(f) },
+		IdlePeriod: idle,
 	}
 	if interruptible {
 		cfg.Interrupt = func() {
@@ -274,6 +278,36 @@ func TestIdleWatchdog(t *testing.T) {
 		if c.inlined.Load() != 1 {
 			t.Errorf("the request was not served by a background reader")
 		}
+	})
+}
+
+// TestIdlePeriod: with a longer IdlePeriod, an unread connection gets a
+// background reader after that period, while a blocking inline handler is
+// still promoted past after the (shorter) watchdog period.
+func TestIdlePeriod(t *testing.T) {
+	const idle = 10 * readturn.DefaultPeriod
+	synctest.Test(t, func(t *testing.T) {
+		c := newConnIdle(t, true, idle)
+		w := newWaiter()
+		c.frames <- frame{to: w}
+		c.a.Wait(context.Background(), w)
+		release := make(chan struct{})
+		entered := make(chan struct{})
+		start := time.Now()
+		c.frames <- frame{run: func() { close(entered); <-release }}
+		<-entered
+		if d := time.Since(start); d < idle || d > 2*idle {
+			t.Errorf("an unread connection was read after %v of (fake) time, want one to two idle periods", d)
+		}
+		second := make(chan struct{})
+		start = time.Now()
+		c.frames <- frame{run: func() { close(second) }}
+		<-second // served although the first request still blocks
+		if d := time.Since(start); d > 2*readturn.DefaultPeriod {
+			t.Errorf("promoted after %v of (fake) time, want within two watchdog periods", d)
+		}
+		close(release)
+		synctest.Wait()
 	})
 }
 
