@@ -25,6 +25,7 @@ func ExampleConnect() {
 	ipc.Handle(c, "greet", func(ctx context.Context, name string) (string, error) {
 		return "hello, " + name, nil
 	}, ipc.Queue("greeters"))
+	c.Flush(ctx) // the server has the subscription: requests from other connections find it
 
 	worker, err := natsipc.Connect(ctx, c.Info().Server)
 	if err != nil {
