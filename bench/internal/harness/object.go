@@ -101,13 +101,17 @@ func (c *objectClient) Add(ctx context.Context, a, b int) (int, error) {
 
 func (c *objectClient) PID() int { return c.p.Process().Pid }
 
-func (c *objectClient) Close() error {
+func (c *objectClient) Close() error { return closeObject(c.p) }
+
+// closeObject closes an object proxy's child, writing its CPU profile
+// first when EnvChildProfile asked for one.
+func closeObject(p *procxy.Proxy[Calculator]) error {
 	if os.Getenv(EnvChildProfile) != "" {
-		if _, err := procxy.Call[struct{}](context.Background(), c.p, "StopCPUProfile"); err != nil {
+		if _, err := procxy.Call[struct{}](context.Background(), p, "StopCPUProfile"); err != nil {
 			fmt.Fprintf(os.Stderr, "procxybench: stop the object child's profile: %v\n", err)
 		}
 	}
-	return c.p.Close()
+	return p.Close()
 }
 
 // objectEchoClient is the echo table's object-proxy row:
@@ -134,4 +138,4 @@ func (c *objectEchoClient) Echo(ctx context.Context, in, out []byte) ([]byte, er
 // PID is the child's process id.
 func (c *objectEchoClient) PID() int { return c.p.Process().Pid }
 
-func (c *objectEchoClient) Close() error { return c.p.Close() }
+func (c *objectEchoClient) Close() error { return closeObject(c.p) }
