@@ -241,7 +241,9 @@ func findMethod(methods map[string]*method, key, name string, nargs int, stream 
 		return nil, fmt.Errorf("procxy: %s.%s does not return a stream; use Call", key, name)
 	case m.Stream != stream:
 		return nil, fmt.Errorf("procxy: %s.%s returns a stream; use Stream", key, name)
-	case nargs != m.NumIn:
+	case m.Variadic && nargs < m.NumIn-1:
+		return nil, fromMethod(key, name, argCountAtLeast(m.NumIn-1, nargs))
+	case !m.Variadic && nargs != m.NumIn:
 		return nil, fromMethod(key, name, argCount(m.NumIn, nargs))
 	}
 	return m, nil

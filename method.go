@@ -43,6 +43,9 @@ type method struct {
 	Problem string `msgpack:"problem,omitempty"`
 	Sig     string `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
 	ErrArgs []int  `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
+	// Variadic: the last parameter is ...E. The caller passes its
+	// elements one by one after the NumIn-1 others, as in Go.
+	Variadic bool `msgpack:"variadic,omitempty"`
 
 	pc uintptr // the method's code, to say where its errors came from
 
@@ -76,7 +79,10 @@ func analyze(rm reflect.Method) *method {
 	m.NumIn = len(m.in)
 	m.args = reflect.StructOf(fields)
 	if ft.IsVariadic() {
-		m.Problem = "variadic methods are not supported"
+		m.Variadic = true
+		if ft.In(ft.NumIn()-1).Elem() == errorType {
+			m.Problem = "a ...error parameter is not supported"
+		}
 	}
 	switch ft.NumOut() {
 	case 0:
@@ -173,17 +179,23 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 		return nil, &RemoteError{Name: "DecodeError", Code: "bad_request",
 			Message: fmt.Sprintf("the request is not an argument list: %v", err)}
 	}
-	if n != len(m.in) {
-		return nil, argCount(len(m.in), n)
+	fixed := len(m.in)
+	if m.Variadic {
+		fixed--
+		if n < fixed {
+			return nil, argCountAtLeast(fixed, n)
+		}
+	} else if n != fixed {
+		return nil, argCount(fixed, n)
 	}
 	call := callPool.Get().(*[]reflect.Value)
 	*call = append((*call)[:0], recv)
 	if m.withCtx {
 		*call = append(*call, ctxValue(ctx))
 	}
-	if n > 0 {
+	if len(m.in) > 0 {
 		args := reflect.New(m.args).Elem() // one allocation for all arguments
-		for i := range n {
+		for i := range fixed {
 			f := args.Field(i)
 			var err error
 			if m.in[i] == errorType {
@@ -197,6 +209,13 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 			}
 			*call = append(*call, f)
 		}
+		if m.Variadic {
+			if err := m.decodeVariadic(&d, args.Field(fixed), fixed, n-fixed); err != nil {
+				putCall(call)
+				return nil, err
+			}
+			*call = append(*call, args.Field(fixed))
+		}
 	}
 	if err := d.Finish(); err != nil {
 		putCall(call)
@@ -204,6 +223,35 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 			Message: fmt.Sprintf("the request is not an argument list: %v", err)}
 	}
 	return call, nil
+}
+
+// decodeVariadic decodes the last k arguments, which follow the fixed
+// ones, into a new slice for the variadic parameter f.
+func (m *method) decodeVariadic(d *codec.ArrayDecoder, f reflect.Value, fixed, k int) *RemoteError {
+	if k == 0 {
+		return nil // nil, as a local call with no variadic arguments gives
+	}
+	sl := reflect.MakeSlice(f.Type(), k, k)
+	for j := range k {
+		if err := d.Decode(sl.Index(j).Addr().Interface()); err != nil {
+			return argError("%s", argProblem(fixed+j+1, f.Type().Elem(), err))
+		}
+	}
+	f.Set(sl)
+	return nil
+}
+
+// argCountAtLeast is the error for a call with n arguments to a variadic
+// method that takes at least want.
+func argCountAtLeast(want, n int) *RemoteError {
+	return argError("takes at least %d argument%s, got %d", want, plural(want), n)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // argCount is the error for a call with n arguments to a method that
@@ -295,7 +343,12 @@ func putCall(call *[]reflect.Value) {
 // invoke calls the method with the arguments decodeCall returned (and
 // releases them) and splits its results.
 func (m *method) invoke(call *[]reflect.Value) (reflect.Value, error) {
-	out := m.fn.Call(*call)
+	var out []reflect.Value
+	if m.Variadic {
+		out = m.fn.CallSlice(*call) // the last argument is the decoded slice
+	} else {
+		out = m.fn.Call(*call)
+	}
 	putCall(call)
 	var v reflect.Value
 	if m.value {

@@ -34,6 +34,15 @@ var ErrDivByZero = &procxy.RemoteError{Code: "E_DIV_ZERO", Message: "division by
 // Add returns a + b.
 func (*Calculator) Add(a, b int) int { return a + b }
 
+// Sum adds any number of ints.
+func (*Calculator) Sum(xs ...int) int {
+	total := 0
+	for _, x := range xs {
+		total += x
+	}
+	return total
+}
+
 // Div returns a / b, or ErrDivByZero if b is zero.
 func (*Calculator) Div(a, b float64) (float64, error) {
 	if b == 0 {

@@ -65,3 +65,12 @@ func (p *CalculatorProxy) Fibonacci(ctx context.Context, n int) iter.Seq2[int, e
 func (p *CalculatorProxy) Slow(ctx context.Context, d time.Duration) (time.Duration, error) {
 	return procxy.Call[time.Duration](ctx, p.target(), "Slow", d)
 }
+
+// Sum calls [Calculator.Sum] in the child process or on a worker.
+func (p *CalculatorProxy) Sum(ctx context.Context, xs ...int) (int, error) {
+	args := make([]any, 0, len(xs))
+	for _, arg := range xs {
+		args = append(args, arg)
+	}
+	return procxy.Call[int](ctx, p.target(), "Sum", args...)
+}

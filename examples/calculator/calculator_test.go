@@ -131,6 +131,9 @@ func TestStubsOnWorkers(t *testing.T) {
 	}
 	defer remote.Close()
 	calc := calculator.CalculatorProxyOn(remote)
+	if sum, err := calc.Sum(ctx, 1, 2, 3, 4); err != nil || sum != 10 {
+		t.Fatalf("Sum(1, 2, 3, 4) on a worker = %d, %v", sum, err)
+	}
 	if sum, err := calc.Add(ctx, 2, 3); err != nil || sum != 5 {
 		t.Fatalf("Add(2, 3) on a worker = %d, %v", sum, err)
 	}

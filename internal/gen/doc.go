@@ -18,7 +18,9 @@
 //     (V, error).
 //   - iter.Seq[V], iter.Seq2[V, error] and <-chan V, optionally followed by
 //     an error, are streams and become iter.Seq2[V, error].
-//   - Variadic methods, methods with three or more results, methods whose
+//   - A variadic method's stub is variadic too; it passes the elements to
+//     the child one by one, as Call does.
+//   - Methods with a ...error parameter or three or more results, methods whose
 //     second result is not an error or whose result is a func, and methods
 //     that take a context.Context after other parameters cannot be called;
 //     they are left out with a comment saying why. So are Emit, promoted from

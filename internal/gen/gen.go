@@ -125,6 +125,8 @@ type stub struct {
 	kind   resultKind
 	value  types.Type // V of (V, error), or the item type of a stream
 	skip   string     // why the method gets no stub; "" if it gets one
+	// variadic: the last of params is ...E, passed to Call element by element.
+	variadic bool
 }
 
 // proxyMethods are the methods of *procxy.Proxy that a stub of the same
@@ -156,8 +158,11 @@ func analyze(f *types.Func, typeString func(types.Type) string) *stub {
 		}
 	}
 	if sig.Variadic() {
-		s.skip = "variadic methods are not supported"
-		return s
+		if isError(s.params[len(s.params)-1].Type().(*types.Slice).Elem()) {
+			s.skip = "a ...error parameter is not supported"
+			return s
+		}
+		s.variadic = true
 	}
 	res := sig.Results()
 	switch res.Len() {

@@ -216,8 +216,25 @@ func (r *renderer) method(w *bytes.Buffer, s *stub, px, ctxPkg string) {
 	}
 	params := []string{"ctx " + ctxPkg + ".Context"}
 	args := []string{"ctx", "p.target()", strconv.Quote(s.name)}
-	for i, name := range r.paramNames(s, px, typeArg) {
-		params = append(params, name+" "+r.typeString(s.params[i].Type()))
+	names := r.paramNames(s, px, typeArg)
+	var pack string // a variadic stub's lines that put the arguments in one []any
+	for i, name := range names {
+		t := s.params[i].Type()
+		if s.variadic && i == len(names)-1 {
+			params = append(params, name+" ..."+r.typeString(t.(*types.Slice).Elem()))
+			capacity := "len(" + name + ")"
+			if len(names) > 1 {
+				capacity = strconv.Itoa(len(names)-1) + "+" + capacity
+			}
+			pack = fmt.Sprintf("\targs := make([]any, 0, %s)\n", capacity)
+			if len(names) > 1 {
+				pack += fmt.Sprintf("\targs = append(args, %s)\n", strings.Join(names[:len(names)-1], ", "))
+			}
+			pack += fmt.Sprintf("\tfor _, arg := range %s {\n\t\targs = append(args, arg)\n\t}\n", name)
+			args = append(args[:3], "args...")
+			continue
+		}
+		params = append(params, name+" "+r.typeString(t))
 		args = append(args, name)
 	}
 
@@ -229,6 +246,7 @@ func (r *renderer) method(w *bytes.Buffer, s *stub, px, ctxPkg string) {
 		fmt.Fprintf(w, "// It hides [%[1]s.Proxy.%[2]s], which is still there as p.Proxy.%[2]s.\n", px, s.name)
 	}
 	fmt.Fprintf(w, "func (p *%s) %s(%s) %s {\n", r.proxyName, s.name, strings.Join(params, ", "), result)
+	w.WriteString(pack)
 	call := fmt.Sprintf("%s.%s[%s](%s)", px, fn, typeArg, strings.Join(args, ", "))
 	if closes {
 		errs := r.importName("errors", "errors")
@@ -254,6 +272,9 @@ var identRE = regexp.MustCompile(`[\p{L}_][\p{L}\p{Nd}_]*`)
 // by its position among the arguments.
 func (r *renderer) paramNames(s *stub, px, typeArg string) []string {
 	reserved := map[string]bool{"ctx": true, "p": true, "err": true, "any": true, px: true}
+	if s.variadic {
+		reserved["args"], reserved["arg"] = true, true // the stub's body packs the arguments in these
+	}
 	for _, id := range identRE.FindAllString(typeArg, -1) {
 		reserved[id] = true
 	}

@@ -23,6 +23,10 @@ type Odd struct {
 
 func (*Odd) Sum(xs ...int) int { return 0 }
 
+func (*Odd) Join(sep string, args ...string) (string, error) { return "", nil }
+
+func (*Odd) Errs(errs ...error) {}
+
 func (*Odd) Three() (int, int, error) { return 0, 0, nil }
 
 func (*Odd) Pair(a int) (int, int) { return a, a }
