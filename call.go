@@ -220,7 +220,7 @@ func (p *Proxy[T]) retryable(err error, name string, _ int) (time.Duration, bool
 	if !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
 		return 0, false
 	}
-	return 0, errors.Is(err, rpc.ErrNotSent) || p.o.idempotent[name]
+	return 0, errors.Is(err, rpc.ErrNotSent) || p.o.isIdempotent(name)
 }
 
 // method finds a callable method and checks the argument count locally.

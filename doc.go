@@ -29,7 +29,8 @@
 // first (cancelling the caller's context cancels it in the child), and
 // return nothing, a value, an error, or a value and an error. A method that
 // returns iter.Seq[V], iter.Seq2[V, error] or <-chan V (optionally with an
-// error) is a stream: call it with Stream. Arguments and results travel as
+// error) is a stream: call it with Stream. A variadic method takes its
+// variadic arguments one by one, as in Go. Arguments and results travel as
 // msgpack (package rpc/codec), so they must be serializable; time.Time
 // values keep millisecond precision, as in Procwire.
 //
@@ -70,4 +71,10 @@
 // (retried for Idempotent methods), a worker of another version is
 // reported by ErrNoWorker with what it serves, and Workers and WaitWorkers
 // list the workers.
+//
+// # Many calls
+//
+// Map calls a method of a Pool once per input, and Function.Map and
+// Function.MapUnordered run a Func over many inputs, each with a bounded
+// number of calls in flight, as Python's Pool.map and imap_unordered do.
 package procxy

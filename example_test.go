@@ -223,3 +223,23 @@ func ExampleRegisterError() {
 	// true k 3
 	// true
 }
+
+// Map runs a Func on many inputs in its children, a bounded number at
+// once, and returns the results in input order.
+func ExampleFunction_Map() {
+	ctx := context.Background()
+	defer hash.Close()
+	sums, err := hash.Map(ctx, []string{"a", "b", "a"}, procxy.InFlight(2))
+	fmt.Println(sums[0] == sums[2], sums[0] != sums[1], err)
+	// Output: true true <nil>
+}
+
+// Map on a pool calls one method once per input.
+func ExampleMap() {
+	ctx := context.Background()
+	pool, _ := procxy.NewPool[Greeter](ctx, 2, procxy.Config("Hi"))
+	defer pool.Close()
+	greetings, err := procxy.Map[string](ctx, pool, "Greet", []string{"Ann", "Bob"})
+	fmt.Println(greetings, err)
+	// Output: [Hi, Ann! Hi, Bob!] <nil>
+}

@@ -374,7 +374,7 @@ func (b *busEndpoint) retryable(err error, name string, attempt int) (time.Durat
 	case errors.Is(err, ErrNoWorker):
 		return wait, true
 	case errors.Is(err, ErrWorkerGone):
-		return wait, b.o.idempotent[name]
+		return wait, b.o.isIdempotent(name)
 	}
 	return 0, false
 }

@@ -98,16 +98,28 @@ func CloseGrace(d time.Duration) Option { return optionFunc(func(o *options) { o
 func Retries(n int) Option { return optionFunc(func(o *options) { o.retries = n }) }
 
 // Idempotent marks methods that may safely run twice, so Retries also
-// applies when the child died in the middle of them.
+// applies when the child (or worker) died in the middle of them. With no
+// names it marks every method, and a Func's calls.
 func Idempotent(methods ...string) Option {
 	return optionFunc(func(o *options) {
 		if o.idempotent == nil {
 			o.idempotent = make(map[string]bool)
 		}
+		if len(methods) == 0 {
+			o.idempotent[allMethods] = true
+		}
 		for _, m := range methods {
 			o.idempotent[m] = true
 		}
 	})
+}
+
+// allMethods is the key of Idempotent() in options.idempotent.
+const allMethods = "*"
+
+// isIdempotent reports whether Idempotent marked method.
+func (o *options) isIdempotent(method string) bool {
+	return o.idempotent[method] || o.idempotent[allMethods]
 }
 
 // Logger receives the child's stdout and stderr, line by line, tagged with
