@@ -198,6 +198,10 @@ func (c *caller) event(name string, p []byte) {
 }
 
 func (c *caller) call(ctx context.Context, w *worker, am host.AnnouncedMethod, payload []byte) error {
+	if am.Kind == rpc.KindNone {
+		c.out.hold()
+		defer c.out.release()
+	}
 	answer, err := w.m.Invoke(ctx, c.method, payload)
 	if err != nil {
 		return err
@@ -393,16 +397,44 @@ func (e *callAborted) Error() string { return e.msg }
 type lineWriter struct {
 	mu             sync.Mutex
 	stdout, stderr *output
-	eventsEnded    bool // guarded by mu
+	eventsEnded    bool     // guarded by mu
+	holding        bool     // events wait in held until release; guarded by mu
+	held           []func() // guarded by mu
 }
 
-// event runs write, which prints an event, unless events have ended.
+// event runs write, which prints an event, unless events have ended; it
+// keeps it for later while events are held.
 func (o *lineWriter) event(write func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.eventsEnded {
+	switch {
+	case o.eventsEnded:
+	case o.holding:
+		o.held = append(o.held, write)
+	default:
 		write()
 	}
+}
+
+// hold keeps events from printing until release: a fire-and-forget call's
+// "sent" comes first, though its events may arrive before it is printed.
+func (o *lineWriter) hold() {
+	o.mu.Lock()
+	o.holding = true
+	o.mu.Unlock()
+}
+
+// release prints the held events and lets the next ones print at once.
+func (o *lineWriter) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.holding = false
+	for _, write := range o.held {
+		if !o.eventsEnded {
+			write()
+		}
+	}
+	o.held = nil
 }
 
 // endEvents stops the printing of events: none prints after it returns.
