@@ -82,7 +82,20 @@ func splitExt(b []byte) (typ int8, data []byte, ok bool) {
 // library's map decoder, so maps met through interface values inside typed
 // targets are decoded by these rules too. The payload has been validated,
 // so lengths are known to fit and nesting is bounded.
-func decodeLoose(d *msgpack.Decoder) (any, error) {
+func decodeLoose(d *msgpack.Decoder) (any, error) { return decodeLooseWith(d, nil) }
+
+// DecodeLooseOrdered decodes the next value of a payload that codec.Msgpack
+// validated (from a msgpack.CustomDecoder of a value it decodes) into the
+// dynamic value model, with each map built by newMap from its keys and
+// values in payload order — for output that keeps the sender's order, such
+// as the procxy command's JSON.
+func DecodeLooseOrdered(d *msgpack.Decoder, newMap func(keys []string, vals []any) any) (any, error) {
+	return decodeLooseWith(d, newMap)
+}
+
+// decodeLooseWith is decodeLoose with maps made by newMap, or as
+// map[string]any when it is nil.
+func decodeLooseWith(d *msgpack.Decoder, newMap func(keys []string, vals []any) any) (any, error) {
 	c, err := d.PeekCode()
 	if err != nil {
 		return nil, err
@@ -113,35 +126,47 @@ func decodeLoose(d *msgpack.Decoder) (any, error) {
 		}
 		s := make([]any, n)
 		for i := range s {
-			if s[i], err = decodeLoose(d); err != nil {
+			if s[i], err = decodeLooseWith(d, newMap); err != nil {
 				return nil, err
 			}
 		}
 		return s, nil
 	case (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf:
-		return decodeLooseMap(d)
+		return decodeLooseMap(d, newMap)
 	case (c >= 0xd4 && c <= 0xd8) || (c >= 0xc7 && c <= 0xc9):
 		return decodeLooseExt(d)
 	}
 	return nil, fmt.Errorf("codec: msgpack: unexpected code %#02x", c)
 }
 
-func decodeLooseMap(d *msgpack.Decoder) (any, error) {
+func decodeLooseMap(d *msgpack.Decoder, newMap func(keys []string, vals []any) any) (any, error) {
 	n, err := d.DecodeMapLen()
 	if err != nil {
 		return nil, err
 	}
-	m := make(map[string]any, n)
-	for range n {
-		k, err := decodeLooseKey(d)
-		if err != nil {
+	if newMap == nil {
+		m := make(map[string]any, n)
+		for range n {
+			k, err := decodeLooseKey(d)
+			if err != nil {
+				return nil, err
+			}
+			if m[k], err = decodeLoose(d); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	}
+	keys, vals := make([]string, n), make([]any, n)
+	for i := range n {
+		if keys[i], err = decodeLooseKey(d); err != nil {
 			return nil, err
 		}
-		if m[k], err = decodeLoose(d); err != nil {
+		if vals[i], err = decodeLooseWith(d, newMap); err != nil {
 			return nil, err
 		}
 	}
-	return m, nil
+	return newMap(keys, vals), nil
 }
 
 // decodeLooseKey reads a map key; integers become their decimal text, as

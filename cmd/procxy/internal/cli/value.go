@@ -346,77 +346,13 @@ func (m *msgValue) DecodeMsgpack(d *msgpack.Decoder) error {
 }
 
 func decodeOrdered(d *msgpack.Decoder) (any, error) {
-	c, err := d.PeekCode()
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case c == 0xc0:
-		return nil, d.DecodeNil()
-	case c == 0xc2 || c == 0xc3:
-		return d.DecodeBool()
-	case c == 0xcf:
-		u, err := d.DecodeUint64()
-		if err != nil || u > math.MaxInt64 {
-			return u, err
-		}
-		return int64(u), nil
-	case c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3):
-		return d.DecodeInt64()
-	case c == 0xca || c == 0xcb:
-		return d.DecodeFloat64()
-	case (c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb):
-		return d.DecodeString()
-	case c >= 0xc4 && c <= 0xc6:
-		return d.DecodeBytes()
-	case (c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd:
-		n, err := d.DecodeArrayLen()
-		if err != nil {
-			return nil, err
-		}
-		arr := make([]any, n)
-		for i := range arr {
-			if arr[i], err = decodeOrdered(d); err != nil {
-				return nil, err
-			}
-		}
-		return arr, nil
-	case (c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf:
-		n, err := d.DecodeMapLen()
-		if err != nil {
-			return nil, err
-		}
-		obj := make(object, n)
+	return codec.DecodeLooseOrdered(d, func(keys []string, vals []any) any {
+		obj := make(object, len(keys))
 		for i := range obj {
-			k, err := d.DecodeInterface() // a string or an integer
-			if err != nil {
-				return nil, err
-			}
-			obj[i].key = fmt.Sprint(k)
-			if obj[i].val, err = decodeOrdered(d); err != nil {
-				return nil, err
-			}
+			obj[i].key, obj[i].val = keys[i], vals[i]
 		}
-		return obj, nil
-	case (c >= 0xd4 && c <= 0xd8) || (c >= 0xc7 && c <= 0xc9):
-		raw, err := d.DecodeRaw()
-		if err != nil {
-			return nil, err
-		}
-		var x codec.Ext
-		if err := x.UnmarshalMsgpack(raw); err != nil {
-			return nil, err
-		}
-		if x.Type != -1 {
-			return x, nil
-		}
-		var t time.Time
-		if err := msgpack.Unmarshal(raw, &t); err != nil {
-			return nil, err
-		}
-		return t.UTC(), nil
-	}
-	return nil, fmt.Errorf("unexpected msgpack code %#02x", c)
+		return obj
+	})
 }
 
 // ---- value → JSON ------------------------------------------------------
