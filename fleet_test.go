@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy"
+	"github.com/procxy/procxy/internal/testbus"
 	"github.com/procxy/procxy/internal/testproc"
 	"github.com/procxy/procxy/ipc"
 )
@@ -378,30 +379,8 @@ func TestFleetWorkerDies(t *testing.T) {
 // A worker with WorkerConcurrency(1) runs one call at a time: the second
 // call starts when the first ends.
 func TestFleetWorkerConcurrency(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	srv, err := ipc.Listen(ctx, filepath.Join(t.TempDir(), "bus.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	served := make(chan error, 1)
-	go func() {
-		served <- procxy.Serve(ctx, srv.Conn(), procxy.Serving("fleet.Calc"), procxy.WorkerConcurrency(1))
-	}()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	conn, err := ipc.Dial(ctx, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := procxy.WaitWorkers(ctx, conn, "fleet.Calc", 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	conn := testbus.Worker(t, "fleet.Calc", procxy.Serving("fleet.Calc"), procxy.WorkerConcurrency(1))
 	calc, err := procxy.NewRemote[FleetCalc](conn, procxy.Name("fleet.Calc"))
 	if err != nil {
 		t.Fatal(err)

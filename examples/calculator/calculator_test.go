@@ -14,7 +14,7 @@ import (
 	"github.com/procxy/procxy"
 	"github.com/procxy/procxy/examples/calculator"
 	"github.com/procxy/procxy/internal/gen"
-	"github.com/procxy/procxy/ipc"
+	"github.com/procxy/procxy/internal/testbus"
 )
 
 // TestGenerated fails when calculator_procxy.go is not what `go generate`
@@ -103,28 +103,8 @@ func TestSlow(t *testing.T) {
 // host) serves Calculator on an ipc server, and CalculatorProxyOn makes
 // the same stubs call it.
 func TestStubsOnWorkers(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	srv, err := ipc.Listen(ctx, filepath.Join(t.TempDir(), "bus.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	served := make(chan error, 1)
-	go func() { served <- procxy.Serve(ctx, srv.Conn()) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	conn, err := ipc.Dial(ctx, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := procxy.WaitWorkers(ctx, conn, "github.com/procxy/procxy/examples/calculator.Calculator", 1); err != nil {
-		t.Fatal(err)
-	}
+	ctx := t.Context()
+	conn := testbus.Worker(t, "github.com/procxy/procxy/examples/calculator.Calculator")
 	remote, err := procxy.NewRemote[calculator.Calculator](conn)
 	if err != nil {
 		t.Fatal(err)
