@@ -47,4 +47,6 @@
 //
 // docs/childproc-parity.md maps each Node option and behaviour to its
 // childproc equivalent and to the test that shows it.
+//
+// Section numbers (§) in this package's comments refer to docs/NODE-IPC.md, the facts of the Node.js IPC channel.
 package childproc

@@ -9,7 +9,7 @@ import (
 	"syscall"
 )
 
-// Node's channel variables (node-ipc-channel.md §1.3).
+// Node's channel variables (docs/NODE-IPC.md §1.3).
 const (
 	envChannelFD   = "NODE_CHANNEL_FD"
 	envChannelMode = "NODE_CHANNEL_SERIALIZATION_MODE"

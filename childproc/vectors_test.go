@@ -13,7 +13,7 @@ import (
 )
 
 // nodeVectors are the lines Node 20 writes for its send() arguments, from
-// node-ipc-channel.md §7.1, in the order testdata/child.cjs sends them.
+// docs/NODE-IPC.md §7.1, in the order testdata/child.cjs sends them.
 var nodeVectors = []struct {
 	name string
 	hex  string // the line, '\n' included

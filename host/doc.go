@@ -63,5 +63,8 @@
 // ManagerOptions.OnChange as [Change] values.
 //
 // The wire protocol is described in docs/PROTOCOL.md; the lifecycle
-// follows shared/docs/procwire-protocol.md §3, §4, §8 and §9.
+// follows docs/PROCWIRE.md §3, §4, §8 and §9.
+//
+// Section numbers (§) in this package's comments refer to docs/PROCWIRE.md, the
+// Procwire facts procxy implements.
 package host

@@ -40,4 +40,7 @@
 // consumer's pace. Incoming stream chunks wait in a bounded buffer; when it is
 // full the connection stops reading, as the Procwire parent does. Request
 // ids wrap within uint32 and skip 0 and ids still pending.
+//
+// Section numbers (§) in this package's comments refer to docs/PROCWIRE.md, the
+// Procwire facts procxy implements.
 package rpc

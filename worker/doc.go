@@ -57,7 +57,7 @@
 //     instead of a 32-hex-digit name directly in XDG_RUNTIME_DIR or TMPDIR.
 //   - $ping lines longer than 64 KiB are ignored.
 //
-// # Protocol checklist (procwire-protocol.md §10.1) and its tests
+// # Protocol checklist (docs/PROCWIRE.md §10.1) and its tests
 //
 // Tests named Test… are in this package; TestNodeParent/… and TestRawParent…
 // are in interop/nodeparent (the real @procwire/core 1.5.0 parent driving
@@ -95,4 +95,7 @@
 //	msgpack per §7.2                           rpc/codec vector tests; TestReplies (M11, D01),
 //	                                           TestNodeParent/echo (Dates, Buffers, ints, floats)
 //	Bad request payload → error frame          TestBadPayload
+//
+// Section numbers (§) in this package's comments refer to docs/PROCWIRE.md, the
+// Procwire facts procxy implements.
 package worker

@@ -44,7 +44,7 @@ const modes = {
     });
   },
 
-  // Send the values of node-ipc-channel.md §7.1, then disconnect from the
+  // Send the values of docs/NODE-IPC.md §7.1, then disconnect from the
   // last callback so nothing is cut.
   vectors() {
     const values = [

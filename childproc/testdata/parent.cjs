@@ -1,7 +1,7 @@
 'use strict';
 // A Node.js parent that starts a Go program (childproc's test binary in
 // its "echo" helper mode) with an 'ipc' stdio entry, the form
-// node-ipc-channel.md §1.5 recommends. Usage: node parent.cjs <scenario> <go-binary>
+// docs/NODE-IPC.md §1.5 recommends. Usage: node parent.cjs <scenario> <go-binary>
 // It prints one JSON line {ok, events, detail} and exits 0 when ok.
 const { spawn } = require('child_process');
 const net = require('net');

@@ -1,6 +1,6 @@
 package nodeparent_test
 
-// Direction A of the interop plan (procwire-protocol.md §12.2, §12.5): the
+// Direction A of the interop plan (docs/PROCWIRE.md §12.2, §12.5): the
 // Node.js parent @procwire/core 1.5.0 drives the Go echoworker. One run of
 // parent.mjs exercises every scenario below and prints one JSON line each;
 // the scenario's "ok" is computed by the script from what the Node parent

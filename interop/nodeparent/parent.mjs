@@ -1,5 +1,5 @@
 // Node.js @procwire/core 1.5.0 parent driving the Go echoworker
-// (direction A of the interop plan, procwire-protocol.md §12.2).
+// (direction A of the interop plan, docs/PROCWIRE.md §12.2).
 //
 // usage: node parent.mjs <echoworker path> [all|orphan]
 //

@@ -70,4 +70,7 @@
 // [ArrayDecoder] decodes a msgpack array element by element into separate
 // targets in one pass, letting []byte elements alias the payload when the
 // caller owns it; [MsgpackBytes] finds a binary value's bytes in place.
+//
+// Section numbers (§) in this package's comments refer to docs/PROCWIRE.md, the
+// Procwire facts procxy implements.
 package codec

@@ -20,4 +20,7 @@
 //
 // The package is pure code: it starts no goroutines and knows nothing of
 // requests, codecs or processes.
+//
+// Section numbers (§) in this package's comments refer to docs/PROCWIRE.md, the
+// Procwire facts procxy implements.
 package wire

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// frameVectors are the full frames of procwire-protocol.md §11.2.
+// frameVectors are the full frames of docs/PROCWIRE.md §11.2.
 var frameVectors = map[string]string{
 	"F01": "000100000000010000000e83a16101a162a178a16393010203",
 	"F02": "000103000000010000000e83a16101a162a178a16393010203",

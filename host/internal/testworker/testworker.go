@@ -6,6 +6,8 @@
 //
 // A test binary runs it by calling Run from TestMain when EnvMode is set,
 // and spawns itself with that variable to get a worker.
+//
+// Section numbers (§) refer to docs/PROCWIRE.md.
 package testworker
 
 import (
