@@ -21,6 +21,8 @@ var (
 	// ErrNoWorker means no worker on the bus serves the method or function
 	// called, with the signature the caller has; the error's message says
 	// what the workers serve instead. It also matches ipc.ErrNoResponders.
+	// A call that reached a worker while its Serve was ending fails with it
+	// too: it never ran.
 	ErrNoWorker = errors.New("procxy: no worker serves the call")
 	// ErrWorkerGone means the worker serving a call went away (it died,
 	// or its connection broke) before it answered; the call may or may
@@ -285,6 +287,9 @@ func (s *busStream) Close() error { s.stop(); return nil }
 func (b *busEndpoint) explain(ctx context.Context, name string, err error) error {
 	var re *RemoteError
 	switch {
+	case errors.As(err, &re) && re.Code == codeWorkerStopping:
+		return &fleetError{fmt.Sprintf("procxy: %s.%s: the worker was stopping and did not run the call", b.o.key, name),
+			[]error{ErrNoWorker, re}}
 	case errors.As(err, &re):
 		return b.fromMethod(name, re)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && b.o.timeout > 0:

@@ -186,6 +186,9 @@ func Serve(ctx context.Context, conn *ipc.Conn, opts ...WorkerOption) error {
 	_ = conn.Publish(subjectWorkersUp, w.announcement())
 	<-ctx.Done()
 	w.unsubscribe() // no new calls
+	w.mu.Lock()
+	w.stopping = true // nor the ones already on their way to a handler
+	w.mu.Unlock()
 	w.calls.Wait()
 	_ = conn.Publish(subjectWorkersDn, w.announcement())
 	_ = disc.Unsubscribe()
@@ -198,6 +201,8 @@ type fleetWorker struct {
 	conn     *ipc.Conn
 	info     WorkerInfo // fixed once serving starts, but for the counters
 	subs     []*ipc.Subscription
+	mu       sync.Mutex // guards stopping, and calls.Add against calls.Wait
+	stopping bool       // Serve is ending: calls that still arrive are turned away
 	calls    sync.WaitGroup
 	inflight atomic.Int64
 	served   atomic.Uint64
@@ -236,7 +241,16 @@ func (w *fleetWorker) track(ctx context.Context) (func(), error) {
 			return nil, ctx.Err()
 		}
 	}
+	w.mu.Lock()
+	if w.stopping {
+		w.mu.Unlock()
+		if w.slots != nil {
+			<-w.slots
+		}
+		return nil, errWorkerStopping
+	}
 	w.calls.Add(1)
+	w.mu.Unlock()
 	w.inflight.Add(1)
 	return func() {
 		w.inflight.Add(-1)
@@ -301,6 +315,13 @@ func (w *fleetWorker) serveTypes(ctx context.Context, o workerOptions) error {
 	}
 	return nil
 }
+
+// errWorkerStopping answers a call that reached a worker after its Serve
+// began to end; the call never ran, so the caller may send it again.
+var errWorkerStopping = &RemoteError{Name: "WorkerStopping", Code: codeWorkerStopping,
+	Message: "procxy: the worker is stopping"}
+
+const codeWorkerStopping = "worker_stopping"
 
 // errStopped ends a stream whose requester stopped reading.
 var errStopped = errors.New("procxy: stream stopped")
