@@ -357,7 +357,7 @@ func TestFleetWorkerDies(t *testing.T) {
 			}()
 			pid := <-hanging
 			killed.Store(int64(pid))
-			syscall.Kill(pid, syscall.SIGKILL)
+			testproc.Kill(pid)
 			err = <-errc
 			if !idempotent {
 				if !errors.Is(err, procxy.ErrWorkerGone) || !strings.Contains(err.Error(), "fleet.Calc.Hang: the worker went away before answering") {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procxy/procxy/internal/testproc"
+
 	"github.com/procxy/procxy"
 )
 
@@ -85,7 +87,7 @@ func TestKillMatrix(t *testing.T) {
 							mu.Lock()
 							survivors = append(survivors, pid)
 							mu.Unlock()
-							syscall.Kill(pid, syscall.SIGKILL)
+							testproc.Kill(pid)
 						}
 					}
 				})

@@ -6,8 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
+
+	"github.com/procxy/procxy/internal/testproc"
 
 	"github.com/procxy/procxy"
 )
@@ -21,7 +22,7 @@ var mapSquare = procxy.Func("test.mapSquare", func(_ context.Context, x int) (in
 		if marker := os.Getenv(envMapMarker); marker != "" {
 			if _, err := os.Stat(marker); err != nil {
 				os.WriteFile(marker, nil, 0o600)
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				testproc.Kill(os.Getpid())
 			}
 		}
 	}

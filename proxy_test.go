@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procxy/procxy/internal/testproc"
+
 	"go.uber.org/goleak"
 
 	"github.com/procxy/procxy"
@@ -400,8 +402,8 @@ func TestClose(t *testing.T) {
 	if !errors.Is(p.Err(), procxy.ErrClosed) {
 		t.Errorf("Err() = %v", p.Err())
 	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("child %d still exists after Close: %v", pid, err)
+	if testproc.Exists(pid) {
+		t.Errorf("child %d still exists after Close", pid)
 	}
 	p.Close() // idempotent
 }
@@ -543,13 +545,13 @@ func TestCloseWithGrandchild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Kill(gc, syscall.SIGKILL)
+	defer testproc.Kill(gc)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
 	q := newCalc(t)
 	gc2, _ := procxy.Call[int](t.Context(), q, "Grandchild")
-	defer syscall.Kill(gc2, syscall.SIGKILL)
+	defer testproc.Kill(gc2)
 	var ee *procxy.ExitError
 	if _, err := procxy.Call[any](t.Context(), q, "Crash", "exit"); !errors.As(err, &ee) || ee.ExitCode != 7 {
 		t.Fatalf("crash with a grandchild: got %v", err)

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/procxy/procxy/internal/testproc"
 
 	"github.com/procxy/procxy/ipc"
 )
@@ -219,7 +223,7 @@ A: b
 			t.Fatal(err)
 		}
 		req.stop(syscall.SIGINT).check(t, "request after Ctrl-C", 130, "", "procxy: interrupted: the request to svc.slow was cancelled in the responder\n")
-		gone(t, pid)
+		testproc.Gone(t, pid)
 
 		run("", "ipc", "request", "-timeout", "100ms", "svc.slow", "x").check(t, "request -timeout", 5, "",
 			"procxy: no reply to svc.slow within -timeout 100ms; the request was cancelled in the responder\n")
@@ -235,7 +239,7 @@ A: b
 		}
 		slow.stop(syscall.SIGKILL)
 		req.wait().check(t, "request whose responder was killed", 4, "", "procxy: the responder to svc.slow went away before answering\n")
-		gone(t, pid)
+		testproc.Gone(t, pid)
 	})
 
 	t.Run("queue-group", func(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -7,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/procxy/procxy/internal/testproc"
 
 	"github.com/procxy/procxy/ipc/natsipc"
 )
@@ -73,7 +77,7 @@ n=2
 		t.Fatal(err)
 	}
 	req.stop(syscall.SIGINT).check(t, "request after Ctrl-C", 130, "", "procxy: interrupted: the request to svc.slow was cancelled in the responder\n")
-	gone(t, pid)
+	testproc.Gone(t, pid)
 
 	for _, p := range []*bg{echo, lines, slow} {
 		if r := p.stop(syscall.SIGTERM); r.code != 0 {

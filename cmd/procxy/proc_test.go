@@ -10,8 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // bg is a procxy command running in the background — ipc serve, sub,
@@ -159,28 +157,6 @@ func (r ran) check(t *testing.T, what string, code int, stdout, stderr string) {
 	t.Helper()
 	if r.code != code || r.stdout != stdout || r.stderr != stderr {
 		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr %q", what, r.code, r.stdout, r.stderr, code, stdout, stderr)
-	}
-}
-
-// gone waits until process pid has exited (and is not merely a zombie
-// waiting for its parent), on a pidfd; it does not time out.
-func gone(t *testing.T, pid int) {
-	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, syscall.ESRCH) {
-		return
-	}
-	if err != nil {
-		t.Fatalf("pidfd_open(%d): %v", pid, err)
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		if _, err := unix.Poll(fds, -1); err == nil {
-			return
-		} else if !errors.Is(err, syscall.EINTR) {
-			t.Fatalf("poll pidfd of %d: %v", pid, err)
-		}
 	}
 }
 

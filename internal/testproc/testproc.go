@@ -45,3 +45,10 @@ func Start(t testing.TB, env ...string) *exec.Cmd {
 	})
 	return cmd
 }
+
+// Kill sends SIGKILL (on Windows, TerminateProcess) to process pid.
+func Kill(pid int) {
+	if p, err := os.FindProcess(pid); err == nil {
+		p.Kill()
+	}
+}

@@ -49,9 +49,10 @@ import (
 	"encoding/json"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procxy/procxy/internal/testproc"
 )
 
 // scenarios run by parent.mjs, in order.
@@ -138,7 +139,7 @@ func TestParentDeath(t *testing.T) {
 	defer tick.Stop()
 	for alive(r.Pid) {
 		if time.Now().After(deadline) {
-			syscall.Kill(r.Pid, syscall.SIGKILL)
+			testproc.Kill(r.Pid)
 			t.Fatalf("worker %d still running 10 s after its parent was killed", r.Pid)
 		}
 		<-tick.C

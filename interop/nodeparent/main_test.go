@@ -9,8 +9,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/procxy/procxy/internal/testproc"
 
 	"go.uber.org/goleak"
 )
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 		if pids := liveWorkers(workerBin); len(pids) > 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: echoworker processes outlived the tests: %v\n", pids)
 			for _, pid := range pids {
-				syscall.Kill(pid, syscall.SIGKILL)
+				testproc.Kill(pid)
 			}
 			code = 1
 		}

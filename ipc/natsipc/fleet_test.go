@@ -147,7 +147,7 @@ func TestFleet(t *testing.T) {
 			errc <- err
 		}()
 		pid := <-hanging
-		syscall.Kill(pid, syscall.SIGKILL)
+		testproc.Kill(pid)
 		err = <-errc
 		remove()
 		r.Close()

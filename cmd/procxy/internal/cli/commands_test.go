@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/procxy/procxy/internal/testproc"
+
 	"github.com/procxy/procxy/cmd/procxy/internal/cli"
 )
 
@@ -340,7 +342,7 @@ func TestInterrupt(t *testing.T) {
 	}
 	var pid int
 	fmt.Sscan(m[1], &pid)
-	gone(t, pid)
+	testproc.Gone(t, pid)
 }
 
 // watchWriter collects what is written and calls then once when the
@@ -407,7 +409,7 @@ func TestBadWorkers(t *testing.T) {
 				for _, f := range strings.Fields(string(b)) {
 					var pid int
 					fmt.Sscan(f, &pid)
-					gone(t, pid)
+					testproc.Gone(t, pid)
 				}
 			}
 		})

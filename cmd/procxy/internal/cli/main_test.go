@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,11 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
-	"golang.org/x/sys/unix"
 
 	"github.com/procxy/procxy"
 	"github.com/procxy/procxy/cmd/procxy/internal/cli"
@@ -216,28 +213,4 @@ func (r result) errLine() string {
 		return ""
 	}
 	return "procxy: " + r.err.Error()
-}
-
-// gone fails the test unless process pid has exited (and is not merely
-// a zombie waiting for its parent). It waits for the exit on a pidfd.
-func gone(t testing.TB, pid int) {
-	t.Helper()
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, syscall.ESRCH) {
-		return // reaped already
-	}
-	if err != nil {
-		t.Fatalf("pidfd_open(%d): %v", pid, err)
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		// Readable once the process has terminated; no timeout: a test
-		// that leaks the process hangs and go test's -timeout reports it.
-		if _, err := unix.Poll(fds, -1); err == nil {
-			return
-		} else if !errors.Is(err, syscall.EINTR) {
-			t.Fatalf("poll pidfd of %d: %v", pid, err)
-		}
-	}
 }
