@@ -114,6 +114,15 @@ type Options struct {
 	// runtime.LockOSThread: do not start children from such goroutines.
 	Pdeathsig syscall.Signal
 
+	// Limits are resource limits the child runs under (Linux only, else
+	// Spawn fails with errors.ErrUnsupported; the zero value means none).
+	Limits Limits
+
+	// NoNewPrivs starts the child with no_new_privs set (Linux only): it
+	// and its descendants cannot gain privileges through set-user-id
+	// executables or file capabilities.
+	NoNewPrivs bool
+
 	// Timeout, when positive, sends KillSignal to the child once it has run
 	// this long. It is reported as ErrTimeout in the *ExitError. Zero means
 	// no timeout.
@@ -144,6 +153,16 @@ type Options struct {
 	// ExecFile and the blocking functions when their stdin is a pipe.
 	// Spawn and Fork ignore it: write to [Child.Stdin] instead.
 	Input []byte
+}
+
+// Limits are setrlimit limits for a child; a zero field means no limit.
+// A child that exceeds one is ended by the kernel or fails its allocation
+// (see [LimitCause]).
+type Limits struct {
+	AddressSpace int64         // bytes of virtual memory (RLIMIT_AS)
+	Data         int64         // bytes of data segment and heap (RLIMIT_DATA)
+	CPUTime      time.Duration // CPU time, rounded up to whole seconds (RLIMIT_CPU)
+	OpenFiles    int           // open file descriptors (RLIMIT_NOFILE)
 }
 
 // Credential is a user and group id for the child.
