@@ -15,5 +15,5 @@ const maxPathLen = 107
 // needs a Unix system; here it returns an error wrapping
 // [errors.ErrUnsupported].
 func SocketDir() (string, error) {
-	return "", fmt.Errorf("transport: socket dir: %w", errors.ErrUnsupported)
+	return "", fmt.Errorf("transport: a private socket directory needs a Unix system; listen on an explicit address such as tcp://127.0.0.1:0 instead: %w", errors.ErrUnsupported)
 }
