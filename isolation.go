@@ -6,7 +6,9 @@ import "github.com/procxy/procxy/childproc"
 // damage a misbehaving child can do to the machine; they are not a sandbox
 // (docs/ISOLATION.md says what they do and do not protect against). All of
 // them need Linux: elsewhere New, NewPool and the first call of a Func fail
-// with an error wrapping errors.ErrUnsupported.
+// with an error wrapping errors.ErrUnsupported. They apply to the children
+// procxy starts, not to a child reached through PROCXY_ATTACH or to the
+// workers of a Remote.
 
 // isolation is what the isolation options set; the zero value is none.
 type isolation struct {

@@ -27,6 +27,10 @@ const pidfdThread = unix.O_EXCL
 func init() {
 	moreHelpers["alloc"] = helperAlloc
 	moreHelpers["openfiles"] = helperOpenFiles
+	moreHelpers["spin"] = func() int {
+		for { // Go ignores SIGXCPU: only the hard limit's SIGKILL ends this
+		}
+	}
 	moreHelpers["pdeathsig-locked-middle"] = helperLockedMiddle
 	if os.Getenv(helperEnv) == "pdeathsig-locked-middle" {
 		// Keep the main goroutine on the main thread, which Go never ends,
@@ -245,6 +249,24 @@ func TestLimitCPU(t *testing.T) {
 	}
 	if got, want := childproc.LimitCause(limits, c.ProcessState(), ""), "CPU time limit (1s)"; got != want {
 		t.Errorf("LimitCause = %q, want %q", got, want)
+	}
+}
+
+// TestLimitCPUGo: a Go child ignores SIGXCPU and dies by SIGKILL at the
+// hard limit, one second later; LimitCause still names the CPU limit.
+func TestLimitCPUGo(t *testing.T) {
+	limits := childproc.Limits{CPUTime: time.Second}
+	c := spawnHelper(t, "spin", nil, childproc.Options{Limits: limits, Stdout: childproc.Ignore(), Stderr: childproc.Ignore()})
+	err := c.Wait(t.Context())
+	var ee *childproc.ExitError
+	if !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL {
+		t.Fatalf("got %v, want an *ExitError with SIGKILL", err)
+	}
+	if got, want := childproc.LimitCause(limits, c.ProcessState(), ""), "CPU time limit (1s)"; got != want {
+		t.Errorf("LimitCause = %q, want %q", got, want)
+	}
+	if got := childproc.LimitCause(childproc.Limits{OpenFiles: 10}, c.ProcessState(), ""); got != "" {
+		t.Errorf("LimitCause without a CPU limit = %q, want none", got)
 	}
 }
 
