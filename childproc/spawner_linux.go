@@ -180,10 +180,19 @@ func limitAndDetach(pid int, l Limits) error {
 		if info.Code != cldTrapped {
 			return nil // it has exited; Wait reports how
 		}
+		// Should this process die before the detach, the child dies too
+		// rather than run without its limits.
+		unix.PtraceSetOptions(pid, unix.PTRACE_O_EXITKILL)
 		// A signal that arrived before the exec's SIGTRAP stops the child
 		// first: pass it on and wait for the SIGTRAP, which would kill the
-		// child if it were left pending after the detach.
-		if sig := siginfoStatus(&info); sig != int32(syscall.SIGTRAP) {
+		// child if it were left pending after the detach. A stop signal is
+		// dropped instead: passed on, it would stop the child again, and
+		// again, before the SIGTRAP.
+		if sig := syscall.Signal(siginfoStatus(&info)); sig != syscall.SIGTRAP {
+			switch sig {
+			case syscall.SIGSTOP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU:
+				sig = 0
+			}
 			if err := unix.PtraceCont(pid, int(sig)); err != nil {
 				return setupError{fmt.Errorf("childproc: Limits: %w", os.NewSyscallError("ptrace(PTRACE_CONT)", err))}
 			}
