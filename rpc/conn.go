@@ -162,13 +162,14 @@ type Conn struct {
 	done      chan struct{} // closed when the connection ends
 	closeOnce sync.Once
 
+	wg sync.WaitGroup // background readers, workers, event dispatcher, abort writers
+
 	// draining is set by Shutdown: new calls fail and requests with an id
 	// are refused (shutdown.go).
 	draining atomic.Bool
 	// answering counts handlers between leaving serving/anon and having
 	// sent their reply, so that Shutdown does not close under a reply.
 	answering atomic.Int32
-	wg        sync.WaitGroup // background readers, workers, event dispatcher, abort writers
 }
 
 // NewConn starts serving rwc and returns the connection. It takes ownership
