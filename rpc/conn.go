@@ -161,8 +161,7 @@ type Conn struct {
 
 	done      chan struct{} // closed when the connection ends
 	closeOnce sync.Once
-
-	wg sync.WaitGroup // background readers, workers, event dispatcher, abort writers
+	wg        sync.WaitGroup // background readers, workers, event dispatcher, abort writers
 
 	// draining is set by Shutdown: new calls fail and requests with an id
 	// are refused (shutdown.go).
