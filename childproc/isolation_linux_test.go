@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/procxy/procxy/childproc"
@@ -295,4 +296,16 @@ func TestLimitOpenFiles(t *testing.T) {
 	if _, serr := fmt.Sscan(got, &n, &emfile); err != nil || serr != nil || n >= 32 || !emfile {
 		t.Errorf("helper printed %q, %v; want fewer than 32 files, then EMFILE", got, err)
 	}
+}
+
+// TestSpawnerThreadsEnd: the spawner goroutines (and their threads) end
+// once the children they started have been reaped.
+func TestSpawnerThreadsEnd(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	for _, o := range []childproc.Options{{Pdeathsig: syscall.SIGKILL}, {NoNewPrivs: true}, {Limits: childproc.Limits{OpenFiles: 64}}} {
+		if _, err := output(t, spawn(t, "true", nil, o)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goleak.VerifyNone(t, before)
 }
