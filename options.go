@@ -44,6 +44,7 @@ type options struct {
 	keepalive    time.Duration // Remote: the workers' sign of life
 	hasKeepalive bool
 	forward      *listeners // a Pool's listeners, which its members' events also reach
+	isolation    isolation  // Limits, RunAs, NoNewPrivs (isolation.go)
 }
 
 func newOptions(key string, opts []Option) options {

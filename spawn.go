@@ -50,7 +50,7 @@ func spawn(o *options) (*child, error) {
 	if o.debug != nil {
 		exe, args = o.debug.Command(exe, args) // dlv passes fd 3 on to its target
 	}
-	p, err := childproc.Spawn(context.Background(), exe, args, childproc.Options{
+	p, err := childproc.Spawn(context.Background(), exe, args, o.isolate(childproc.Options{
 		Dir:        o.dir,
 		Env:        env,
 		Stdin:      childproc.Ignore(),
@@ -58,7 +58,7 @@ func spawn(o *options) (*child, error) {
 		Stderr:     childproc.Pipe(),
 		ExtraFiles: []*os.File{childEnd},
 		Pdeathsig:  syscall.SIGKILL,
-	})
+	}))
 	if err != nil {
 		parentEnd.Close()
 		return nil, fmt.Errorf("procxy: start child: %w", err)

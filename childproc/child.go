@@ -28,6 +28,7 @@ type Child struct {
 	killSignal syscall.Signal
 	killGroup  bool
 	forceDelay time.Duration
+	reaped     func() // when not nil, called once the process has been reaped
 
 	stdin          *os.File
 	stdout, stderr *outPipe
@@ -155,6 +156,14 @@ func (c *Child) ExitCode() int {
 	return c.code
 }
 
+// ProcessState returns the child's final state, with its resource usage,
+// or nil while it runs.
+func (c *Child) ProcessState() *os.ProcessState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
 // ExitSignal returns the signal that ended the child, or 0 (Node's signalCode).
 func (c *Child) ExitSignal() syscall.Signal {
 	c.mu.Lock()
@@ -247,6 +256,9 @@ func (c *Child) addTimer(stop func() bool) {
 // has exited.
 func (c *Child) waitProcess() {
 	ps, err := c.proc.Wait()
+	if c.reaped != nil {
+		c.reaped()
+	}
 	code, sig := -1, syscall.Signal(0)
 	if err == nil {
 		code, sig = exitStatus(ps)

@@ -20,6 +20,18 @@
 // period. Its zero value means the defaults. As in Node, the program is
 // looked up in the PATH of the child's environment.
 //
+// # Isolation (Linux)
+//
+// Options.Limits (setrlimit: address space, data, CPU time, open files,
+// in force before the program's first instruction), Options.Credential
+// and Options.NoNewPrivs limit what a child may use and do; [LimitCause]
+// names the limit that most likely ended one. Children that need a
+// parent-death signal, limits or no_new_privs are forked from spawner
+// threads of childproc's own, which live as long as those children, so a
+// child started from a goroutine locked to an OS thread does not die when
+// that thread ends. docs/ISOLATION.md says what this does not protect
+// against.
+//
 // Errors follow Node's shapes and Go's conventions: a failed start is a
 // [*SpawnError] ("spawn <file> ENOENT", with syscall, path and args) that
 // matches fs.ErrNotExist or fs.ErrPermission with errors.Is; a failed

@@ -145,6 +145,9 @@ func validate(file string, args []string, r *resolved) error {
 			return err
 		}
 	}
+	if err := r.Limits.validate(); err != nil {
+		return err
+	}
 	if r.Timeout < 0 {
 		return fmt.Errorf("%w: negative Timeout %v", ErrInvalidArgument, r.Timeout)
 	}

@@ -178,6 +178,9 @@ func cleanupChild(t *testing.T, c *childproc.Child) {
 }
 
 // helperMain runs in the re-executed test binary and returns its exit code.
+// moreHelpers are helper modes defined by other test files.
+var moreHelpers = map[string]func() int{}
+
 func helperMain(mode string) int {
 	switch mode {
 	case "echo":
@@ -217,6 +220,9 @@ func helperMain(mode string) int {
 		}
 		fmt.Printf("%s %s %v", se.Code(), se.Error(), errors.Is(err, os.ErrPermission))
 		return 0
+	}
+	if f, ok := moreHelpers[mode]; ok {
+		return f()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2

@@ -106,21 +106,33 @@ type Options struct {
 	// without them the spawn fails with EPERM.
 	Credential *Credential
 
-	// Pdeathsig is a signal the child receives when its parent dies (Linux
-	// only, else Spawn fails with errors.ErrUnsupported; zero means none).
-	// It is not a Node option; hosts use it so that workers do not outlive
-	// them. Linux ties it to the OS thread that started the child, and Go
-	// ends a thread only when a goroutine exits while locked to it with
-	// runtime.LockOSThread: do not start children from such goroutines.
+	// Pdeathsig is a signal the child receives when its parent process
+	// dies (Linux only, else Spawn fails with errors.ErrUnsupported; zero
+	// means none). It is not a Node option; hosts use it so that workers do
+	// not outlive them. Linux sends it when the OS thread that forked the
+	// child ends, so childproc forks such children from a thread of its own
+	// that lives as long as they do: starting one from a goroutine locked
+	// with runtime.LockOSThread, whose thread ends with it, is safe.
 	Pdeathsig syscall.Signal
 
 	// Limits are resource limits the child runs under (Linux only, else
-	// Spawn fails with errors.ErrUnsupported; the zero value means none).
+	// Spawn fails with an error wrapping errors.ErrUnsupported; the zero
+	// value means none). They are in force before the program's first
+	// instruction: the child stops at its exec under ptrace(2), and
+	// childproc sets them with prlimit(2) before it lets it go on. Where
+	// the child cannot be traced (this process runs under strace -f or a
+	// debugger), they are set right after the exec instead, and the
+	// program may run its first instructions without them. Limits on a
+	// child with a Credential other than this process's user need
+	// CAP_SYS_RESOURCE; without it Spawn fails with EPERM.
 	Limits Limits
 
-	// NoNewPrivs starts the child with no_new_privs set (Linux only): it
-	// and its descendants cannot gain privileges through set-user-id
-	// executables or file capabilities.
+	// NoNewPrivs starts the child with no_new_privs set (Linux only, else
+	// Spawn fails with an error wrapping errors.ErrUnsupported): it and
+	// its descendants cannot gain privileges through set-user-id
+	// executables or file capabilities, and may install seccomp filters.
+	// childproc forks such children from a thread of its own on which the
+	// flag is set; no other code of this process runs on that thread.
 	NoNewPrivs bool
 
 	// Timeout, when positive, sends KillSignal to the child once it has run
@@ -155,14 +167,26 @@ type Options struct {
 	Input []byte
 }
 
-// Limits are setrlimit limits for a child; a zero field means no limit.
-// A child that exceeds one is ended by the kernel or fails its allocation
-// (see [LimitCause]).
+// Limits are setrlimit limits for a child; a zero field means no limit and
+// a negative one is an error. Each is set as both the soft and the hard
+// limit, so the child cannot raise it. A child that exceeds one is ended
+// by the kernel or fails its allocation (see [LimitCause]).
 type Limits struct {
-	AddressSpace int64         // bytes of virtual memory (RLIMIT_AS)
-	Data         int64         // bytes of data segment and heap (RLIMIT_DATA)
-	CPUTime      time.Duration // CPU time, rounded up to whole seconds (RLIMIT_CPU)
-	OpenFiles    int           // open file descriptors (RLIMIT_NOFILE)
+	// AddressSpace bounds the child's virtual memory in bytes (RLIMIT_AS):
+	// mappings past it fail, which most runtimes report as out of memory.
+	// It counts reservations, not use: a Go program needs some hundreds of
+	// MiB to start, and one built with -race a few GiB.
+	AddressSpace int64
+	// Data bounds the data segment and private writable mappings, in
+	// bytes (RLIMIT_DATA).
+	Data int64
+	// CPUTime bounds the CPU time the child uses, rounded up to whole
+	// seconds (RLIMIT_CPU). The kernel sends SIGXCPU at the limit, which
+	// ends most programs but not Go ones, and SIGKILL a second later.
+	CPUTime time.Duration
+	// OpenFiles bounds the child's file descriptor numbers (RLIMIT_NOFILE):
+	// opening one more fails with EMFILE.
+	OpenFiles int
 }
 
 // Credential is a user and group id for the child.

@@ -128,15 +128,18 @@ func start(ctx context.Context, file string, args []string, r resolved, cfg star
 		files = append(files, cf)
 		ipc = pc
 	}
-	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: r.Dir, Env: env, Files: files, Sys: attr})
+	proc, reaped, err := startProcess(path, argv, &os.ProcAttr{Dir: r.Dir, Env: env, Files: files, Sys: attr}, &r)
 	if err != nil {
 		stdio.closeParentEnds()
 		if ipc != nil {
 			ipc.Close()
 		}
+		if se, ok := err.(setupError); ok {
+			return nil, se.error
+		}
 		return nil, spawnErr(err)
 	}
-	c.proc = proc
+	c.proc, c.reaped = proc, reaped
 	if ipc != nil {
 		c.open++
 		c.channel = newChannel(ipc, r.maxMessage, c.release)
@@ -154,6 +157,12 @@ func start(ctx context.Context, file string, args []string, r resolved, cfg star
 	c.wg.Go(c.waitProcess)
 	return c, nil
 }
+
+// setupError is a failure to apply Limits or NoNewPrivs around a start
+// that itself worked: Spawn returns the error inside, not a *SpawnError.
+type setupError struct{ error }
+
+func (e setupError) Unwrap() error { return e.error }
 
 // closePipes closes the parent's ends of the output pipes.
 func (c *Child) closePipes() {

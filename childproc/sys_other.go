@@ -13,6 +13,9 @@ import (
 )
 
 func sysProcAttr(r *resolved) (*syscall.SysProcAttr, error) {
+	if err := checkIsolation(r); err != nil {
+		return nil, err
+	}
 	switch {
 	case r.Detached, r.ProcessGroup:
 		return nil, fmt.Errorf("childproc: Detached/ProcessGroup: %w", errors.ErrUnsupported)

@@ -14,6 +14,9 @@ import (
 
 // sysProcAttr builds the process attributes for r.
 func sysProcAttr(r *resolved) (*syscall.SysProcAttr, error) {
+	if err := checkIsolation(r); err != nil {
+		return nil, err
+	}
 	a := &syscall.SysProcAttr{
 		Setsid:  r.Detached,
 		Setpgid: r.ProcessGroup && !r.Detached, // setsid already makes a new group

@@ -74,6 +74,9 @@ type Config struct {
 	// Policy controls spawning, retries, restarts, heartbeat and auth.
 	Policy Policy
 
+	// Isolation limits the child's resources and privileges (Linux).
+	Isolation Isolation
+
 	// Debug runs the child under Delve's headless debugger and logs the
 	// address of dlv's API (attribute "dlv"), so that an IDE or `dlv
 	// connect` can attach; nil means no debugger, unless PROCXY_DEBUG names
@@ -227,6 +230,9 @@ func resolve(cfg Config) (Config, error) {
 	cfg.ShutdownGrace = orDefault(cfg.ShutdownGrace, DefaultShutdownGrace)
 	if cfg.MaxPayload < 0 {
 		bad("MaxPayload is negative")
+	}
+	if err := cfg.Isolation.resolve(); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

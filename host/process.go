@@ -19,14 +19,15 @@ type process struct {
 	stderr io.ReadCloser
 }
 
-// startProcess starts path with args, env and dir, with pipes for stdin,
+// startProcess starts path with args, env, dir and iso, with pipes for stdin,
 // stdout and stderr. With pdeathsig the child gets SIGKILL when the
 // parent dies (Linux; tests turn it off)
 // and leads its own process group where the platform has them, so that
 // kill takes its descendants along. Its lifetime is not bound to any
 // context: the module ends it with kill or $shutdown.
-func startProcess(path string, args, env []string, dir string, pdeathsig bool) (*process, error) {
+func startProcess(path string, args, env []string, dir string, pdeathsig bool, iso Isolation) (*process, error) {
 	opts := childproc.Options{Dir: dir, Env: env}
+	iso.apply(&opts)
 	setProcAttrs(&opts, pdeathsig)
 	c, err := childproc.Spawn(context.Background(), path, args, opts)
 	if err != nil {

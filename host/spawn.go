@@ -75,7 +75,7 @@ func (m *Module) attempt(ctx context.Context) error {
 	if m.cfg.Debug != nil {
 		path, args = m.debugCommand()
 	}
-	proc, err := startProcess(path, args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig)
+	proc, err := startProcess(path, args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig, m.cfg.Isolation)
 	if err != nil {
 		return fmt.Errorf("host: module %q: %w", m.cfg.Name, err)
 	}

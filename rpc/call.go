@@ -74,6 +74,9 @@ func (c *Conn) register(cl *call) (uint32, error) {
 	if c.closeErr != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNotSent, c.closeErr)
 	}
+	if c.draining.Load() {
+		return 0, errShutdown
+	}
 	for {
 		id := c.ids.next()
 		if _, busy := c.pending[id]; !busy {
@@ -217,6 +220,9 @@ func (c *Conn) Send(ctx context.Context, m Method, in any) error {
 	}
 	if err := c.Err(); err != nil {
 		return err
+	}
+	if c.draining.Load() {
+		return errShutdown
 	}
 	if c.opts.Observer != nil {
 		return c.sendObserved(ctx, m, in)

@@ -162,6 +162,13 @@ type Conn struct {
 	done      chan struct{} // closed when the connection ends
 	closeOnce sync.Once
 	wg        sync.WaitGroup // background readers, workers, event dispatcher, abort writers
+
+	// draining is set by Shutdown: new calls fail and requests with an id
+	// are refused (shutdown.go).
+	draining atomic.Bool
+	// answering counts handlers between leaving serving/anon and having
+	// sent their reply, so that Shutdown does not close under a reply.
+	answering atomic.Int32
 }
 
 // NewConn starts serving rwc and returns the connection. It takes ownership
@@ -424,6 +431,8 @@ func (c *Conn) route(f wire.Frame, background bool) readturn.Status {
 		return c.routeResponse(f, background)
 	case f.Flags.Has(wire.FlagResponse):
 		c.log.Debug("rpc: dropped a response without request id", "method", f.Method, "flags", f.Flags)
+	case c.draining.Load() && f.ID != 0:
+		c.refuse(f)
 	default:
 		return c.routeRequest(f, background)
 	}

@@ -21,6 +21,15 @@
 // the stack; it never takes the connection down. Events and fire-and-forget
 // frames sent by a child are delivered in order on one goroutine.
 //
+// # Ending
+//
+// [Conn.Close] ends the connection at once and waits for the Conn's
+// goroutines, handlers included. [Conn.Shutdown] ends it gracefully within
+// a context: it refuses new calls on both sides ([ErrShuttingDown] for the
+// peer's), lets the calls in flight finish, then closes; when the context
+// ends first it closes at once and returns without waiting for handlers
+// that ignore their cancelled context.
+//
 // # Speed
 //
 // A Conn has no reader goroutine that every frame passes through: a caller

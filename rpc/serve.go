@@ -392,6 +392,8 @@ func (c *Conn) serve(r *request, queue bool) {
 // answer sends the reply to a request whose handler returned v and err,
 // and returns the number of payload bytes sent (chunks included).
 func (c *Conn) answer(r *request, v any, err error, queue bool) int64 {
+	c.answering.Add(1) // before r leaves serving: Shutdown waits for the reply
+	defer c.answering.Add(-1)
 	if r.keep {
 		defer r.release() // after the reply, which may be a slice of the payload
 	}
