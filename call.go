@@ -153,7 +153,9 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err := codec.AppendMsgpackArray(vec, m.errorArgs(args)); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
-	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout, Name: m.Name}, vec, out)
+	p.begin(s)
+	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.callTimeout, Name: m.Name}, vec, out)
+	p.end(s)
 	switch {
 	case err == nil:
 		return nil
@@ -162,8 +164,12 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	case isRemote(err): // the method's own error, which may be a context error
 		return fromMethod(p.o.key, name, err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		p.timedOut(s, name)
+		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.callTimeout, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		p.timedOut(s, name)
+		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
+	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	}
 	return fromMethod(p.o.key, name, s.explain(err))
@@ -217,7 +223,7 @@ func putVec(v *codec.Vec) {
 // method is idempotent.
 func (p *Proxy[T]) retryable(err error, name string, _ int) (time.Duration, bool) {
 	var ee *ExitError
-	if !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
+	if errors.Is(err, ErrClosed) || !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
 		return 0, false
 	}
 	return 0, errors.Is(err, rpc.ErrNotSent) || p.o.isIdempotent(name)

@@ -73,7 +73,7 @@ func ExampleNew() {
 
 func ExampleCall() {
 	ctx := context.Background()
-	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"), procxy.Timeout(time.Second))
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"), procxy.CallTimeout(time.Second))
 	defer g.Close()
 
 	s, err := procxy.Call[string](ctx, g, "Shout", "gopher")

@@ -263,13 +263,13 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		short, err := procxy.NewRemote[FleetCalc](conn, procxy.Name("fleet.Calc"), procxy.Timeout(50*time.Millisecond))
+		short, err := procxy.NewRemote[FleetCalc](conn, procxy.Name("fleet.Calc"), procxy.CallTimeout(50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = procxy.Call[int](ctx, short, "Hang", "")
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 50ms") {
-			t.Errorf("Hang with Timeout(50ms): %v", err)
+			t.Errorf("Hang with CallTimeout(50ms): %v", err)
 		}
 	})
 

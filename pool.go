@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/procxy/procxy/internal/supervise"
 )
 
 // Pool keeps size children of one type behind one handle. Each call goes
@@ -74,8 +76,13 @@ func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) 
 	return pl, nil
 }
 
-// keep replaces the slot's proxy whenever its child dies, until Close.
+// keep replaces the slot's proxy whenever its child dies, until Close,
+// with the restart policy host's modules use too: replacements within
+// the pool's restart budget (DefaultRestartMax per DefaultRestartWindow
+// and member) start at once, later ones wait until the budget allows, and
+// failed starts are retried with exponential backoff and jitter.
 func (pl *Pool[T]) keep(m *poolMember[T], o options) {
+	budget := supervise.Limiter{Max: supervise.DefaultRestartMax, Window: supervise.DefaultRestartWindow}
 	for {
 		pl.mu.Lock()
 		p := m.p
@@ -88,7 +95,15 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 		pl.mu.Lock()
 		m.p = nil
 		pl.mu.Unlock()
-		for {
+		for failed := 0; ; failed++ {
+			wait := budget.Next(time.Now())
+			if failed > 0 {
+				wait = max(wait, supervise.DefaultBackoff.Delay(failed, supervise.Jitter()))
+			}
+			if !pl.sleep(wait) {
+				return
+			}
+			budget.Allow(time.Now())
 			np, err := newProxy[T](context.Background(), o)
 			if err == nil {
 				pl.mu.Lock()
@@ -104,12 +119,22 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 				break
 			}
 			o.logger.Warn("procxy: pool could not replace a member", "type", o.key, "err", err)
-			select {
-			case <-pl.stop:
-				return
-			case <-time.After(replaceBackoff):
-			}
 		}
+	}
+}
+
+// sleep waits d, or returns false at Close.
+func (pl *Pool[T]) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-pl.stop:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -201,9 +226,6 @@ func (pl *Pool[T]) Close() error {
 	wg.Wait()
 	return nil
 }
-
-// replaceBackoff is the pause between failed attempts to replace a member.
-const replaceBackoff = 500 * time.Millisecond
 
 func (pl *Pool[T]) retryLimit() int { return pl.o.retries }
 

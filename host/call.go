@@ -14,7 +14,7 @@ import (
 // as Out. An ack without data leaves Out zero.
 //
 // The call is bounded by ctx and by the method's timeout (Method.Timeout,
-// else the child's $init timeout, else Config.RequestTimeout); when the
+// else the child's $init timeout, else Config.CallTimeout); when the
 // timeout fires the error matches ErrTimeout and context.DeadlineExceeded.
 // Whenever ctx ends or the timeout fires first, the child gets an abort
 // frame. A handler failure is a *rpc.RemoteError. When the child dies

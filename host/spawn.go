@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procxy/procxy/internal/supervise"
 	"github.com/procxy/procxy/observe"
 )
 
@@ -30,7 +31,7 @@ func (m *Module) start(ctx context.Context) error {
 			m.mu.Lock()
 			m.setStateLocked(StateStarting, last)
 			m.mu.Unlock()
-			if err := wait(ctx, p.Backoff.delay(n, jitter())); err != nil {
+			if err := wait(ctx, p.Backoff.delay(n, supervise.Jitter())); err != nil {
 				break
 			}
 		}
@@ -75,12 +76,11 @@ func (m *Module) attempt(ctx context.Context) error {
 	if m.cfg.Debug != nil {
 		path, args = m.debugCommand()
 	}
-	proc, err := startProcess(path, args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig)
-	if err != nil {
+	s := newSession(m, token)
+	if err := s.start(path, args, m.childEnv(token)); err != nil {
 		return fmt.Errorf("host: module %q: %w", m.cfg.Name, err)
 	}
-	m.observeChild(observe.ChildSpawn, proc.pid(), nil)
-	s := newSession(m, proc, token)
+	m.observeChild(observe.ChildSpawn, s.sup.PID(), nil)
 	sch, err := s.awaitInit(ctx)
 	if err == nil {
 		m.mu.Lock()
@@ -137,7 +137,7 @@ func (m *Module) sessionEnded(s *session) {
 	case !m.cfg.Policy.RestartOnCrash:
 		m.setStateLocked(StateFailed, s.err)
 		return
-	case !m.restarts.allow(time.Now()):
+	case !m.restarts.Allow(time.Now()):
 		m.setStateLocked(StateFailed, fmt.Errorf("%w: %w", ErrTooManyRestarts, s.err))
 		return
 	}

@@ -212,14 +212,14 @@ func TestResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := cfg.Policy
-	got := []any{cfg.RequestTimeout, cfg.ShutdownGrace, p.InitTimeout, p.MaxRetries, p.Backoff, p.RestartDelay, p.RestartLimit, p.Heartbeat.Timeout, cfg.Logger != nil}
+	got := []any{cfg.CallTimeout, cfg.StopGrace, p.StartTimeout, p.MaxRetries, p.Backoff, p.RestartDelay, p.RestartLimit, p.Heartbeat.Timeout, cfg.Logger != nil}
 	want := []any{30 * time.Second, 5 * time.Second, 30 * time.Second, 3, host.Backoff{Base: time.Second, Max: 30 * time.Second, Jitter: 0.2},
 		time.Second, host.RestartLimit{Max: 5, Window: time.Minute}, 3 * time.Second, true}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %v, want %v", got, want)
 	}
-	cfg, _ = host.Resolve(host.Config{Name: "n", Path: "p", RequestTimeout: -1, ShutdownGrace: -1, Policy: host.Policy{MaxRetries: -1, InitTimeout: -1}})
-	if cfg.RequestTimeout != 0 || cfg.ShutdownGrace != 0 || cfg.Policy.MaxRetries != 0 || cfg.Policy.InitTimeout != 0 {
+	cfg, _ = host.Resolve(host.Config{Name: "n", Path: "p", CallTimeout: -1, StopGrace: -1, Policy: host.Policy{MaxRetries: -1, StartTimeout: -1}})
+	if cfg.CallTimeout != 0 || cfg.StopGrace != 0 || cfg.Policy.MaxRetries != 0 || cfg.Policy.StartTimeout != 0 {
 		t.Errorf("negative values must mean off: %+v", cfg)
 	}
 

@@ -266,7 +266,7 @@ func (t *tour) crash(ctx context.Context) (int, error) {
 	pendingErr := <-pending
 	<-c.Done()
 	t.detail("ExitCode = %d; a pending Sleep(10s) failed with it too (%t), and so does c.Err() (%t)",
-		ee.ExitCode, errors.As(pendingErr, new(*procxy.ExitError)), errors.As(c.Err(), new(*procxy.ExitError)))
+		ee.Code, errors.As(pendingErr, new(*procxy.ExitError)), errors.As(c.Err(), new(*procxy.ExitError)))
 	return pid, nil
 }
 
