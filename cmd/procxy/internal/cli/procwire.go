@@ -77,15 +77,15 @@ func startWorker(ctx context.Context, inv *invocation, wf *workerFlags) (*worker
 	out := &outputLog{w: inv.stderr, verbose: wf.verbose, quiet: wf.quiet}
 	name := filepath.Base(inv.argv[0])
 	m, err := host.NewModule(host.Config{
-		Name:           name,
-		Path:           inv.argv[0],
-		Args:           inv.argv[1:],
-		Env:            wf.env,
-		Dir:            wf.dir,
+		Name:        name,
+		Path:        inv.argv[0],
+		Args:        inv.argv[1:],
+		Env:         wf.env,
+		Dir:         wf.dir,
 		CallTimeout: cmp.Or(wf.requestTimeout, -1),
-		StopGrace:  stopGrace,
-		Policy:         host.Policy{StartTimeout: wf.initTimeout, MaxRetries: -1, Auth: wf.auth},
-		Logger:         slog.New(out),
+		StopGrace:   stopGrace,
+		Policy:      host.Policy{StartTimeout: wf.initTimeout, MaxRetries: -1, Auth: wf.auth},
+		Logger:      slog.New(out),
 	})
 	if err != nil {
 		return nil, usageErrorf("%s: %v", inv.name, err)
