@@ -153,9 +153,13 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err := codec.AppendMsgpackArray(vec, m.errorArgs(args)); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
-	p.begin(s)
+	if s.child.sup != nil {
+		s.child.sup.Begin()
+	}
 	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.callTimeout, Name: m.Name}, vec, out)
-	p.end(s)
+	if s.child.sup != nil {
+		s.child.sup.End()
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -164,15 +168,22 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	case isRemote(err): // the method's own error, which may be a context error
 		return fromMethod(p.o.key, name, err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		p.timedOut(s, name)
+		s.timedOut(p.o.key, name)
 		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.callTimeout, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		p.timedOut(s, name)
+		s.timedOut(p.o.key, name)
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	}
 	return fromMethod(p.o.key, name, s.explain(err))
+}
+
+// timedOut applies Recycle.KillOnTimeout after a call to name timed out.
+func (s *session) timedOut(key, name string) {
+	if s.child.sup != nil {
+		s.child.sup.TimedOut(typeLabel(key) + "." + name)
+	}
 }
 
 func isRemote(err error) bool { _, ok := err.(*RemoteError); return ok }

@@ -48,7 +48,6 @@ type session struct {
 	exited  chan struct{} // closed once exitErr is set
 	exitErr *ExitError
 	watched chan struct{} // closed when watch has returned
-	recycle recycling     // the recycling policy's state (recycle.go)
 }
 
 // New starts a child process, constructs a T in it with the constructor
@@ -118,7 +117,6 @@ func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session
 	mux := new(rpc.Mux)
 	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
 	s := &session{child: c, pid: pid, exited: make(chan struct{}), watched: make(chan struct{})}
-	s.recycle.idle = make(chan struct{})
 	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane,
 		Observer: p.o.observer, Service: p.o.key, Metadata: true})
 	return s
@@ -150,6 +148,7 @@ func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) 
 	for _, m := range sc.Methods {
 		s.methods[m.Name] = m
 	}
+	p.recycle(s)
 	return s, nil
 }
 
@@ -157,9 +156,7 @@ func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) 
 // exit status. It owns the session's end.
 func (p *Proxy[T]) watch(s *session) {
 	defer close(s.watched)
-	stopAge := p.recycleAtAge(s)
 	<-s.child.sup.Exited()
-	stopAge()
 	e := s.child.sup.Err()
 	recycled := errors.Is(e, ErrRecycled)
 	p.mu.Lock()

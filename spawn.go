@@ -55,7 +55,7 @@ func spawn(o *options) (*child, error) {
 		Args:    args,
 		Options: childOptions(o, childEnd),
 		Logger:  log,
-		MaxRSS:  o.recycle.MaxRSS,
+		Recycle: o.recycle,
 		Err:     rpc.ErrClosed,
 	}
 	if o.debug != nil {

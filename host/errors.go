@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/childproc"
+	"github.com/procxy/procxy/internal/supervise"
 )
 
 // Sentinel errors. Each is returned wrapped, so test with errors.Is.
@@ -42,6 +43,9 @@ var (
 	ErrBadInit = errors.New("host: malformed $init")
 	// ErrTooManyRestarts means a crash found the restart budget spent.
 	ErrTooManyRestarts = errors.New("host: too many restarts, giving up")
+	// ErrRecycled is matched by the end of a child that Config.Recycle
+	// replaced; the error says why. It is procxy.ErrRecycled.
+	ErrRecycled = supervise.ErrRecycled
 	// ErrDuplicate is returned by Manager.Register for a name already taken.
 	ErrDuplicate = errors.New("host: duplicate module name")
 )

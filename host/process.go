@@ -36,7 +36,7 @@ func (m *Module) startChild(path string, args, env []string, stdout func([]byte,
 		MaxLine:   MaxLineSize,
 		Stdout:    stdout,
 		KillGroup: opts.ProcessGroup,
-		MaxRSS:    m.cfg.Recycle.MaxRSS,
+		Recycle:   m.cfg.Recycle,
 		Err:       rpc.ErrClosed,
 	})
 }

@@ -116,6 +116,7 @@ func (m *Module) publish(ctx context.Context, s *session) error {
 	m.sess = s
 	m.setStateLocked(StateReady, nil)
 	s.run()
+	s.sup.Recycle(func() {}, s.kill) // route turns calls away from a retired child
 	return nil
 }
 
@@ -133,7 +134,9 @@ func (m *Module) sessionEnded(s *session) {
 		return
 	}
 	m.setStateLocked(StateDisconnected, s.err)
+	recycled := errors.Is(s.err, ErrRecycled)
 	switch {
+	case recycled: // planned: no restart budget, no delay
 	case !m.cfg.Policy.RestartOnCrash:
 		m.setStateLocked(StateFailed, s.err)
 		return
@@ -146,14 +149,14 @@ func (m *Module) sessionEnded(s *session) {
 	gen := m.gen
 	m.wg.Go(func() {
 		defer cancel(nil)
-		m.restart(ctx, gen)
+		m.restart(ctx, gen, recycled)
 	})
 }
 
-// restart waits RestartDelay, then spawns again unless Spawn or Shutdown
+// restart waits RestartDelay (not for a recycled child), then spawns again unless Spawn or Shutdown
 // came first.
-func (m *Module) restart(ctx context.Context, gen uint64) {
-	if wait(ctx, m.cfg.Policy.RestartDelay) != nil {
+func (m *Module) restart(ctx context.Context, gen uint64, recycled bool) {
+	if !recycled && wait(ctx, m.cfg.Policy.RestartDelay) != nil {
 		return
 	}
 	m.mu.Lock()

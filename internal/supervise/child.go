@@ -62,14 +62,14 @@ type Spec struct {
 	// Options.ProcessGroup), and kills what is left of the group after the
 	// child exited.
 	KillGroup bool
-	// MaxRSS recycles the child when its resident memory passes this many
-	// bytes (Linux; elsewhere Start fails with errors.ErrUnsupported). Zero
-	// means no limit.
-	MaxRSS int64
+	// Recycle is the child's recycling policy: MaxRSS is watched from
+	// Start on (Linux; elsewhere Start fails with errors.ErrUnsupported),
+	// the rest once the owner calls Child.Recycle.
+	Recycle Recycle
 	// Err is set as the exit error's Err: what else the end of the child
 	// matches (rpc.ErrClosed: its connection is gone).
 	Err error
-	// CheckEvery is how often the MaxRSS watchdog looks; zero means
+	// CheckEvery is how often the Recycle.MaxRSS watchdog looks; zero means
 	// DefaultCheckEvery.
 	CheckEvery time.Duration
 }
@@ -82,6 +82,7 @@ type Child struct {
 	tail tail
 	out  sync.WaitGroup // the output readers
 	oom  oomCounter     // the cgroup's OOM kill count at the start
+	use  usage          // the Recycle policy's state
 
 	mu    sync.Mutex // guards cause
 	cause error      // why we killed it; first wins
@@ -93,7 +94,7 @@ type Child struct {
 // Start starts the child and the goroutines that forward its output, watch
 // its memory and wait for its exit. ctx bounds the start only.
 func Start(ctx context.Context, spec Spec) (*Child, error) {
-	if spec.MaxRSS > 0 && !rssSupported {
+	if spec.Recycle.MaxRSS > 0 && !rssSupported {
 		return nil, fmt.Errorf("%s: a resident-memory limit needs /proc (Linux): %w", spec.Name, errors.ErrUnsupported)
 	}
 	if spec.MaxLine <= 0 {
@@ -116,7 +117,7 @@ func Start(ctx context.Context, spec Spec) (*Child, error) {
 	c.out.Go(func() { c.forward("stdout", p.Stdout(), log, spec.Stdout, false) })
 	c.out.Go(func() { c.forward("stderr", p.Stderr(), log, spec.Stderr, true) })
 	go c.watch()
-	if spec.MaxRSS > 0 {
+	if spec.Recycle.MaxRSS > 0 {
 		go c.watchRSS()
 	}
 	return c, nil
@@ -239,6 +240,7 @@ func (c *Child) forward(stream string, r interface{ Read([]byte) (int, error) },
 // describes the end.
 func (c *Child) watch() {
 	<-c.proc.Exited() // not Wait: a grandchild may keep the output pipes open
+	c.stopAge()
 	if c.spec.KillGroup {
 		c.proc.KillGroup(syscall.SIGKILL) // descendants that would hold the pipes
 	}
@@ -272,10 +274,10 @@ func (c *Child) watchRSS() {
 		case <-t.C:
 		}
 		rss, err := residentBytes(c.PID())
-		if err != nil || rss <= c.spec.MaxRSS {
+		if err != nil || rss <= c.spec.Recycle.MaxRSS {
 			continue
 		}
-		c.Kill(&RecycleError{Why: fmt.Sprintf("resident memory %s over the limit %s", FormatBytes(rss), FormatBytes(c.spec.MaxRSS))})
+		c.Kill(&RecycleError{Why: fmt.Sprintf("resident memory %s over the limit %s", FormatBytes(rss), FormatBytes(c.spec.Recycle.MaxRSS))})
 		return
 	}
 }
