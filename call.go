@@ -216,7 +216,7 @@ func resultError(out any, err error) *RemoteError {
 			msg = fmt.Sprintf("the result is %s, want %v", ve.Got, want)
 		}
 	}
-	return &RemoteError{Name: "ResultError", Code: "bad_result", Message: msg, Err: err}
+	return &RemoteError{Name: "ResultError", Code: rpc.CodeBadResult, Message: msg, Err: err}
 }
 
 // vecPool holds the Vecs call arguments are encoded into.

@@ -18,7 +18,8 @@ import (
 // child's stack. It is the rpc package's type; use errors.As.
 type RemoteError = rpc.RemoteError
 
-// Codes of RemoteErrors that procxy itself produces.
+// Codes of RemoteErrors that procxy itself produces (rpc's codes, such as
+// rpc.CodeBadResult for a result that does not decode, come on top).
 const (
 	CodeNotRegistered = "not_registered" // the child's executable did not Register the type
 	CodeBadArguments  = "bad_arguments"  // wrong number of arguments, or undecodable ones
