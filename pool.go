@@ -26,9 +26,10 @@ type Pool[T any] struct {
 	members  []*poolMember[T] // fixed slots; a slot's proxy is nil while it is replaced
 	changed  chan struct{}    // closed and renewed when a slot gets a proxy; guarded by mu
 	closed   bool
-	inflight sync.WaitGroup // calls in flight, for Close to drain
-	wg       sync.WaitGroup // slot keepers
-	stop     chan struct{}
+	inflight sync.WaitGroup  // calls in flight, for Close to drain
+	wg       sync.WaitGroup  // slot keepers
+	stopped  context.Context // cancelled by Close
+	stop     context.CancelFunc
 }
 
 type poolMember[T any] struct {
@@ -49,7 +50,8 @@ func NewPool[T any](ctx context.Context, size int, opts ...Option) (*Pool[T], er
 func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) {
 	member := o
 	member.retries = 0 // the pool replaces members itself
-	pl := &Pool[T]{o: member, changed: make(chan struct{}), stop: make(chan struct{})}
+	pl := &Pool[T]{o: member, changed: make(chan struct{})}
+	pl.stopped, pl.stop = context.WithCancel(context.Background())
 	pl.events.log = o.logger.Warn
 	member.forward = &pl.events
 	pl.o.retries = o.retries
@@ -66,6 +68,7 @@ func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) 
 				p.Kill()
 			}
 		}
+		pl.stop()
 		return nil, err
 	}
 	for _, p := range proxies {
@@ -88,7 +91,7 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 		p := m.p
 		pl.mu.Unlock()
 		select {
-		case <-pl.stop:
+		case <-pl.stopped.Done():
 			return
 		case <-p.Done():
 		}
@@ -100,7 +103,7 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 			if failed > 0 {
 				wait = max(wait, supervise.DefaultBackoff.Delay(failed, supervise.Jitter()))
 			}
-			if !pl.sleep(wait) {
+			if supervise.Sleep(pl.stopped, wait) != nil {
 				return
 			}
 			budget.Allow(time.Now())
@@ -120,21 +123,6 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 			}
 			o.logger.Warn("procxy: pool could not replace a member", "type", o.key, "err", err)
 		}
-	}
-}
-
-// sleep waits d, or returns false at Close.
-func (pl *Pool[T]) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-pl.stop:
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -198,7 +186,7 @@ func (pl *Pool[T]) member(ctx context.Context) (*Proxy[T], func(), error) {
 		case <-changed:
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
-		case <-pl.stop:
+		case <-pl.stopped.Done():
 			return nil, nil, ErrClosed
 		}
 	}
@@ -215,7 +203,7 @@ func (pl *Pool[T]) Close() error {
 	pl.closed = true
 	pl.mu.Unlock()
 	pl.inflight.Wait()
-	close(pl.stop)
+	pl.stop()
 	pl.wg.Wait()
 	var wg sync.WaitGroup
 	for _, m := range pl.members {

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -84,3 +85,19 @@ const (
 
 // DefaultBackoff is the backoff with the default values.
 var DefaultBackoff = Backoff{Base: DefaultBackoffBase, Max: DefaultBackoffMax, Jitter: DefaultBackoffJitter}
+
+// Sleep waits for d or for ctx, whichever comes first, and returns ctx's
+// cause in the second case. It never sleeps past a cancellation.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
