@@ -65,7 +65,7 @@ type Target[T any] interface {
 	acquire(ctx context.Context) (endpoint, func(), error)
 	// retryLimit is how many times a failed call may be tried again.
 	retryLimit() int
-	// listen adds an event listener (On).
+	// listen adds an event listener (OnEvent).
 	listen(name string, fn func(msgpack.RawMessage) error) (remove func())
 	// of ties the target to T, so that Call infers T from it.
 	of(*T)

@@ -66,7 +66,7 @@
 // through a message bus: an ipc server, or NATS through package
 // ipc/natsipc. A worker calls Serve on its connection and serves every type
 // it registers and every Func, each method a queue group; a caller makes a
-// Remote with NewRemote (or a Func's Via) and uses Call, Stream and On as
+// Remote with NewRemote (or a Func's Via) and uses Call, Stream and OnEvent as
 // with a Proxy. A worker that dies mid-call fails it with ErrWorkerGone
 // (retried for Idempotent methods), a worker of another version is
 // reported by ErrNoWorker with what it serves, and Workers and WaitWorkers

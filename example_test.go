@@ -118,7 +118,7 @@ func ExampleEmitter() {
 	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hey"))
 	defer g.Close()
 	got := make(chan string, 2)
-	procxy.On(g, "greeted", func(msg string) { got <- msg })
+	procxy.OnEvent(g, "greeted", func(msg string) { got <- msg })
 	procxy.Call[int](ctx, g, "GreetAll", []string{"Ann", "Bob"})
 	fmt.Println(<-got)
 	fmt.Println(<-got)

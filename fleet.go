@@ -47,7 +47,7 @@ func Keepalive(d time.Duration) Option {
 
 // Remote is a T whose methods run on worker processes (Serve) reached
 // through a message bus: the ipc server, or NATS through package natsipc.
-// Call it with Call, CallInto, Stream and On, exactly as a *Proxy. Each
+// Call it with Call, CallInto, Stream and OnEvent, exactly as a *Proxy. Each
 // call goes to one of the workers serving T (a queue group), so adding a
 // worker adds capacity; workers share nothing, so T should keep no state
 // between calls that callers rely on. A Remote is safe for concurrent use.
@@ -56,7 +56,7 @@ type Remote[T any] struct {
 	events listeners
 
 	mu     sync.Mutex
-	evtSub *ipc.Subscription // subscribed on the first On; guarded by mu
+	evtSub *ipc.Subscription // subscribed on the first OnEvent; guarded by mu
 	closed bool              // guarded by mu
 }
 

@@ -322,12 +322,12 @@ func TestEvents(t *testing.T) {
 	var mu sync.Mutex
 	var order []string
 	done := make(chan struct{})
-	procxy.On(p, "progress", func(i int) {
+	procxy.OnEvent(p, "progress", func(i int) {
 		mu.Lock()
 		order = append(order, fmt.Sprint("a", i))
 		mu.Unlock()
 	})
-	procxy.On(p, "progress", func(i int) {
+	procxy.OnEvent(p, "progress", func(i int) {
 		mu.Lock()
 		order = append(order, fmt.Sprint("b", i))
 		mu.Unlock()
