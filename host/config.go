@@ -40,9 +40,10 @@ type Config struct {
 	// passed to the child as PROCWIRE_MODULE_NAME and names it in errors.
 	// Required.
 	Name string
-	// Path is the program to run, looked up in the PATH of the child's
-	// environment when it contains no slash. Required.
-	Path string
+	// Executable is the program to run, looked up in the PATH of the
+	// child's environment when it contains no slash (procxy's Executable
+	// option names the same thing). Required.
+	Executable string
 	// Args are the program's arguments, without argv[0].
 	Args []string
 	// Env holds "KEY=value" entries laid over the parent's own environment.
@@ -201,8 +202,8 @@ func resolve(cfg Config) (Config, error) {
 	if cfg.Name == "" {
 		bad("Name is empty")
 	}
-	if cfg.Path == "" {
-		bad("Path is empty")
+	if cfg.Executable == "" {
+		bad("Executable is empty")
 	}
 	cfg.Args = append([]string(nil), cfg.Args...)
 	cfg.Env = append([]string(nil), cfg.Env...)

@@ -45,7 +45,7 @@ func debugConfig(cfg *Config) {
 // program under dlv. dlv exec does not search PATH, so a bare program
 // name is resolved here.
 func (m *Module) debugCommand() (string, []string) {
-	path := m.cfg.Path
+	path := m.cfg.Executable
 	if !strings.ContainsRune(path, '/') {
 		if p, err := exec.LookPath(path); err == nil {
 			path = p

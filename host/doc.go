@@ -15,7 +15,7 @@
 //
 //	m, err := host.NewModule(host.Config{
 //		Name: "resizer",
-//		Path: "./resizer",
+//		Executable: "./resizer",
 //		Methods: []host.Method{
 //			{Name: "resize"},                         // result
 //			{Name: "frames", Kind: rpc.KindStream},

@@ -16,7 +16,7 @@ const initLine = `{"pipe":"/run/user/1000/procwire-8969-bb81.sock","schema":{"me
 
 func testConfig(t *testing.T, methods []Method, events []Event) *Config {
 	t.Helper()
-	cfg, err := resolve(Config{Name: "v", Path: "x", Methods: methods, Events: events})
+	cfg, err := resolve(Config{Name: "v", Executable: "x", Methods: methods, Events: events})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func (m *Module) attempt(ctx context.Context) error {
 		rand.Read(b[:])
 		token = []byte(hex.EncodeToString(b[:]))
 	}
-	path, args := m.cfg.Path, m.cfg.Args
+	path, args := m.cfg.Executable, m.cfg.Args
 	if m.cfg.Debug != nil {
 		path, args = m.debugCommand()
 	}

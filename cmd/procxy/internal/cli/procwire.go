@@ -78,7 +78,7 @@ func startWorker(ctx context.Context, inv *invocation, wf *workerFlags) (*worker
 	name := filepath.Base(inv.argv[0])
 	m, err := host.NewModule(host.Config{
 		Name:        name,
-		Path:        inv.argv[0],
+		Executable:  inv.argv[0],
 		Args:        inv.argv[1:],
 		Env:         wf.env,
 		Dir:         wf.dir,
