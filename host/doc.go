@@ -62,6 +62,14 @@
 // changes are reported, in order, to Config.OnChange and
 // ManagerOptions.OnChange as [Change] values.
 //
+// Config.Recycle replaces the child after a number of calls, at an age,
+// over a resident-memory limit, or after a call timed out — the same
+// policy as procxy's Recycling. A recycled child's replacement is a
+// planned restart: it needs no RestartOnCrash and does not count against
+// the restart budget; calls made meanwhile fail with [ErrNotReady]. The
+// children of host and of package procxy share one supervisor, so their
+// exit errors, output forwarding and stop-then-kill behave the same.
+//
 // The wire protocol is described in docs/PROTOCOL.md; the lifecycle
 // follows docs/PROCWIRE.md §3, §4, §8 and §9.
 //
