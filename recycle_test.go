@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/procxy/procxy"
+	"github.com/procxy/procxy/internal/testproc"
 )
 
 // Leaky is a type whose methods misbehave as untrusted code does: one
@@ -68,9 +69,6 @@ func leakyPID(t *testing.T, target procxy.Target[Leaky]) int {
 	return pid
 }
 
-// gone reports whether process pid has ended (and was reaped).
-func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
-
 func TestKillOnTimeoutRecyclesStuckChild(t *testing.T) {
 	p := newLeaky(t, procxy.CallTimeout(100*time.Millisecond), procxy.Recycling(procxy.Recycle{KillOnTimeout: 50 * time.Millisecond}))
 	first := leakyPID(t, p)
@@ -78,7 +76,7 @@ func TestKillOnTimeoutRecyclesStuckChild(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Stuck: got %v, want a timeout", err)
 	}
-	waitFor(t, func() bool { return gone(first) })
+	testproc.Gone(t, first)
 	second := leakyPID(t, p)
 	if second == first {
 		t.Fatalf("the child that ran Stuck (pid %d) still serves", first)
@@ -114,9 +112,7 @@ func TestKillOnTimeoutRetriesIdempotentCallsInPool(t *testing.T) {
 	if r.err != nil || r.pid == first || r.pid == 0 {
 		t.Fatalf("BlockOn: got pid %d, %v; want it retried on a new child (the first was %d)", r.pid, r.err, first)
 	}
-	if !gone(first) {
-		waitFor(t, func() bool { return gone(first) })
-	}
+	testproc.Gone(t, first)
 }
 
 func TestKillOnTimeoutFailsOtherCallsClearly(t *testing.T) {
@@ -154,19 +150,22 @@ func TestRecycleAfterCalls(t *testing.T) {
 	if pids[3] == pids[2] {
 		t.Fatalf("pids %v: the fourth call should get a new child", pids)
 	}
-	waitFor(t, func() bool { return gone(pids[0]) })
+	testproc.Gone(t, pids[0])
 }
 
 func TestRecycleAtAge(t *testing.T) {
 	p := newLeaky(t, procxy.Recycling(procxy.Recycle{Age: 100 * time.Millisecond}))
 	first := leakyPID(t, p)
-	waitFor(t, func() bool { return gone(first) })
+	testproc.Gone(t, first)
 	if second := leakyPID(t, p); second == first {
 		t.Fatalf("still the same child %d", first)
 	}
 }
 
 func TestRecycleOverRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the resident-memory watchdog reads /proc (Linux)")
+	}
 	const limit = 256 << 20
 	p := newLeaky(t, procxy.Recycling(procxy.Recycle{MaxRSS: limit}))
 	first := leakyPID(t, p)

@@ -22,7 +22,7 @@ func explain(e *childproc.ExitError, lim childproc.Limits, before, after oomCoun
 	report := e.Panic + "\n" + strings.Join(e.Stderr, "\n")
 	goOOM := strings.Contains(report, "fatal error: out of memory") || strings.Contains(report, "runtime: out of memory")
 	switch {
-	case e.Signal == syscall.SIGXCPU:
+	case e.Signal == sigXCPU:
 		if lim.CPUTime > 0 {
 			return fmt.Sprintf("it used up its CPU time limit (Limits.CPUTime %v)", lim.CPUTime)
 		}

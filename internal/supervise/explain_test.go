@@ -17,7 +17,7 @@ func TestExplain(t *testing.T) {
 		before, after oomCounter
 		want          string
 	}{
-		{"cpu limit", childproc.ExitError{Code: -1, Signal: syscall.SIGXCPU}, childproc.Limits{CPUTime: 2 * time.Second}, known(0), known(0),
+		{"cpu limit", childproc.ExitError{Code: -1, Signal: sigXCPU}, childproc.Limits{CPUTime: 2 * time.Second}, known(0), known(0),
 			"it used up its CPU time limit (Limits.CPUTime 2s)"},
 		{"address space", childproc.ExitError{Code: 2, Panic: "fatal error: runtime: out of memory\n\ngoroutine 1"}, childproc.Limits{AddressSpace: 512 << 20}, known(0), known(0),
 			"it ran out of memory under its address-space limit (Limits.AddressSpace 512.0 MiB)"},
@@ -42,7 +42,7 @@ func TestExplain(t *testing.T) {
 }
 
 func TestExitErrorMessage(t *testing.T) {
-	e := &childproc.ExitError{Name: "procxy: child x.Hog", PID: 7, Code: -1, Signal: syscall.SIGXCPU,
+	e := &childproc.ExitError{Name: "procxy: child x.Hog", PID: 7, Code: -1, Signal: sigXCPU,
 		Reason: "it used up its CPU time limit (Limits.CPUTime 1s)", Stderr: []string{"a", "b"}}
 	want := "procxy: child x.Hog (pid 7) was killed by signal CPU time limit exceeded: it used up its CPU time limit (Limits.CPUTime 1s); last stderr: b"
 	if got := e.Error(); got != want {
