@@ -12,6 +12,7 @@ import (
 
 	"github.com/procxy/procxy"
 	"github.com/procxy/procxy/internal/testproc"
+	"github.com/procxy/procxy/rpc"
 )
 
 // Leaky is a type whose methods misbehave as untrusted code does: one
@@ -202,5 +203,19 @@ func TestFuncRecycleAfterCalls(t *testing.T) {
 	}
 	if a == b {
 		t.Fatalf("both calls ran in pid %d; want a child per call", a)
+	}
+}
+
+// TestErrClosedMatchesRPC: a call after Close fails with ErrClosed, which
+// matches rpc.ErrClosed like every error of a call whose connection is
+// gone, and is not retried.
+func TestErrClosedMatchesRPC(t *testing.T) {
+	p := newLeaky(t, procxy.Retries(3), procxy.Idempotent())
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := procxy.Call[int](t.Context(), p, "PID")
+	if !errors.Is(err, procxy.ErrClosed) || !errors.Is(err, rpc.ErrClosed) || err.Error() != "procxy: proxy closed" {
+		t.Fatalf("call after Close: got %v, want ErrClosed matching rpc.ErrClosed", err)
 	}
 }

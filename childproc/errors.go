@@ -160,10 +160,14 @@ func (e *ExitError) Error() string {
 		b.WriteString(first)
 	} else if n := len(e.Stderr); n > 0 {
 		b.WriteString("; last stderr: ")
-		b.WriteString(e.Stderr[n-1])
+		b.WriteString(strings.Join(e.Stderr[max(0, n-messageLines):], " | "))
 	}
 	return b.String()
 }
+
+// messageLines is how many of the last stderr lines the message of a
+// supervised child's ExitError shows (Stderr keeps more).
+const messageLines = 5
 
 // Unwrap returns Cause and Err.
 func (e *ExitError) Unwrap() []error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -215,7 +216,7 @@ func (c *Child) ExitOr(ctx context.Context, err error) error {
 }
 
 // forward logs r line by line until EOF; stderr lines go to the tail too.
-func (c *Child) forward(stream string, r interface{ Read([]byte) (int, error) }, log *slog.Logger, seen func([]byte, bool) bool, keep bool) {
+func (c *Child) forward(stream string, r io.Reader, log *slog.Logger, seen func([]byte, bool) bool, keep bool) {
 	lr := NewLineReader(r, c.spec.MaxLine)
 	for {
 		b, cut, err := lr.Next()

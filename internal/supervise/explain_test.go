@@ -44,7 +44,7 @@ func TestExplain(t *testing.T) {
 func TestExitErrorMessage(t *testing.T) {
 	e := &childproc.ExitError{Name: "procxy: child x.Hog", PID: 7, Code: -1, Signal: sigXCPU,
 		Reason: "it used up its CPU time limit (Limits.CPUTime 1s)", Stderr: []string{"a", "b"}}
-	want := "procxy: child x.Hog (pid 7) was killed by signal CPU time limit exceeded: it used up its CPU time limit (Limits.CPUTime 1s); last stderr: b"
+	want := "procxy: child x.Hog (pid 7) was killed by signal CPU time limit exceeded: it used up its CPU time limit (Limits.CPUTime 1s); last stderr: a | b"
 	if got := e.Error(); got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
