@@ -311,8 +311,14 @@ func (p *Proxy[T]) openStream(ctx context.Context, name string, args []any) (ite
 	if err != nil {
 		return nil, err
 	}
+	if s.child.sup != nil {
+		s.child.sup.Begin() // a stream counts as a call for Recycle; Close ends it
+	}
 	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream, Name: m.Name}, m.errorArgs(args))
 	if err != nil {
+		if s.child.sup != nil {
+			s.child.sup.End()
+		}
 		if _, e := msgpackCodec.Append(nil, args); e != nil {
 			return nil, fromMethod(p.o.key, name, unsendable(args, e))
 		}
@@ -327,6 +333,15 @@ type explained struct {
 	*rpc.Stream
 	s         *session
 	key, name string
+}
+
+// Close ends the stream, and its count as a call in flight.
+func (e explained) Close() error {
+	err := e.Stream.Close()
+	if e.s.child.sup != nil {
+		e.s.child.sup.End()
+	}
+	return err
 }
 
 func (e explained) Err() error {

@@ -29,19 +29,17 @@ var (
 	// ErrClosed is returned by calls on a proxy after Close or Kill. It
 	// matches rpc.ErrClosed, as every error of a call that found its
 	// connection gone does.
-	ErrClosed error = &closedError{}
-	// ErrUnknownMethod is returned for a method the type does not have.
-	ErrUnknownMethod = errors.New("procxy: unknown method")
+	ErrClosed error = errid.Also("procxy: proxy closed", rpc.ErrClosed)
+	// ErrUnknownMethod is returned for a method the type does not have. It
+	// matches rpc.ErrUnknownMethod, as a call the peer has no handler for
+	// does.
+	ErrUnknownMethod error = errid.Also("procxy: unknown method", rpc.ErrUnknownMethod)
 	// ErrNotAttached is returned by Emitter.Emit outside a child process.
 	ErrNotAttached = errors.New("procxy: emitter is not attached to a parent")
 	// ErrNoMain means a child process ran without procxy.Main: it never answered.
 	ErrNoMain = errors.New("procxy: the child did not start serving; is procxy.Main() the first statement of main (and TestMain)?")
 )
 
-type closedError struct{}
-
-func (*closedError) Error() string        { return "procxy: proxy closed" }
-func (*closedError) Is(target error) bool { return target == rpc.ErrClosed }
 
 // ExitError reports a child process that ended while the proxy was open:
 // its exit status or signal, why it was killed (Cause: a Recycle policy),

@@ -218,4 +218,7 @@ func TestErrClosedMatchesRPC(t *testing.T) {
 	if !errors.Is(err, procxy.ErrClosed) || !errors.Is(err, rpc.ErrClosed) || err.Error() != "procxy: proxy closed" {
 		t.Fatalf("call after Close: got %v, want ErrClosed matching rpc.ErrClosed", err)
 	}
+	if !errors.Is(procxy.ErrUnknownMethod, rpc.ErrUnknownMethod) {
+		t.Error("procxy.ErrUnknownMethod does not match rpc.ErrUnknownMethod")
+	}
 }

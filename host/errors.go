@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/childproc"
+	"github.com/procxy/procxy/internal/errid"
 	"github.com/procxy/procxy/internal/supervise"
+	"github.com/procxy/procxy/rpc"
 )
 
 // Sentinel errors. Each is returned wrapped, so test with errors.Is.
@@ -19,8 +21,9 @@ var (
 	// ErrBusy is returned by Spawn while the module is starting or stopping.
 	ErrBusy = errors.New("host: module busy")
 	// ErrUnknownMethod is returned for a method or event name the module's
-	// Config does not declare.
-	ErrUnknownMethod = errors.New("host: method not declared")
+	// Config does not declare, or its child did not announce. It matches
+	// rpc.ErrUnknownMethod, as procxy.ErrUnknownMethod does.
+	ErrUnknownMethod error = errid.Also("host: method not declared", rpc.ErrUnknownMethod)
 	// ErrWrongKind is returned when the call does not fit the method's kind
 	// (Call on a stream method, Stream on a result method, …).
 	ErrWrongKind = errors.New("host: wrong call for the method's kind")
