@@ -47,6 +47,7 @@ type usage struct {
 	busy    int           // calls in flight
 	retired bool          // it takes no more calls and stops once idle
 	idle    chan struct{} // closed when retired and no call is in flight
+	isIdle  bool          // idle is closed
 	age     *time.Timer   // Recycle.Age
 }
 
@@ -85,7 +86,14 @@ func (c *Child) End() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.busy--
-	if u.retired && u.busy == 0 {
+	u.closeIdleLocked()
+}
+
+// closeIdleLocked closes idle once the retired child has no call in
+// flight. u.mu is held.
+func (u *usage) closeIdleLocked() {
+	if u.retired && u.busy == 0 && !u.isIdle {
+		u.isIdle = true
 		close(u.idle)
 	}
 }
@@ -107,9 +115,7 @@ func (c *Child) Retire(why string) {
 		return
 	}
 	u.retired = true
-	if u.busy == 0 {
-		close(u.idle)
-	}
+	u.closeIdleLocked()
 	detach, stop := u.detach, u.stop
 	u.mu.Unlock()
 	detach()
@@ -139,7 +145,6 @@ func (c *Child) TimedOut(what string) {
 		case <-t.C:
 		}
 		c.use.mu.Lock()
-		c.use.retired = true
 		detach := c.use.detach
 		c.use.mu.Unlock()
 		if detach != nil {
