@@ -40,7 +40,6 @@ var (
 	ErrNoMain = errors.New("procxy: the child did not start serving; is procxy.Main() the first statement of main (and TestMain)?")
 )
 
-
 // ExitError reports a child process that ended while the proxy was open:
 // its exit status or signal, why it was killed (Cause: a Recycle policy),
 // a resource limit or OOM kill that ended it (Reason), its panic report
