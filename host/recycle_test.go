@@ -2,6 +2,8 @@ package host_test
 
 import (
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +56,28 @@ func TestKillOnTimeout(t *testing.T) {
 	up, _ := chs.wait(t, next, host.StateReady)
 	if up.PID == first {
 		t.Fatalf("ready again with the same pid %d", first)
+	}
+}
+
+// TestRecycleOverRSS: a child whose resident memory passes Recycle.MaxRSS
+// is killed, the module says why, and comes back with a new child.
+func TestRecycleOverRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the resident-memory watchdog reads /proc (Linux)")
+	}
+	cfg := config(testWorker(testworker.ModeHog), newLogSink())
+	cfg.Recycle = host.Recycle{MaxRSS: 256 << 20}
+	m, chs := newModule(t, cfg)
+	if err := m.Spawn(t.Context()); err != nil && !errors.Is(err, host.ErrRecycled) {
+		t.Fatalf("Spawn: %v", err)
+	}
+	down, next := chs.wait(t, 0, host.StateDisconnected)
+	var ee *host.ExitError
+	if !errors.As(down.Err, &ee) || !errors.Is(down.Err, host.ErrRecycled) || !strings.Contains(down.Err.Error(), " over the limit 256.0 MiB") {
+		t.Fatalf("disconnected: Err = %v, want an *ExitError naming the resident-memory limit", down.Err)
+	}
+	t.Logf("the module reports: %v", down.Err)
+	if up, _ := chs.wait(t, next, host.StateReady); up.PID == ee.PID {
+		t.Fatalf("ready again with the same pid %d", ee.PID)
 	}
 }
