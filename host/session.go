@@ -330,6 +330,9 @@ func (s *session) wrap(ctx context.Context, err error) error {
 		defer t.Stop()
 		select {
 		case <-s.done:
+			if errors.Is(s.err, rpc.ErrClosed) { // the *ExitError, as procxy's calls get it
+				return s.err
+			}
 			return fmt.Errorf("%w: %w", rpc.ErrClosed, s.err)
 		case <-ctx.Done():
 		case <-t.C:
