@@ -65,7 +65,7 @@ type Target[T any] interface {
 	acquire(ctx context.Context) (endpoint, func(), error)
 	// retryLimit is how many times a failed call may be tried again.
 	retryLimit() int
-	// listen adds an event listener (On).
+	// listen adds an event listener (OnEvent).
 	listen(name string, fn func(msgpack.RawMessage) error) (remove func())
 	// of ties the target to T, so that Call infers T from it.
 	of(*T)
@@ -153,7 +153,13 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err := codec.AppendMsgpackArray(vec, m.errorArgs(args)); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
-	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout, Name: m.Name}, vec, out)
+	if s.child.sup != nil {
+		s.child.sup.Begin()
+	}
+	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.callTimeout, Name: m.Name}, vec, out)
+	if s.child.sup != nil {
+		s.child.sup.End()
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -162,11 +168,22 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	case isRemote(err): // the method's own error, which may be a context error
 		return fromMethod(p.o.key, name, err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.timeout, err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		s.timedOut(p.o.key, name)
+		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.callTimeout, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		s.timedOut(p.o.key, name)
+		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
+	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	}
 	return fromMethod(p.o.key, name, s.explain(err))
+}
+
+// timedOut applies Recycle.KillOnTimeout after a call to name timed out.
+func (s *session) timedOut(key, name string) {
+	if s.child.sup != nil {
+		s.child.sup.TimedOut(typeLabel(key) + "." + name)
+	}
 }
 
 func isRemote(err error) bool { _, ok := err.(*RemoteError); return ok }
@@ -199,7 +216,7 @@ func resultError(out any, err error) *RemoteError {
 			msg = fmt.Sprintf("the result is %s, want %v", ve.Got, want)
 		}
 	}
-	return &RemoteError{Name: "ResultError", Code: "bad_result", Message: msg, Err: err}
+	return &RemoteError{Name: "ResultError", Code: rpc.CodeBadResult, Message: msg, Err: err}
 }
 
 // vecPool holds the Vecs call arguments are encoded into.
@@ -217,7 +234,7 @@ func putVec(v *codec.Vec) {
 // method is idempotent.
 func (p *Proxy[T]) retryable(err error, name string, _ int) (time.Duration, bool) {
 	var ee *ExitError
-	if !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
+	if errors.Is(err, ErrClosed) || !errors.As(err, &ee) && !errors.Is(err, rpc.ErrClosed) {
 		return 0, false
 	}
 	return 0, errors.Is(err, rpc.ErrNotSent) || p.o.isIdempotent(name)
@@ -294,8 +311,14 @@ func (p *Proxy[T]) openStream(ctx context.Context, name string, args []any) (ite
 	if err != nil {
 		return nil, err
 	}
+	if s.child.sup != nil {
+		s.child.sup.Begin() // a stream counts as a call for Recycle; Close ends it
+	}
 	st, err := s.conn.OpenStream(ctx, rpc.Method{ID: m.ID, Kind: rpc.KindStream, Name: m.Name}, m.errorArgs(args))
 	if err != nil {
+		if s.child.sup != nil {
+			s.child.sup.End()
+		}
 		if _, e := msgpackCodec.Append(nil, args); e != nil {
 			return nil, fromMethod(p.o.key, name, unsendable(args, e))
 		}
@@ -310,6 +333,15 @@ type explained struct {
 	*rpc.Stream
 	s         *session
 	key, name string
+}
+
+// Close ends the stream, and its count as a call in flight.
+func (e explained) Close() error {
+	err := e.Stream.Close()
+	if e.s.child.sup != nil {
+		e.s.child.sup.End()
+	}
+	return err
 }
 
 func (e explained) Err() error {

@@ -61,8 +61,10 @@ func (o *options) fromEnv(name string) {
 		o.attach = attachFromEnv(os.Getenv(EnvAttach), name)
 	}
 	if o.debug != nil {
-		o.timeout = 0
-		o.startTimeout = max(o.startTimeout, delve.StartTimeout)
+		o.callTimeout = -1
+		if o.startTimeout > 0 {
+			o.startTimeout = max(o.startTimeout, delve.StartTimeout)
+		}
 	}
 }
 
@@ -82,7 +84,7 @@ func (c *child) sawDebugger(line string, log *slog.Logger) bool {
 func (c *child) stopDebuggerAfter(done <-chan struct{}) {
 	c.wg.Go(func() {
 		select {
-		case <-c.proc.Exited():
+		case <-c.sup.Proc().Exited():
 			return
 		case <-done:
 		}

@@ -58,7 +58,13 @@
 // exits when its end of the socket reaches EOF, which happens however the
 // parent ends. If the child dies, pending calls fail at once with an
 // *ExitError carrying the exit status or signal, the child's panic report
-// and its last stderr lines.
+// and its last stderr lines, and the resource limit or OOM kill that ended
+// it where that can be told. Close asks the child to exit and kills it
+// after StopGrace.
+//
+// A Recycle policy (Recycling) replaces children that have served a number
+// of calls, reached an age, grown past a resident-memory limit, or had a
+// call time out (kill on timeout, for methods that ignore their context).
 //
 // # Workers on a bus
 //
@@ -66,7 +72,7 @@
 // through a message bus: an ipc server, or NATS through package
 // ipc/natsipc. A worker calls Serve on its connection and serves every type
 // it registers and every Func, each method a queue group; a caller makes a
-// Remote with NewRemote (or a Func's Via) and uses Call, Stream and On as
+// Remote with NewRemote (or a Func's Via) and uses Call, Stream and OnEvent as
 // with a Proxy. A worker that dies mid-call fails it with ErrWorkerGone
 // (retried for Idempotent methods), a worker of another version is
 // reported by ErrNoWorker with what it serves, and Workers and WaitWorkers

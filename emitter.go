@@ -12,7 +12,7 @@ import (
 )
 
 // Emitter sends events from an object in a child to the parent's listeners
-// (registered with On). Embed it in a registered type:
+// (registered with OnEvent). Embed it in a registered type:
 //
 //	type Job struct{ procxy.Emitter }
 //	func (j *Job) Run() { j.Emit("progress", 50) }
@@ -77,7 +77,7 @@ type listeners struct {
 	forward *listeners // also dispatch to these (a Pool's); may be nil
 }
 
-// listener is one On: fn decodes the value and calls the user's func, or
+// listener is one OnEvent: fn decodes the value and calls the user's func, or
 // fails when the value does not decode.
 type listener struct {
 	fn func(msgpack.RawMessage) error
@@ -122,7 +122,7 @@ func (l *listeners) dispatch(_ context.Context, ev eventIn) error {
 // listener is called, in registration order, one event at a time; a slow
 // listener delays later events, not calls. An event that does not decode
 // as T is logged and skipped for this listener.
-func On[T, P any](t Target[P], name string, fn func(T)) (remove func()) {
+func OnEvent[T, P any](t Target[P], name string, fn func(T)) (remove func()) {
 	return t.listen(name, func(raw msgpack.RawMessage) error {
 		var v T
 		if err := msgpackCodec.Unmarshal(raw, &v); err != nil {

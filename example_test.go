@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,7 +74,7 @@ func ExampleNew() {
 
 func ExampleCall() {
 	ctx := context.Background()
-	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"), procxy.Timeout(time.Second))
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"), procxy.CallTimeout(time.Second))
 	defer g.Close()
 
 	s, err := procxy.Call[string](ctx, g, "Shout", "gopher")
@@ -118,7 +119,7 @@ func ExampleEmitter() {
 	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hey"))
 	defer g.Close()
 	got := make(chan string, 2)
-	procxy.On(g, "greeted", func(msg string) { got <- msg })
+	procxy.OnEvent(g, "greeted", func(msg string) { got <- msg })
 	procxy.Call[int](ctx, g, "GreetAll", []string{"Ann", "Bob"})
 	fmt.Println(<-got)
 	fmt.Println(<-got)
@@ -242,4 +243,26 @@ func ExampleMap() {
 	greetings, err := procxy.Map[string](ctx, pool, "Greet", []string{"Ann", "Bob"})
 	fmt.Println(greetings, err)
 	// Output: [Hi, Ann! Hi, Bob!] <nil>
+}
+
+// A child that has served two calls is replaced by a fresh one, as
+// Python's maxtasksperchild does; a child whose call timed out is killed
+// shortly after, for a method that ignores its context would run on.
+func ExampleRecycling() {
+	ctx := context.Background()
+	p, err := procxy.New[Leaky](ctx, procxy.Logger(slog.New(slog.DiscardHandler)),
+		procxy.Recycling(procxy.Recycle{Calls: 2, KillOnTimeout: 100 * time.Millisecond}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	a, _ := procxy.Call[int](ctx, p, "PID")
+	b, _ := procxy.Call[int](ctx, p, "PID")
+	c, _ := procxy.Call[int](ctx, p, "PID")
+	fmt.Println("first two calls in one child:", a == b)
+	fmt.Println("third call in a new child:", c != b)
+	// Output:
+	// first two calls in one child: true
+	// third call in a new child: true
 }

@@ -47,7 +47,7 @@ func Keepalive(d time.Duration) Option {
 
 // Remote is a T whose methods run on worker processes (Serve) reached
 // through a message bus: the ipc server, or NATS through package natsipc.
-// Call it with Call, CallInto, Stream and On, exactly as a *Proxy. Each
+// Call it with Call, CallInto, Stream and OnEvent, exactly as a *Proxy. Each
 // call goes to one of the workers serving T (a queue group), so adding a
 // worker adds capacity; workers share nothing, so T should keep no state
 // between calls that callers rely on. A Remote is safe for concurrent use.
@@ -56,7 +56,7 @@ type Remote[T any] struct {
 	events listeners
 
 	mu     sync.Mutex
-	evtSub *ipc.Subscription // subscribed on the first On; guarded by mu
+	evtSub *ipc.Subscription // subscribed on the first OnEvent; guarded by mu
 	closed bool              // guarded by mu
 }
 
@@ -221,9 +221,9 @@ func (b *busEndpoint) callOnce(ctx context.Context, name string, args []any, out
 	if err != nil {
 		return err
 	}
-	if b.o.timeout > 0 {
+	if b.o.callTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, b.o.timeout)
+		ctx, cancel = context.WithTimeout(ctx, b.o.callTimeout)
 		defer cancel()
 	}
 	resp, err := ipc.Call[[]byte](ctx, b.conn, subj, data, b.reqOpts...)
@@ -292,8 +292,8 @@ func (b *busEndpoint) explain(ctx context.Context, name string, err error) error
 			[]error{ErrNoWorker, re}}
 	case errors.As(err, &re):
 		return b.fromMethod(name, re)
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && b.o.timeout > 0:
-		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", b.o.key, name, b.o.timeout, context.DeadlineExceeded)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && b.o.callTimeout > 0:
+		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", b.o.key, name, b.o.callTimeout, context.DeadlineExceeded)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("procxy: %s.%s: %w", b.o.key, name, ctx.Err())
 	case errors.Is(err, ipc.ErrNoResponders):

@@ -233,7 +233,7 @@ func TestFleet(t *testing.T) {
 
 	t.Run("events", func(t *testing.T) {
 		got := make(chan int, 16)
-		remove := procxy.On(calc, "progress", func(i int) { got <- i })
+		remove := procxy.OnEvent(calc, "progress", func(i int) { got <- i })
 		defer remove()
 		if n, err := procxy.Call[int](ctx, calc, "Progress", 3); err != nil || n != 3 {
 			t.Fatalf("Progress(3) = %d, %v", n, err)
@@ -247,8 +247,8 @@ func TestFleet(t *testing.T) {
 
 	t.Run("cancel reaches the worker", func(t *testing.T) {
 		hanging, cancelled := make(chan int, 1), make(chan int, 1)
-		defer procxy.On(calc, "hanging", func(pid int) { hanging <- pid })()
-		defer procxy.On(calc, "cancelled", func(pid int) { cancelled <- pid })()
+		defer procxy.OnEvent(calc, "hanging", func(pid int) { hanging <- pid })()
+		defer procxy.OnEvent(calc, "cancelled", func(pid int) { cancelled <- pid })()
 		cctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
 		go func() { _, err := procxy.Call[int](cctx, calc, "Hang", ""); errc <- err }()
@@ -263,13 +263,13 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		short, err := procxy.NewRemote[FleetCalc](conn, procxy.Name("fleet.Calc"), procxy.Timeout(50*time.Millisecond))
+		short, err := procxy.NewRemote[FleetCalc](conn, procxy.Name("fleet.Calc"), procxy.CallTimeout(50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = procxy.Call[int](ctx, short, "Hang", "")
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 50ms") {
-			t.Errorf("Hang with Timeout(50ms): %v", err)
+			t.Errorf("Hang with CallTimeout(50ms): %v", err)
 		}
 	})
 
@@ -346,7 +346,7 @@ func TestFleetWorkerDies(t *testing.T) {
 			}
 			defer calc.Close()
 			hanging := make(chan int, 1)
-			defer procxy.On(calc, "hanging", func(pid int) { hanging <- pid })()
+			defer procxy.OnEvent(calc, "hanging", func(pid int) { hanging <- pid })()
 			var killed atomic.Int64
 			errc := make(chan error, 1)
 			var got int
@@ -387,7 +387,7 @@ func TestFleetWorkerConcurrency(t *testing.T) {
 	}
 	defer calc.Close()
 	hanging := make(chan int, 2)
-	defer procxy.On(calc, "hanging", func(pid int) { hanging <- pid })()
+	defer procxy.OnEvent(calc, "hanging", func(pid int) { hanging <- pid })()
 	var cancels []context.CancelFunc
 	errs := make(chan error, 2)
 	for range 2 {

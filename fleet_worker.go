@@ -379,7 +379,7 @@ func (w *fleetWorker) serveMethod(subj string, m *method, recv reflect.Value) er
 func encodeResult(name string, v any) ([]byte, error) {
 	b, err := msgpackCodec.Append(nil, v)
 	if err != nil {
-		return nil, &RemoteError{Name: "EncodeError", Code: "bad_response",
+		return nil, &RemoteError{Name: "EncodeError", Code: rpc.CodeBadResponse,
 			Message: fmt.Sprintf("%s: cannot encode the result %T: %v", name, v, err)}
 	}
 	return b, nil

@@ -17,9 +17,9 @@ func (f optionFunc) apply(o *options) { f(o) }
 
 // Defaults.
 const (
-	DefaultTimeout      = 30 * time.Second // per call
+	DefaultCallTimeout  = 30 * time.Second // per call
 	DefaultStartTimeout = 30 * time.Second // spawn and construct
-	DefaultCloseGrace   = 5 * time.Second  // Close waits this long before killing
+	DefaultStopGrace    = 5 * time.Second  // Close waits this long before killing
 )
 
 type options struct {
@@ -28,9 +28,10 @@ type options struct {
 	dir          string
 	args         []string
 	executable   string
-	timeout      time.Duration
+	callTimeout  time.Duration // negative: none
 	startTimeout time.Duration
-	closeGrace   time.Duration
+	stopGrace    time.Duration // negative: kill at once
+	recycle      Recycle
 	retries      int
 	idempotent   map[string]bool
 	logger       *slog.Logger
@@ -48,10 +49,13 @@ type options struct {
 }
 
 func newOptions(key string, opts []Option) options {
-	o := options{key: key, timeout: DefaultTimeout, startTimeout: DefaultStartTimeout, closeGrace: DefaultCloseGrace}
+	o := options{key: key}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	o.callTimeout = orDefault(o.callTimeout, DefaultCallTimeout)
+	o.startTimeout = orDefault(o.startTimeout, DefaultStartTimeout)
+	o.stopGrace = orDefault(o.stopGrace, DefaultStopGrace)
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
@@ -60,7 +64,8 @@ func newOptions(key string, opts []Option) options {
 }
 
 // Env adds "KEY=value" entries to the child's environment, which is
-// otherwise the parent's.
+// otherwise the parent's; an entry replaces the parent's entry with the
+// same key. (host.Config.Env has the same meaning.)
 func Env(kv ...string) Option {
 	return optionFunc(func(o *options) { o.env = append(o.env, kv...) })
 }
@@ -75,21 +80,34 @@ func Args(args ...string) Option { return optionFunc(func(o *options) { o.args =
 // call procxy.Main first and Register the type under the same key.
 func Executable(path string) Option { return optionFunc(func(o *options) { o.executable = path }) }
 
-// Timeout bounds each call; the default is DefaultTimeout (30 s), and zero
-// or negative means no timeout. A context deadline that comes sooner wins.
-// Streams are bounded only by their context.
-func Timeout(d time.Duration) Option { return optionFunc(func(o *options) { o.timeout = d }) }
+// CallTimeout bounds each call. Zero means DefaultCallTimeout (30 s);
+// negative means no timeout. A context deadline that comes sooner wins.
+// Streams are bounded only by their context. (host.Config.CallTimeout has
+// the same meaning.)
+func CallTimeout(d time.Duration) Option { return optionFunc(func(o *options) { o.callTimeout = d }) }
 
-// StartTimeout bounds starting the child and constructing the object;
-// the default is DefaultStartTimeout. A child that never starts serving
-// (for example because it does not call Main) fails New with ErrNoMain.
+// StartTimeout bounds starting the child and constructing the object.
+// Zero means DefaultStartTimeout (30 s); negative means no limit. A child
+// that never starts serving (for example because it does not call Main)
+// fails New with ErrNoMain.
 func StartTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.startTimeout = d })
 }
 
-// CloseGrace is how long Close waits for the child to exit before killing
-// it; the default is DefaultCloseGrace.
-func CloseGrace(d time.Duration) Option { return optionFunc(func(o *options) { o.closeGrace = d }) }
+// StopGrace is how long Close waits for the child to exit after closing
+// its connection before killing it. Zero means DefaultStopGrace (5 s);
+// negative means kill at once. (host.Config.StopGrace has the same
+// meaning.)
+func StopGrace(d time.Duration) Option { return optionFunc(func(o *options) { o.stopGrace = d }) }
+
+// orDefault resolves a duration option: zero means def, negative stays
+// negative (none, or at once).
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
 
 // Retries lets a call be tried again, up to n more times, when it provably
 // never started in the child (the child was already gone), or when its method
@@ -124,7 +142,9 @@ func (o *options) isIdempotent(method string) bool {
 }
 
 // Logger receives the child's stdout and stderr, line by line, tagged with
-// the type's key and the child's pid; the default is slog.Default().
+// the type's key (child=), the child's pid and the stream, plus procxy's own
+// warnings. Nil, the default, means slog.Default(), so that a child's
+// output is never lost. (host.Config.Logger has the same meaning.)
 func Logger(l *slog.Logger) Option { return optionFunc(func(o *options) { o.logger = l }) }
 
 // Config is the value passed to the type's constructor in the child. It is

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/procxy/procxy/internal/supervise"
 )
 
 // Pool keeps size children of one type behind one handle. Each call goes
@@ -24,9 +26,10 @@ type Pool[T any] struct {
 	members  []*poolMember[T] // fixed slots; a slot's proxy is nil while it is replaced
 	changed  chan struct{}    // closed and renewed when a slot gets a proxy; guarded by mu
 	closed   bool
-	inflight sync.WaitGroup // calls in flight, for Close to drain
-	wg       sync.WaitGroup // slot keepers
-	stop     chan struct{}
+	inflight sync.WaitGroup  // calls in flight, for Close to drain
+	wg       sync.WaitGroup  // slot keepers
+	stopped  context.Context // cancelled by Close
+	stop     context.CancelFunc
 }
 
 type poolMember[T any] struct {
@@ -47,7 +50,8 @@ func NewPool[T any](ctx context.Context, size int, opts ...Option) (*Pool[T], er
 func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) {
 	member := o
 	member.retries = 0 // the pool replaces members itself
-	pl := &Pool[T]{o: member, changed: make(chan struct{}), stop: make(chan struct{})}
+	pl := &Pool[T]{o: member, changed: make(chan struct{})}
+	pl.stopped, pl.stop = context.WithCancel(context.Background())
 	pl.events.log = o.logger.Warn
 	member.forward = &pl.events
 	pl.o.retries = o.retries
@@ -64,6 +68,7 @@ func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) 
 				p.Kill()
 			}
 		}
+		pl.stop()
 		return nil, err
 	}
 	for _, p := range proxies {
@@ -74,21 +79,34 @@ func newPool[T any](ctx context.Context, size int, o options) (*Pool[T], error) 
 	return pl, nil
 }
 
-// keep replaces the slot's proxy whenever its child dies, until Close.
+// keep replaces the slot's proxy whenever its child dies, until Close,
+// with the restart policy host's modules use too: replacements within
+// the pool's restart budget (DefaultRestartMax per DefaultRestartWindow
+// and member) start at once, later ones wait until the budget allows, and
+// failed starts are retried with exponential backoff and jitter.
 func (pl *Pool[T]) keep(m *poolMember[T], o options) {
+	budget := supervise.Limiter{Max: supervise.DefaultRestartMax, Window: supervise.DefaultRestartWindow}
 	for {
 		pl.mu.Lock()
 		p := m.p
 		pl.mu.Unlock()
 		select {
-		case <-pl.stop:
+		case <-pl.stopped.Done():
 			return
 		case <-p.Done():
 		}
 		pl.mu.Lock()
 		m.p = nil
 		pl.mu.Unlock()
-		for {
+		for failed := 0; ; failed++ {
+			wait := budget.Next(time.Now())
+			if failed > 0 {
+				wait = max(wait, supervise.DefaultBackoff.Delay(failed, supervise.Jitter()))
+			}
+			if supervise.Sleep(pl.stopped, wait) != nil {
+				return
+			}
+			budget.Allow(time.Now())
 			np, err := newProxy[T](context.Background(), o)
 			if err == nil {
 				pl.mu.Lock()
@@ -104,11 +122,6 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 				break
 			}
 			o.logger.Warn("procxy: pool could not replace a member", "type", o.key, "err", err)
-			select {
-			case <-pl.stop:
-				return
-			case <-time.After(replaceBackoff):
-			}
 		}
 	}
 }
@@ -173,7 +186,7 @@ func (pl *Pool[T]) member(ctx context.Context) (*Proxy[T], func(), error) {
 		case <-changed:
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
-		case <-pl.stop:
+		case <-pl.stopped.Done():
 			return nil, nil, ErrClosed
 		}
 	}
@@ -190,7 +203,7 @@ func (pl *Pool[T]) Close() error {
 	pl.closed = true
 	pl.mu.Unlock()
 	pl.inflight.Wait()
-	close(pl.stop)
+	pl.stop()
 	pl.wg.Wait()
 	var wg sync.WaitGroup
 	for _, m := range pl.members {
@@ -201,9 +214,6 @@ func (pl *Pool[T]) Close() error {
 	wg.Wait()
 	return nil
 }
-
-// replaceBackoff is the pause between failed attempts to replace a member.
-const replaceBackoff = 500 * time.Millisecond
 
 func (pl *Pool[T]) retryLimit() int { return pl.o.retries }
 

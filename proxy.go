@@ -9,9 +9,9 @@ import (
 	"reflect"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/procxy/procxy/internal/supervise"
 	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/transport"
@@ -100,10 +100,10 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 	nc, err := transport.FileConn(c.conn)
 	c.conn.Close()
 	if err != nil {
-		c.proc.Kill(syscall.SIGKILL)
+		c.sup.Kill(nil)
 		return nil, err
 	}
-	s := p.newSession(c, c.proc.PID(), nc)
+	s := p.newSession(c, c.sup.PID(), nc)
 	p.observeChild(observe.ChildSpawn, s.pid, nil)
 	if p.o.debug != nil {
 		c.stopDebuggerAfter(s.conn.Done())
@@ -125,8 +125,11 @@ func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session
 // construct constructs the object in the session's child.
 func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) {
 
-	ctx, cancel := context.WithTimeout(ctx, p.o.startTimeout)
-	defer cancel()
+	if p.o.startTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.o.startTimeout)
+		defer cancel()
+	}
 	var sc schema
 	err := s.conn.Call(ctx, rpc.Method{ID: idNew, Name: "$new"}, newRequest{Key: p.o.key, Config: p.cfg, Serialized: p.o.serialized}, &sc)
 	if err != nil {
@@ -137,7 +140,7 @@ func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) 
 		} else {
 			err = fmt.Errorf("procxy: construct %s: %w", p.o.key, err)
 		}
-		s.stop(0)
+		s.stop(0, nil)
 		return nil, err
 	}
 	s.ownPID = sc.PID
@@ -145,6 +148,7 @@ func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) 
 	for _, m := range sc.Methods {
 		s.methods[m.Name] = m
 	}
+	p.recycle(s)
 	return s, nil
 }
 
@@ -152,21 +156,16 @@ func (p *Proxy[T]) construct(ctx context.Context, s *session) (*session, error) 
 // exit status. It owns the session's end.
 func (p *Proxy[T]) watch(s *session) {
 	defer close(s.watched)
-	<-s.child.proc.Exited() // not Wait: a grandchild may keep the output pipes open
-	fwd := make(chan struct{})
-	go func() { s.child.wg.Wait(); close(fwd) }()
-	select { // let the forwarders read the last stderr lines (a panic stack)
-	case <-fwd:
-	case <-time.After(time.Second):
-	}
-	e := exitError(p.o.key, s.pid, s.child.proc.ExitCode(), s.child.proc.ExitSignal(), s.child.stderr)
+	<-s.child.sup.Exited()
+	e := s.child.sup.Err()
+	recycled := errors.Is(e, ErrRecycled)
 	p.mu.Lock()
 	p.lastExit = e
 	asked := p.closed
 	s.exitErr = e
-	ended := p.cur == s && !p.closed && p.o.retries == 0
+	ended := p.cur == s && !p.closed && p.o.retries == 0 && !recycled
 	if p.cur == s {
-		p.cur = nil // the next call starts a new child, if retries allow
+		p.cur = nil // the next call starts a new child, if retries or recycling allow
 	}
 	if ended && p.err == nil {
 		p.err = e
@@ -183,34 +182,28 @@ func (p *Proxy[T]) watch(s *session) {
 // explain turns a closed-connection error into the child's exit error when
 // the child is exiting.
 func (s *session) explain(err error) error {
-	if !errors.Is(err, rpc.ErrClosed) || s.child.proc == nil {
+	if !errors.Is(err, rpc.ErrClosed) || s.child.sup == nil {
 		return err
 	}
+	t := time.NewTimer(supervise.ExitWait)
+	defer t.Stop()
 	select {
 	case <-s.exited:
 		if errors.Is(err, rpc.ErrNotSent) {
 			return fmt.Errorf("%w: %w", rpc.ErrNotSent, s.exitErr)
 		}
 		return s.exitErr
-	case <-time.After(2 * time.Second):
+	case <-t.C:
 		return err
 	}
 }
 
 // stop ends the session: close the connection (the child exits on EOF),
-// wait up to grace, then kill.
-func (s *session) stop(grace time.Duration) {
+// wait up to grace, then kill with cause.
+func (s *session) stop(grace time.Duration, cause error) {
 	s.conn.Close()
-	if s.child.proc == nil { // attached: not ours to stop
-		<-s.watched
-		return
-	}
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-s.exited:
-	case <-t.C:
-		s.child.proc.Kill(syscall.SIGKILL)
+	if s.child.sup != nil { // else attached: not ours to stop
+		s.child.sup.Stop(context.Background(), grace, cause)
 	}
 	<-s.watched
 }
@@ -238,9 +231,9 @@ func (p *Proxy[T]) session(ctx context.Context) (*session, error) {
 }
 
 // Close ends the child gracefully: it closes the connection, waits for the
-// child to exit (up to CloseGrace), then kills it. Calls after Close fail
+// child to exit (up to StopGrace), then kills it. Calls after Close fail
 // with ErrClosed. Close is idempotent.
-func (p *Proxy[T]) Close() error { return p.shut(p.o.closeGrace) }
+func (p *Proxy[T]) Close() error { return p.shut(p.o.stopGrace) }
 
 // Kill ends the child at once with SIGKILL. Calls after Kill fail with ErrClosed.
 func (p *Proxy[T]) Kill() error { return p.shut(0) }
@@ -255,7 +248,7 @@ func (p *Proxy[T]) shut(grace time.Duration) error {
 	}
 	p.mu.Unlock()
 	if s != nil {
-		s.stop(grace)
+		s.stop(grace, nil)
 	}
 	p.doneOnce.Do(func() { close(p.done) })
 	return nil

@@ -243,13 +243,13 @@ func TestBadCalls(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	p := newCalc(t, procxy.Timeout(50*time.Millisecond))
+	p := newCalc(t, procxy.CallTimeout(50*time.Millisecond))
 	_, err := procxy.Call[int](t.Context(), p, "Sleep", 1000)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want DeadlineExceeded", err)
 	}
-	if procxy.DefaultTimeout != 30*time.Second {
-		t.Errorf("DefaultTimeout = %v, want 30s", procxy.DefaultTimeout)
+	if procxy.DefaultCallTimeout != 30*time.Second {
+		t.Errorf("DefaultCallTimeout = %v, want 30s", procxy.DefaultCallTimeout)
 	}
 	// The proxy is still usable.
 	if ms, err := procxy.Call[int](t.Context(), p, "Sleep", 1); err != nil || ms != 1 {
@@ -322,12 +322,12 @@ func TestEvents(t *testing.T) {
 	var mu sync.Mutex
 	var order []string
 	done := make(chan struct{})
-	procxy.On(p, "progress", func(i int) {
+	procxy.OnEvent(p, "progress", func(i int) {
 		mu.Lock()
 		order = append(order, fmt.Sprint("a", i))
 		mu.Unlock()
 	})
-	procxy.On(p, "progress", func(i int) {
+	procxy.OnEvent(p, "progress", func(i int) {
 		mu.Lock()
 		order = append(order, fmt.Sprint("b", i))
 		mu.Unlock()
@@ -424,12 +424,12 @@ func TestCrash(t *testing.T) {
 			}
 			switch how {
 			case "exit":
-				if ee.ExitCode != 7 {
-					t.Errorf("exit code %d, want 7", ee.ExitCode)
+				if ee.Code != 7 {
+					t.Errorf("exit code %d, want 7", ee.Code)
 				}
 			case "panic":
-				if ee.ExitCode != 2 || !strings.Contains(ee.Panic, "crashed on purpose") || !strings.Contains(ee.Panic, "goroutine") {
-					t.Errorf("panic report: code %d, %q", ee.ExitCode, ee.Panic)
+				if ee.Code != 2 || !strings.Contains(ee.Panic, "crashed on purpose") || !strings.Contains(ee.Panic, "goroutine") {
+					t.Errorf("panic report: code %d, %q", ee.Code, ee.Panic)
 				}
 			}
 			t.Logf("%s: %v", how, err)
@@ -505,7 +505,7 @@ func TestKilledBySignal(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	p.Process().Signal(syscall.SIGKILL) // killed from outside
 	var ee *procxy.ExitError
-	if err := <-errc; !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL || ee.ExitCode != -1 {
+	if err := <-errc; !errors.As(err, &ee) || ee.Signal != syscall.SIGKILL || ee.Code != -1 {
 		t.Fatalf("got %v, want an ExitError for SIGKILL", err)
 	}
 }
@@ -515,7 +515,7 @@ func TestIdempotentRetry(t *testing.T) {
 	// Not idempotent: the call died in the middle, so it is not retried.
 	p := newCalc(t, procxy.Retries(1))
 	var ee *procxy.ExitError
-	if _, err := procxy.Call[string](t.Context(), p, "CrashOnce", marker); !errors.As(err, &ee) || ee.ExitCode != 9 {
+	if _, err := procxy.Call[string](t.Context(), p, "CrashOnce", marker); !errors.As(err, &ee) || ee.Code != 9 {
 		t.Fatalf("non-idempotent: got %v, want the ExitError", err)
 	}
 	// Idempotent: retried in a new child, where it succeeds.
@@ -553,7 +553,7 @@ func TestCloseWithGrandchild(t *testing.T) {
 	gc2, _ := procxy.Call[int](t.Context(), q, "Grandchild")
 	defer testproc.Kill(gc2)
 	var ee *procxy.ExitError
-	if _, err := procxy.Call[any](t.Context(), q, "Crash", "exit"); !errors.As(err, &ee) || ee.ExitCode != 7 {
+	if _, err := procxy.Call[any](t.Context(), q, "Crash", "exit"); !errors.As(err, &ee) || ee.Code != 7 {
 		t.Fatalf("crash with a grandchild: got %v", err)
 	}
 }

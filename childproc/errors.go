@@ -87,7 +87,10 @@ func (e *SpawnError) Is(target error) bool {
 
 // ExitError reports a child that did not exit with status 0, or that
 // childproc killed (timeout, context, MaxBuffer). Wait and the exec
-// functions return it.
+// functions return it. It is also the one exit error of the packages that
+// supervise children (procxy and host alias it): they set Name, Reason,
+// Panic, Stderr and Err, and its message then names the child and says why
+// it ended.
 type ExitError struct {
 	PID    int
 	Code   int            // exit status, or -1 when a signal ended the child (Node's null)
@@ -96,9 +99,27 @@ type ExitError struct {
 	// Kill, KillGroup or an automatic kill. As in Node it does not mean the
 	// signal ended the child.
 	Killed bool
-	// Cause says why childproc killed the child: ErrTimeout, a
-	// *MaxBufferError, or the context's cause. Nil when it did not.
+	// Cause says why the child was killed: ErrTimeout, a *MaxBufferError,
+	// the context's cause, or a supervisor's reason (a recycling policy, a
+	// missed heartbeat). Nil when nobody killed it on purpose.
 	Cause error
+
+	// Name is how the message names a supervised child, such as
+	// "procxy: child example.com/app.Calculator" or `host: module "calc"`;
+	// empty for childproc's own errors.
+	Name string
+	// Reason explains an end the child did not choose, when it can be told:
+	// a resource limit it ran into ("CPU time limit (Limits.CPUTime 2s)
+	// reached") or the kernel's OOM killer. Empty otherwise.
+	Reason string
+	// Panic is the Go panic or fatal error report on the child's stderr,
+	// from its "panic: " or "fatal error: " line on (bounded).
+	Panic string
+	// Stderr holds the child's last stderr lines, oldest first.
+	Stderr []string
+	// Err is one more error the exit matches with errors.Is and errors.As:
+	// for a supervised child, the connection's rpc.ErrClosed.
+	Err error
 }
 
 func (e *ExitError) Error() string {
@@ -108,14 +129,58 @@ func (e *ExitError) Error() string {
 	} else {
 		s = "signal " + signalName(e.Signal)
 	}
-	if e.Cause != nil {
-		return e.Cause.Error() + " (" + s + ")"
+	if e.Name == "" {
+		if e.Cause != nil {
+			return e.Cause.Error() + " (" + s + ")"
+		}
+		return s
 	}
-	return s
+	var b strings.Builder
+	b.WriteString(e.Name)
+	b.WriteString(" (pid ")
+	b.WriteString(strconv.Itoa(e.PID))
+	if e.Code >= 0 {
+		b.WriteString(") exited with status ")
+		b.WriteString(strconv.Itoa(e.Code))
+	} else {
+		b.WriteString(") was killed by signal ")
+		b.WriteString(e.Signal.String())
+	}
+	if e.Cause != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Cause.Error())
+	}
+	if e.Reason != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Reason)
+	}
+	if e.Panic != "" {
+		first, _, _ := strings.Cut(e.Panic, "\n")
+		b.WriteString(": ")
+		b.WriteString(first)
+	} else if n := len(e.Stderr); n > 0 {
+		b.WriteString("; last stderr: ")
+		b.WriteString(strings.Join(e.Stderr[max(0, n-messageLines):], " | "))
+	}
+	return b.String()
 }
 
-// Unwrap returns Cause.
-func (e *ExitError) Unwrap() error { return e.Cause }
+// messageLines is how many of the last stderr lines the message of a
+// supervised child's ExitError shows (Stderr keeps more).
+const messageLines = 5
+
+// Unwrap returns Cause and Err.
+func (e *ExitError) Unwrap() []error {
+	switch {
+	case e.Cause == nil && e.Err == nil:
+		return nil
+	case e.Err == nil:
+		return []error{e.Cause}
+	case e.Cause == nil:
+		return []error{e.Err}
+	}
+	return []error{e.Cause, e.Err}
+}
 
 // MaxBufferError reports output past Options.MaxBuffer. It matches ErrMaxBuffer.
 type MaxBufferError struct {

@@ -3,31 +3,24 @@ package childproc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+
+	"github.com/procxy/procxy/internal/linereader"
 )
 
-const (
-	initialReadBuffer = 64 << 10 // first buffer; it grows up to the message limit
-	shrinkAbove       = 1 << 20  // an idle buffer larger than this is dropped
-)
+const shrinkAbove = 1 << 20 // an idle encoder buffer larger than this is dropped
 
-// lineReader splits a stream into '\n'-terminated lines. It scans each byte
-// once (rescanning made 100 MiB lines quadratic, §5.3), never holds more
-// than max+1 bytes of one line, and fails with ErrMessageTooLarge before
-// allocating past that. It is not safe for concurrent use.
-type lineReader struct {
-	r          io.Reader
-	max        int // longest line, without its '\n'
-	buf        []byte
-	start, end int   // buf[start:end] holds unread bytes
-	scanned    int   // buf[start:scanned] has no '\n'
-	err        error // read error to report once buffered lines are consumed
-}
+// lineReader splits the IPC stream into '\n'-terminated lines with the
+// module's one bounded line splitter (internal/linereader), and words its
+// errors as IPC protocol errors. It is not safe for concurrent use.
+type lineReader struct{ lr *linereader.Reader }
 
 func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: r, max: max}
+	return &lineReader{lr: linereader.New(r, max)}
 }
 
 // ReadLine returns the next line without its '\n'. The slice is valid
@@ -35,78 +28,18 @@ func newLineReader(r io.Reader, max int) *lineReader {
 // io.ErrUnexpectedEOF when an unterminated tail was dropped (Node drops it
 // silently). A line longer than max returns an error wrapping
 // ErrMessageTooLarge and ErrProtocol; the reader is then unusable.
-func (lr *lineReader) ReadLine() ([]byte, error) {
-	if lr.start == lr.end {
-		lr.start, lr.end, lr.scanned = 0, 0, 0
-		if len(lr.buf) > shrinkAbove {
-			lr.buf = nil
-		}
+func (r *lineReader) ReadLine() ([]byte, error) {
+	line, _, err := r.lr.Next()
+	var te *linereader.TailError
+	switch {
+	case err == nil:
+		return line, nil
+	case errors.Is(err, linereader.ErrTooLong):
+		return nil, fmt.Errorf("%w: %w: line %s", ErrProtocol, ErrMessageTooLarge, strings.TrimPrefix(err.Error(), linereader.ErrTooLong.Error()+": "))
+	case errors.As(err, &te):
+		return nil, fmt.Errorf("childproc: IPC stream ended inside a message, %d bytes dropped: %w", te.Dropped, io.ErrUnexpectedEOF)
 	}
-	for {
-		if i := bytes.IndexByte(lr.buf[lr.scanned:lr.end], '\n'); i >= 0 {
-			nl := lr.scanned + i
-			line := lr.buf[lr.start:nl]
-			lr.start, lr.scanned = nl+1, nl+1
-			if len(line) > lr.max {
-				return nil, lr.tooLarge()
-			}
-			return line, nil
-		}
-		lr.scanned = lr.end
-		if lr.end-lr.start > lr.max {
-			return nil, lr.tooLarge()
-		}
-		if lr.err != nil {
-			if lr.end > lr.start {
-				n := lr.end - lr.start
-				lr.start = lr.end
-				if lr.err == io.EOF {
-					return nil, fmt.Errorf("childproc: IPC stream ended inside a message, %d bytes dropped: %w", n, io.ErrUnexpectedEOF)
-				}
-			}
-			return nil, lr.err
-		}
-		lr.makeRoom()
-		n, err := lr.r.Read(lr.buf[lr.end:])
-		lr.end += n
-		lr.err = err
-	}
-}
-
-// makeRoom ensures buf has free space after end, by moving the unread bytes
-// to the front or by growing buf, never beyond max+1 bytes of a line plus
-// one read.
-func (lr *lineReader) makeRoom() {
-	if lr.end < len(lr.buf) {
-		return
-	}
-	if lr.start > 0 {
-		n := copy(lr.buf, lr.buf[lr.start:lr.end])
-		lr.scanned -= lr.start
-		lr.start, lr.end = 0, n
-		if lr.end < len(lr.buf) {
-			return
-		}
-	}
-	size := 2 * len(lr.buf)
-	if size < initialReadBuffer {
-		size = initialReadBuffer
-	}
-	if limit := lr.max + 1; size > limit && limit > len(lr.buf) {
-		size = limit // reading max+1 bytes without a '\n' proves the line too long
-	}
-	if size <= len(lr.buf) {
-		size = len(lr.buf) + initialReadBuffer
-	}
-	nb := make([]byte, size)
-	copy(nb, lr.buf[lr.start:lr.end])
-	lr.buf = nb
-}
-
-func (lr *lineReader) tooLarge() error {
-	lr.err = fmt.Errorf("%w: %w: line longer than %d bytes", ErrProtocol, ErrMessageTooLarge, lr.max)
-	lr.start, lr.end, lr.scanned = 0, 0, 0
-	return lr.err
+	return nil, err
 }
 
 // isJSONSpace reports the whitespace JSON.parse skips around a value.

@@ -31,7 +31,7 @@ type AnnouncedMethod struct {
 	Kind rpc.Kind
 	// Timeout is the child's own timeout for the method, in effect for
 	// result and ack calls unless the Config declares the method with one;
-	// zero when it announced none (then Config.RequestTimeout applies).
+	// zero when it announced none (then Config.CallTimeout applies).
 	Timeout time.Duration
 	// Problem, when not empty, says why the method cannot be called: an id
 	// outside 1…65533 or an unknown response kind, as announced.
@@ -53,7 +53,7 @@ type announced struct {
 
 // announce resolves every method and event of a $init schema. Declared
 // methods keep their resolved timeout; the others get the child's, else
-// def (Config.RequestTimeout).
+// def (Config.CallTimeout).
 func announce(cfg *Config, methods map[string]initMethod, events map[string]initEvent) *announced {
 	a := &announced{methods: make(map[string]rpc.Method, len(methods))}
 	declared := map[string]*Method{}
@@ -85,7 +85,7 @@ func announce(cfg *Config, methods map[string]initMethod, events map[string]init
 			md = &Method{Kind: kind}
 		}
 		a.methods[name] = rpc.Method{ID: id, Kind: kind, Request: codec.Raw, Response: codec.Raw, Name: name,
-			Timeout: methodTimeout(md, cm.Timeout, cfg.RequestTimeout)}
+			Timeout: methodTimeout(md, cm.Timeout, cfg.CallTimeout)}
 	}
 	for name, ce := range events {
 		ae := AnnouncedEvent{Name: name}
@@ -178,7 +178,7 @@ func (m *Module) invokeRoute(method, op string, kinds ...rpc.Kind) (*session, rp
 // the caller's.
 //
 // Errors, aborts and timeouts are those of [Call]: the timeout is the
-// declared method's, else the child's, else Config.RequestTimeout.
+// declared method's, else the child's, else Config.CallTimeout.
 func (m *Module) Invoke(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	s, md, err := m.invokeRoute(method, "Invoke", rpc.KindResult, rpc.KindAck, rpc.KindNone)
 	if err != nil {

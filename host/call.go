@@ -14,7 +14,7 @@ import (
 // as Out. An ack without data leaves Out zero.
 //
 // The call is bounded by ctx and by the method's timeout (Method.Timeout,
-// else the child's $init timeout, else Config.RequestTimeout); when the
+// else the child's $init timeout, else Config.CallTimeout); when the
 // timeout fires the error matches ErrTimeout and context.DeadlineExceeded.
 // Whenever ctx ends or the timeout fires first, the child gets an abort
 // frame. A handler failure is a *rpc.RemoteError. When the child dies
@@ -49,9 +49,14 @@ func (m *Module) call(ctx context.Context, method string, in, out any) error {
 		// allocation per call.
 		rm.Timeout = r.timeout
 	}
+	s.sup.Begin()
 	err = s.conn.Call(ctx, rm, in, out)
-	if r.timeout > 0 && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return timeoutError(m.cfg.Name, method, r.timeout)
+	s.sup.End()
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.sup.TimedOut(fmt.Sprintf("%q", method))
+		if r.timeout > 0 && ctx.Err() == nil {
+			return timeoutError(m.cfg.Name, method, r.timeout)
+		}
 	}
 	return s.wrap(ctx, err)
 }
@@ -110,6 +115,9 @@ func (m *Module) route(method, op string, kinds ...rpc.Kind) (*session, route, e
 	m.mu.Unlock()
 	if st != StateReady || s == nil {
 		return nil, route{}, notReady(m.cfg.Name, st, last)
+	}
+	if s.sup.Retired() {
+		return nil, route{}, fmt.Errorf("%w: module %q is replacing its child (Config.Recycle)", ErrNotReady, m.cfg.Name)
 	}
 	return s, s.sch.methods[method], nil
 }

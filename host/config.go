@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/procxy/procxy/internal/supervise"
 	"github.com/procxy/procxy/observe"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
@@ -13,21 +14,21 @@ import (
 
 // Defaults used when the matching field is zero (Procwire §9.1).
 const (
-	DefaultRequestTimeout = 30 * time.Second
-	DefaultInitTimeout    = 30 * time.Second
-	DefaultMaxRetries     = 3
-	DefaultBackoffBase    = time.Second
-	DefaultBackoffMax     = 30 * time.Second
-	DefaultBackoffJitter  = 0.2
-	DefaultRestartMax     = 5
-	DefaultRestartWindow  = 60 * time.Second
-	DefaultRestartDelay   = time.Second
-	DefaultShutdownGrace  = 5 * time.Second
+	DefaultCallTimeout   = 30 * time.Second
+	DefaultStartTimeout  = 30 * time.Second
+	DefaultMaxRetries    = 3
+	DefaultBackoffBase   = supervise.DefaultBackoffBase   // 1 s, as procxy's Pool
+	DefaultBackoffMax    = supervise.DefaultBackoffMax    // 30 s
+	DefaultBackoffJitter = supervise.DefaultBackoffJitter // 0.2
+	DefaultRestartMax    = supervise.DefaultRestartMax    // 5
+	DefaultRestartWindow = supervise.DefaultRestartWindow // 60 s
+	DefaultRestartDelay  = time.Second
+	DefaultStopGrace     = 5 * time.Second
 	// ConnectTimeout bounds the connect to the socket announced in $init.
 	ConnectTimeout = 10 * time.Second
 	// MaxLineSize bounds one line of the child's stdout or stderr; a longer
 	// line is logged cut to this size.
-	MaxLineSize = 1 << 20
+	MaxLineSize = supervise.DefaultMaxLine
 )
 
 // Config defines a module: the worker program, the methods and events the
@@ -39,9 +40,10 @@ type Config struct {
 	// passed to the child as PROCWIRE_MODULE_NAME and names it in errors.
 	// Required.
 	Name string
-	// Path is the program to run, looked up in the PATH of the child's
-	// environment when it contains no slash. Required.
-	Path string
+	// Executable is the program to run, looked up in the PATH of the
+	// child's environment when it contains no slash (procxy's Executable
+	// option names the same thing). Required.
+	Executable string
 	// Args are the program's arguments, without argv[0].
 	Args []string
 	// Env holds "KEY=value" entries laid over the parent's own environment.
@@ -59,14 +61,14 @@ type Config struct {
 	// with msgpack) when the child announces them.
 	Events []Event
 
-	// RequestTimeout bounds each result and ack call whose method sets no
+	// CallTimeout bounds each result and ack call whose method sets no
 	// timeout and whose child announces none. Zero means
-	// DefaultRequestTimeout (30 s); negative means no timeout.
-	RequestTimeout time.Duration
-	// ShutdownGrace is how long Shutdown waits for the child to exit after
-	// $shutdown before killing it. Zero means DefaultShutdownGrace (5 s);
+	// DefaultCallTimeout (30 s); negative means no timeout.
+	CallTimeout time.Duration
+	// StopGrace is how long Shutdown waits for the child to exit after
+	// $shutdown before killing it. Zero means DefaultStopGrace (5 s);
 	// negative means kill at once.
-	ShutdownGrace time.Duration
+	StopGrace time.Duration
 	// MaxPayload is the largest payload accepted from the child; zero means
 	// 1 GiB (see rpc.Options).
 	MaxPayload int
@@ -77,11 +79,18 @@ type Config struct {
 	// Isolation limits the child's resources and privileges (Linux).
 	Isolation Isolation
 
+	// Recycle replaces the child after a number of calls, at an age, over
+	// a resident-memory limit, or after a call timed out — the same type
+	// and rules as procxy's Recycling. A recycled child's replacement is a
+	// restart (Policy's restart budget applies) even without
+	// RestartOnCrash. The zero value never recycles.
+	Recycle Recycle
+
 	// Debug runs the child under Delve's headless debugger and logs the
 	// address of dlv's API (attribute "dlv"), so that an IDE or `dlv
 	// connect` can attach; nil means no debugger, unless PROCXY_DEBUG names
 	// the module. While debugging, call timeouts and the heartbeat are off
-	// and InitTimeout is at least 10 minutes. The child must be a Go
+	// and StartTimeout is at least 10 minutes. The child must be a Go
 	// program built with symbols.
 	Debug *Delve
 
@@ -104,6 +113,10 @@ type Config struct {
 	OnChange func(Change)
 }
 
+// Recycle says when a module's child is replaced by a fresh one; see
+// procxy.Recycle, which is the same type.
+type Recycle = supervise.Recycle
+
 // Method declares a method of the child as the parent calls it.
 type Method struct {
 	Name string
@@ -113,7 +126,7 @@ type Method struct {
 	Kind rpc.Kind
 	// Timeout bounds each call of a result or ack method. Zero means the
 	// child's $init timeout for this method if it announces one, else
-	// Config.RequestTimeout; negative means no timeout. Streams and
+	// Config.CallTimeout; negative means no timeout. Streams and
 	// fire-and-forget calls have no timeout.
 	Timeout time.Duration
 	// Request and Response are the payload codecs; nil means msgpack.
@@ -132,10 +145,10 @@ type Event struct {
 // exponential backoff from 1 s to 30 s, no restart on crash, no heartbeat,
 // no auth.
 type Policy struct {
-	// InitTimeout bounds the wait for the child's $init line in each
+	// StartTimeout bounds the wait for the child's $init line in each
 	// attempt; the child is killed when it expires. Zero means
-	// DefaultInitTimeout (30 s); negative means no limit.
-	InitTimeout time.Duration
+	// DefaultStartTimeout (30 s); negative means no limit.
+	StartTimeout time.Duration
 	// MaxRetries is how many times a failed spawn attempt is retried. Zero
 	// means DefaultMaxRetries (3); negative means none.
 	MaxRetries int
@@ -192,8 +205,8 @@ func resolve(cfg Config) (Config, error) {
 	if cfg.Name == "" {
 		bad("Name is empty")
 	}
-	if cfg.Path == "" {
-		bad("Path is empty")
+	if cfg.Executable == "" {
+		bad("Executable is empty")
 	}
 	cfg.Args = append([]string(nil), cfg.Args...)
 	cfg.Env = append([]string(nil), cfg.Env...)
@@ -226,8 +239,8 @@ func resolve(cfg Config) (Config, error) {
 		ev.Codec = orMsgpack(ev.Codec)
 	}
 	debugConfig(&cfg)
-	cfg.RequestTimeout = orDefault(cfg.RequestTimeout, DefaultRequestTimeout)
-	cfg.ShutdownGrace = orDefault(cfg.ShutdownGrace, DefaultShutdownGrace)
+	cfg.CallTimeout = orDefault(cfg.CallTimeout, DefaultCallTimeout)
+	cfg.StopGrace = orDefault(cfg.StopGrace, DefaultStopGrace)
 	if cfg.MaxPayload < 0 {
 		bad("MaxPayload is negative")
 	}
@@ -239,7 +252,7 @@ func resolve(cfg Config) (Config, error) {
 	}
 
 	p := &cfg.Policy
-	p.InitTimeout = orDefault(p.InitTimeout, DefaultInitTimeout)
+	p.StartTimeout = orDefault(p.StartTimeout, DefaultStartTimeout)
 	if p.MaxRetries == 0 {
 		p.MaxRetries = DefaultMaxRetries
 	} else if p.MaxRetries < 0 {

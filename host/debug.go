@@ -31,12 +31,12 @@ func debugConfig(cfg *Config) {
 	}
 	d := *cfg.Debug // our own copy
 	cfg.Debug = &d
-	cfg.RequestTimeout = -1
+	cfg.CallTimeout = -1
 	for i := range cfg.Methods {
 		cfg.Methods[i].Timeout = -1
 	}
-	if cfg.Policy.InitTimeout >= 0 {
-		cfg.Policy.InitTimeout = max(cfg.Policy.InitTimeout, delve.StartTimeout)
+	if cfg.Policy.StartTimeout >= 0 {
+		cfg.Policy.StartTimeout = max(cfg.Policy.StartTimeout, delve.StartTimeout)
 	}
 	cfg.Policy.Heartbeat.Interval = 0
 }
@@ -45,7 +45,7 @@ func debugConfig(cfg *Config) {
 // program under dlv. dlv exec does not search PATH, so a bare program
 // name is resolved here.
 func (m *Module) debugCommand() (string, []string) {
-	path := m.cfg.Path
+	path := m.cfg.Executable
 	if !strings.ContainsRune(path, '/') {
 		if p, err := exec.LookPath(path); err == nil {
 			path = p
@@ -64,7 +64,7 @@ func (s *session) sawDebugger(line []byte) bool {
 		return false
 	}
 	s.dlvAddr.Store(&addr)
-	s.m.log.Info("host: child running under dlv; connect with dlv connect "+addr, "dlv", addr, "pid", s.proc.pid())
+	s.m.log.Info("host: child running under dlv; connect with dlv connect "+addr, "dlv", addr)
 	return true
 }
 
@@ -76,7 +76,7 @@ func (s *session) stopDebuggerAfter(done <-chan struct{}) {
 	}
 	s.m.wg.Go(func() {
 		select {
-		case <-s.proc.exited():
+		case <-s.sup.Proc().Exited():
 			return
 		case <-done:
 		}

@@ -15,7 +15,7 @@
 //
 //	m, err := host.NewModule(host.Config{
 //		Name: "resizer",
-//		Path: "./resizer",
+//		Executable: "./resizer",
 //		Methods: []host.Method{
 //			{Name: "resize"},                         // result
 //			{Name: "frames", Kind: rpc.KindStream},
@@ -61,6 +61,14 @@
 // becomes disconnected, and then, per Policy, restarts or fails. State
 // changes are reported, in order, to Config.OnChange and
 // ManagerOptions.OnChange as [Change] values.
+//
+// Config.Recycle replaces the child after a number of calls, at an age,
+// over a resident-memory limit, or after a call timed out — the same
+// policy as procxy's Recycling. A recycled child's replacement is a
+// planned restart: it needs no RestartOnCrash and does not count against
+// the restart budget; calls made meanwhile fail with [ErrNotReady]. The
+// children of host and of package procxy share one supervisor, so their
+// exit errors, output forwarding and stop-then-kill behave the same.
 //
 // The wire protocol is described in docs/PROTOCOL.md; the lifecycle
 // follows docs/PROCWIRE.md §3, §4, §8 and §9.

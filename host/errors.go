@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/procxy/procxy/childproc"
+	"github.com/procxy/procxy/internal/errid"
+	"github.com/procxy/procxy/internal/supervise"
+	"github.com/procxy/procxy/rpc"
 )
 
 // Sentinel errors. Each is returned wrapped, so test with errors.Is.
@@ -17,8 +21,9 @@ var (
 	// ErrBusy is returned by Spawn while the module is starting or stopping.
 	ErrBusy = errors.New("host: module busy")
 	// ErrUnknownMethod is returned for a method or event name the module's
-	// Config does not declare.
-	ErrUnknownMethod = errors.New("host: method not declared")
+	// Config does not declare, or its child did not announce. It matches
+	// rpc.ErrUnknownMethod, as procxy.ErrUnknownMethod does.
+	ErrUnknownMethod error = errid.Also("host: method not declared", rpc.ErrUnknownMethod)
 	// ErrWrongKind is returned when the call does not fit the method's kind
 	// (Call on a stream method, Stream on a result method, …).
 	ErrWrongKind = errors.New("host: wrong call for the method's kind")
@@ -35,39 +40,26 @@ var (
 	ErrConnLost = errors.New("host: lost the data channel while the process was running")
 	// ErrInitFailed means the child sent $error instead of $init.
 	ErrInitFailed = errors.New("host: child reported an init error")
-	// ErrInitTimeout means the child sent no $init within Policy.InitTimeout.
+	// ErrInitTimeout means the child sent no $init within Policy.StartTimeout.
 	ErrInitTimeout = errors.New("host: no $init in time")
 	// ErrBadInit means the child's $init line is malformed.
 	ErrBadInit = errors.New("host: malformed $init")
 	// ErrTooManyRestarts means a crash found the restart budget spent.
 	ErrTooManyRestarts = errors.New("host: too many restarts, giving up")
+	// ErrRecycled is matched by the end of a child that Config.Recycle
+	// replaced; the error says why. It is procxy.ErrRecycled.
+	ErrRecycled = supervise.ErrRecycled
 	// ErrDuplicate is returned by Manager.Register for a name already taken.
 	ErrDuplicate = errors.New("host: duplicate module name")
 )
 
-// ExitError reports that a module's child process exited. Calls that were
-// pending when it died fail with an error that wraps it (and rpc.ErrClosed).
-type ExitError struct {
-	Module string
-	PID    int
-	Code   int            // exit status, or -1 when a signal ended the process
-	Signal syscall.Signal // the signal that ended it, or 0
-	Stderr []string       // the last lines the child wrote to stderr (at most 5)
-}
-
-func (e *ExitError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "host: module %q (pid %d) ", e.Module, e.PID)
-	if e.Signal != 0 {
-		fmt.Fprintf(&b, "was killed by signal %v", e.Signal)
-	} else {
-		fmt.Fprintf(&b, "exited with status %d", e.Code)
-	}
-	if len(e.Stderr) > 0 {
-		fmt.Fprintf(&b, " (stderr: %q)", strings.Join(e.Stderr, " | "))
-	}
-	return b.String()
-}
+// ExitError reports that a module's child process exited: its status or
+// signal, why the module killed it (Cause: a missed heartbeat, a lost data
+// channel, a Recycle policy), a resource limit or OOM kill that ended it
+// (Reason), its panic report and last stderr lines. Calls that were pending
+// when it died fail with an error that wraps it (and rpc.ErrClosed). It is
+// childproc's type, which package procxy uses too.
+type ExitError = childproc.ExitError
 
 // SpawnError reports that a spawn gave up after its retries.
 type SpawnError struct {

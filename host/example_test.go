@@ -15,9 +15,9 @@ import (
 // turns into a small Procwire worker — and calls it.
 func Example() {
 	m, err := host.NewModule(host.Config{
-		Name: "echo",
-		Path: os.Args[0],
-		Env:  []string{testworker.EnvMode + "=" + testworker.ModeOK},
+		Name:       "echo",
+		Executable: os.Args[0],
+		Env:        []string{testworker.EnvMode + "=" + testworker.ModeOK},
 		Methods: []host.Method{
 			{Name: "echo"},
 			{Name: "count", Kind: rpc.KindStream},
@@ -70,11 +70,11 @@ func ExampleManager() {
 	states := make(chan host.State, 16)
 	mg := host.NewManager(host.ManagerOptions{OnChange: func(c host.Change) { states <- c.To }})
 	m, err := host.NewModule(host.Config{
-		Name:    "echo",
-		Path:    os.Args[0],
-		Env:     []string{testworker.EnvMode + "=" + testworker.ModeOK},
-		Methods: []host.Method{{Name: "echo"}},
-		Logger:  slog.New(slog.DiscardHandler),
+		Name:       "echo",
+		Executable: os.Args[0],
+		Env:        []string{testworker.EnvMode + "=" + testworker.ModeOK},
+		Methods:    []host.Method{{Name: "echo"}},
+		Logger:     slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		fmt.Println(err)

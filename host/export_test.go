@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/procxy/procxy/internal/supervise"
 )
 
 // WrapConn makes m wrap each data-plane connection with fn before the rpc
@@ -28,8 +30,8 @@ func NoPdeathsig(m *Module) { m.noPdeathsig = true }
 func BackoffDelay(b Backoff, n int, r float64) time.Duration { return b.delay(n, r) }
 
 func NewLimiter(max int, window time.Duration) func(time.Time) bool {
-	l := &limiter{max: max, window: window}
-	return l.allow
+	l := &supervise.Limiter{Max: max, Window: window}
+	return l.Allow
 }
 
 // RunHeartbeat runs the heartbeat loop (see heartbeat).
@@ -37,9 +39,9 @@ var RunHeartbeat = heartbeat
 
 // Lines returns the lines of r as lineReader splits them.
 func Lines(r io.Reader, max int) (lines []string, cut []bool, err error) {
-	lr := newLineReader(r, max)
+	lr := supervise.NewLineReader(r, max)
 	for {
-		l, c, err := lr.next()
+		l, c, err := lr.Next()
 		if err != nil {
 			return lines, cut, err
 		}

@@ -87,16 +87,16 @@ func TestSpawnFailures(t *testing.T) {
 }
 
 // TestInitTimeout: a child that never sends $init is killed after
-// Policy.InitTimeout; a spawn whose ctx ends gives up at once.
+// Policy.StartTimeout; a spawn whose ctx ends gives up at once.
 func TestInitTimeout(t *testing.T) {
 	cfg := config(testWorker(testworker.ModeSilent), newLogSink())
-	cfg.Policy.InitTimeout = 100 * time.Millisecond
+	cfg.Policy.StartTimeout = 100 * time.Millisecond
 	m, _ := newModule(t, cfg)
 	if err := m.Spawn(t.Context()); !errors.Is(err, host.ErrInitTimeout) {
 		t.Fatalf("Spawn: got %v, want ErrInitTimeout", err)
 	}
 
-	cfg.Policy.InitTimeout = 0
+	cfg.Policy.StartTimeout = 0
 	cfg.Name = "silent-ctx"
 	m, _ = newModule(t, cfg)
 	ctx, cancel := context.WithCancelCause(t.Context())
@@ -152,20 +152,20 @@ func TestHeartbeatKill(t *testing.T) {
 }
 
 // TestShutdownGrace: a child that ignores $shutdown is killed after
-// Config.ShutdownGrace, and Shutdown's ctx can cut the grace short.
+// Config.StopGrace, and Shutdown's ctx can cut the grace short.
 func TestShutdownGrace(t *testing.T) {
 	cfg := config(testWorker(testworker.ModeIgnoreShutdown), newLogSink())
-	cfg.ShutdownGrace = 200 * time.Millisecond
+	cfg.StopGrace = 200 * time.Millisecond
 	m, _ := spawn(t, cfg)
 	start := time.Now()
 	if err := m.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < cfg.ShutdownGrace {
+	if d := time.Since(start); d < cfg.StopGrace {
 		t.Errorf("Shutdown took %v, less than the grace period", d)
 	}
 
-	cfg.ShutdownGrace = 0 // the default 5 s
+	cfg.StopGrace = 0 // the default 5 s
 	cfg.Name = "ignoring-ctx"
 	m, _ = spawn(t, cfg)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -223,7 +223,7 @@ func TestTimeouts(t *testing.T) {
 		name    string
 		mode    string
 		method  time.Duration // Method.Timeout of slow
-		module  time.Duration // Config.RequestTimeout
+		module  time.Duration // Config.CallTimeout
 		steps   []step
 		timeout time.Duration // the expected bound
 	}{
@@ -237,7 +237,7 @@ func TestTimeouts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config(testWorker(tt.mode), newLogSink())
 			cfg.Name = strings.ReplaceAll(tt.name, " ", "-")
-			cfg.RequestTimeout = tt.module
+			cfg.CallTimeout = tt.module
 			cfg.Methods[4].Timeout = tt.method // slow
 			m, _ := newModule(t, cfg)
 			conn := taps(m, false)

@@ -83,7 +83,7 @@ func TestIsolationRunAsDenied(t *testing.T) {
 	cfg.Dir = "/"
 	cfg.Isolation.RunAs = &childproc.Credential{UID: 0, GID: 0}
 	if os.Getuid() == 0 {
-		cfg.Path = privateExecutable(t, cfg.Path)
+		cfg.Executable = privateExecutable(t, cfg.Executable)
 		cfg.Isolation.RunAs = &childproc.Credential{UID: 65534, GID: 65534}
 	}
 	m, _ := newModule(t, cfg)

@@ -135,14 +135,14 @@ func interopEvents() []host.Event { return []host.Event{{Name: "progress"}, {Nam
 // fast retry policy and a log sink.
 func config(w workerKind, sink *logSink) host.Config {
 	return host.Config{
-		Name:    w.name,
-		Path:    w.path,
-		Args:    w.args,
-		Env:     append([]string(nil), w.env...),
-		Methods: interopMethods(),
-		Events:  interopEvents(),
-		Policy:  host.Policy{MaxRetries: -1, Backoff: host.Backoff{Base: time.Millisecond}},
-		Logger:  slog.New(sink),
+		Name:       w.name,
+		Executable: w.path,
+		Args:       w.args,
+		Env:        append([]string(nil), w.env...),
+		Methods:    interopMethods(),
+		Events:     interopEvents(),
+		Policy:     host.Policy{MaxRetries: -1, Backoff: host.Backoff{Base: time.Millisecond}},
+		Logger:     slog.New(sink),
 	}
 }
 

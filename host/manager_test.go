@@ -31,7 +31,7 @@ func TestManager(t *testing.T) {
 		}
 		mods = append(mods, m)
 	}
-	dup, _ := host.NewModule(host.Config{Name: "a", Path: "x"})
+	dup, _ := host.NewModule(host.Config{Name: "a", Executable: "x"})
 	if err := mg.Register(dup); !errors.Is(err, host.ErrDuplicate) {
 		t.Errorf("Register duplicate: got %v, want ErrDuplicate", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procxy/procxy/internal/supervise"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -33,7 +34,7 @@ type Module struct {
 	sess        *session                 // the ready child, or nil; guarded by mu
 	gen         uint64                   // bumped by Spawn; a stale restart checks it; guarded by mu
 	cancelStart context.CancelCauseFunc  // stops a spawn or pending restart; guarded by mu
-	restarts    limiter                  // guarded by mu
+	restarts    supervise.Limiter        // the restart budget; guarded by mu
 	subs        map[string][]*subscriber // event listeners by name; guarded by mu
 	mgr         *Manager                 // gets the changes too; set by Manager.Register; guarded by mu
 
@@ -64,7 +65,7 @@ func NewModule(cfg Config) (*Module, error) {
 		log:      cfg.Logger.With("module", cfg.Name),
 		methods:  make(map[string]*Method, len(cfg.Methods)),
 		events:   make(map[string]*Event, len(cfg.Events)),
-		restarts: limiter{max: cfg.Policy.RestartLimit.Max, window: cfg.Policy.RestartLimit.Window},
+		restarts: supervise.Limiter{Max: cfg.Policy.RestartLimit.Max, Window: cfg.Policy.RestartLimit.Window},
 		subs:     map[string][]*subscriber{},
 	}
 	for i := range m.cfg.Methods {
@@ -103,7 +104,7 @@ func (m *Module) PID() int {
 	if m.sess == nil {
 		return 0
 	}
-	return m.sess.proc.pid()
+	return m.sess.sup.PID()
 }
 
 // Spawn starts the child and returns once it is ready: launched, $init
@@ -146,7 +147,7 @@ func (m *Module) Spawn(ctx context.Context) error {
 // Shutdown stops the module gracefully (Procwire §3.4): it cancels a spawn
 // or pending restart, stops the heartbeat, writes $shutdown to the child,
 // fails pending calls with ErrShutdown, closes the data plane and waits up
-// to Config.ShutdownGrace for the child to exit before killing it. When
+// to Config.StopGrace for the child to exit before killing it. When
 // ctx ends first the child is killed at once and ctx's error returned.
 // Shutdown returns once the child has exited and the module's goroutines
 // are gone; the module is then closed and may be spawned again.
@@ -181,8 +182,8 @@ func (m *Module) Shutdown(ctx context.Context) error {
 	var err error
 	if s != nil {
 		start := time.Now()
-		err = s.stop(ctx, m.cfg.ShutdownGrace)
-		m.log.Debug("host: module stopped", "took", time.Since(start), "pid", s.proc.pid())
+		err = s.stop(ctx, m.cfg.StopGrace)
+		m.log.Debug("host: module stopped", "took", time.Since(start), "pid", s.sup.PID())
 	}
 	m.wg.Wait()
 
@@ -197,7 +198,7 @@ func (m *Module) Shutdown(ctx context.Context) error {
 func (m *Module) setStateLocked(to State, err error) {
 	c := Change{Module: m.cfg.Name, From: m.state, To: to, Err: err, Time: time.Now()}
 	if to == StateReady && m.sess != nil {
-		c.PID = m.sess.proc.pid()
+		c.PID = m.sess.sup.PID()
 	}
 	m.state, m.err = to, err
 	m.changes.post(c)

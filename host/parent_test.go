@@ -25,11 +25,11 @@ const (
 
 func parentMain(mode string) int {
 	cfg := host.Config{
-		Name:    "orphan",
-		Path:    os.Getenv(envWorkerPath),
-		Methods: interopMethods(),
-		Events:  interopEvents(),
-		Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Name:       "orphan",
+		Executable: os.Getenv(envWorkerPath),
+		Methods:    interopMethods(),
+		Events:     interopEvents(),
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	if a := os.Getenv(envWorkerArg); a != "" {
 		cfg.Args = []string{a}

@@ -110,7 +110,7 @@ func parseInit(cfg *Config, raw json.RawMessage) (*schema, error) {
 			diffs = append(diffs, SchemaDiff{What: "method", Name: md.Name, Child: fmt.Sprintf("announced id %s, want 1…65533", cm.ID)})
 			continue
 		}
-		s.methods[md.Name] = route{id: id, def: md, timeout: methodTimeout(md, cm.Timeout, cfg.RequestTimeout)}
+		s.methods[md.Name] = route{id: id, def: md, timeout: methodTimeout(md, cm.Timeout, cfg.CallTimeout)}
 	}
 	for _, ev := range cfg.Events {
 		ce, ok := events[ev.Name]

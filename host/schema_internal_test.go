@@ -16,7 +16,7 @@ const initLine = `{"pipe":"/run/user/1000/procwire-8969-bb81.sock","schema":{"me
 
 func testConfig(t *testing.T, methods []Method, events []Event) *Config {
 	t.Helper()
-	cfg, err := resolve(Config{Name: "v", Path: "x", Methods: methods, Events: events})
+	cfg, err := resolve(Config{Name: "v", Executable: "x", Methods: methods, Events: events})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestParseInit(t *testing.T) {
 	if want := map[string]uint16{"echo": 1, "generate": 2, "enqueue": 3, "log": 4}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("ids = %v, want %v (blob is the child's and unused)", ids, want)
 	}
-	if want := map[string]time.Duration{"echo": DefaultRequestTimeout, "generate": 0, "enqueue": time.Second, "log": 0}; !reflect.DeepEqual(timeouts, want) {
+	if want := map[string]time.Duration{"echo": DefaultCallTimeout, "generate": 0, "enqueue": time.Second, "log": 0}; !reflect.DeepEqual(timeouts, want) {
 		t.Errorf("timeouts = %v, want %v", timeouts, want)
 	}
 	if want := map[uint16]string{1: "progress", 2: "status"}; !reflect.DeepEqual(s.events, want) {

@@ -12,14 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/supervise"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 	"github.com/procxy/procxy/transport"
 )
-
-// drainWait bounds how long the exit watcher waits for the child's output
-// pipes to close after it exited (a grandchild may hold them open).
-const drainWait = 500 * time.Millisecond
 
 // exitWait is how long a child whose data channel closed may take to exit
 // before the channel's loss is taken for a fault of a live process.
@@ -29,10 +26,9 @@ const exitWait = 250 * time.Millisecond
 // lives from the start of a spawn attempt to the child's exit.
 type session struct {
 	m     *Module
-	proc  *process
+	sup   *supervise.Child // the process; set by start before anything reads it
 	token []byte
 	ctl   ctlWriter
-	tail  tail // last stderr lines
 
 	initc chan control  // the first $init or $error line
 	pongs chan struct{} // $pong lines, coalesced
@@ -54,87 +50,67 @@ type session struct {
 	err  error         // why it ended (cause, or *ExitError); set before done is closed
 }
 
-// newSession starts the goroutines that read the child's stdout and stderr
-// and wait for its exit.
-func newSession(m *Module, proc *process, token []byte) *session {
+// newSession makes the session of one spawn attempt; start starts its child.
+func newSession(m *Module, token []byte) *session {
 	s := &session{
 		m:      m,
-		proc:   proc,
 		token:  token,
-		ctl:    ctlWriter{w: proc.stdin},
 		initc:  make(chan control, 1),
 		pongs:  make(chan struct{}, 1),
 		hbStop: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 	s.stopHB = sync.OnceFunc(func() { close(s.hbStop) })
-	m.wg.Go(s.readStdout)
-	m.wg.Go(s.readStderr)
-	m.wg.Go(s.watch)
 	return s
 }
 
-// readStdout reads the control plane for the child's whole life (§4.6):
-// control lines are acted on, everything else is logged.
-func (s *session) readStdout() {
-	lr := newLineReader(s.proc.stdout, MaxLineSize)
-	initSeen := false
-	for {
-		line, cut, err := lr.next()
-		if err != nil {
-			return
-		}
-		if s.sawDebugger(line) {
-			continue
-		}
-		if c, ok := parseControl(line); ok && !cut {
-			switch {
-			case c.Method == "$pong":
-				if s.m.pongHook != nil {
-					s.m.pongHook()
-				}
-				select {
-				case s.pongs <- struct{}{}:
-				default:
-				}
-				continue
-			case !initSeen:
-				initSeen = true
-				s.initc <- c
-				continue
-			}
-			// A later $init or $error is ignored (§4.6); log it like output.
-		}
-		s.output("stdout", line, cut)
+// start starts the child, whose stdout lines go through control, and the
+// goroutine that waits for its exit.
+func (s *session) start(path string, args, env []string) error {
+	var initSeen atomic.Bool
+	sup, err := s.m.startChild(path, args, env, func(line []byte, cut bool) bool {
+		return s.control(line, cut, &initSeen)
+	})
+	if err != nil {
+		return err
 	}
+	s.sup = sup
+	s.ctl.w = sup.Proc().Stdin()
+	s.m.wg.Go(s.watch)
+	return nil
 }
 
-func (s *session) readStderr() {
-	lr := newLineReader(s.proc.stderr, MaxLineSize)
-	for {
-		line, cut, err := lr.next()
-		if err != nil {
-			return
+// control acts on a control line from the child's stdout (§4.6) and
+// reports whether it was one; other lines are logged as output.
+func (s *session) control(line []byte, cut bool, initSeen *atomic.Bool) bool {
+	if s.sawDebugger(line) {
+		return true
+	}
+	c, ok := parseControl(line)
+	switch {
+	case !ok || cut:
+		return false
+	case c.Method == "$pong":
+		if s.m.pongHook != nil {
+			s.m.pongHook()
 		}
-		s.tail.add(line)
-		s.output("stderr", line, cut)
+		select {
+		case s.pongs <- struct{}{}:
+		default:
+		}
+		return true
+	case initSeen.CompareAndSwap(false, true):
+		s.initc <- c
+		return true
 	}
-}
-
-// output logs one line of the child's output.
-func (s *session) output(stream string, line []byte, cut bool) {
-	if cut {
-		s.m.log.Info(string(line), "stream", stream, "pid", s.proc.pid(), "truncated", true)
-		return
-	}
-	s.m.log.Info(string(line), "stream", stream, "pid", s.proc.pid())
+	return false // a later $init or $error is ignored (§4.6); logged like output
 }
 
 // awaitInit waits for $init (§3.2 step 4) and checks it against the config.
 func (s *session) awaitInit(ctx context.Context) (*schema, error) {
 	name := s.m.cfg.Name
 	var timeout <-chan time.Time
-	if d := s.m.cfg.Policy.InitTimeout; d > 0 {
+	if d := s.m.cfg.Policy.StartTimeout; d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		timeout = t.C
@@ -155,7 +131,7 @@ func (s *session) awaitInit(ctx context.Context) (*schema, error) {
 	case <-s.done:
 		return nil, fmt.Errorf("host: module %q exited before sending $init: %w", name, s.err)
 	case <-timeout:
-		return nil, fmt.Errorf("%w: module %q sent none within %v", ErrInitTimeout, name, s.m.cfg.Policy.InitTimeout)
+		return nil, fmt.Errorf("%w: module %q sent none within %v", ErrInitTimeout, name, s.m.cfg.Policy.StartTimeout)
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
@@ -237,7 +213,7 @@ func (s *session) run() {
 		t := time.NewTimer(exitWait)
 		defer t.Stop()
 		select {
-		case <-s.proc.exited():
+		case <-s.sup.Proc().Exited():
 			return
 		case <-t.C:
 		}
@@ -277,8 +253,8 @@ func (s *session) kill(cause error) {
 	if conn != nil {
 		conn.CloseWithError(cause)
 	}
-	if err := s.proc.kill(); err != nil {
-		s.m.log.Warn("host: kill failed", "pid", s.proc.pid(), "err", err)
+	if err := s.sup.Kill(cause); err != nil {
+		s.m.log.Warn("host: kill failed", "pid", s.sup.PID(), "err", err)
 	}
 }
 
@@ -302,18 +278,7 @@ func (s *session) stop(ctx context.Context, grace time.Duration) error {
 	if conn != nil {
 		conn.CloseWithError(cause)
 	}
-	var err error
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-s.proc.exited():
-	case <-t.C:
-		s.m.log.Warn("host: child ignored $shutdown; killing it", "pid", s.proc.pid(), "grace", grace)
-		s.proc.kill()
-	case <-ctx.Done():
-		err = context.Cause(ctx)
-		s.proc.kill()
-	}
+	err := s.sup.Stop(ctx, grace, nil)
 	<-s.done
 	return err
 }
@@ -321,20 +286,8 @@ func (s *session) stop(ctx context.Context, grace time.Duration) error {
 // watch waits for the child's exit, fails everything pending with the
 // reason, and reports the end to the module.
 func (s *session) watch() {
-	<-s.proc.exited()
-	s.proc.killGroup()
-	t := time.NewTimer(drainWait)
-	select {
-	case <-s.proc.done(): // stdout and stderr were read to the end
-	case <-t.C:
-		// A descendant holds the pipes open: stop reading them, so that
-		// the readers (and Shutdown, which waits for them) return.
-		s.proc.stdout.Close()
-		s.proc.stderr.Close()
-	}
-	t.Stop()
-	code, sig := s.proc.status()
-	exit := &ExitError{Module: s.m.cfg.Name, PID: s.proc.pid(), Code: code, Signal: sig, Stderr: s.tail.get()}
+	<-s.sup.Exited()
+	exit := s.sup.Err()
 
 	s.mu.Lock()
 	s.err = exit
@@ -352,7 +305,7 @@ func (s *session) watch() {
 	if pipe != "" {
 		removeSocket(pipe) // a killed child may leave it behind (§13.25)
 	}
-	s.m.observeExit(s.proc.pid(), s.err, asked)
+	s.m.observeExit(s.sup.PID(), s.err, asked)
 	close(s.done)
 	s.m.sessionEnded(s)
 }
@@ -373,10 +326,13 @@ func (s *session) wrap(ctx context.Context, err error) error {
 		}
 		// The socket often closes just before the exit is reaped; wait for
 		// the session to know why, within bounds.
-		t := time.NewTimer(drainWait + time.Second)
+		t := time.NewTimer(supervise.ExitWait)
 		defer t.Stop()
 		select {
 		case <-s.done:
+			if errors.Is(s.err, rpc.ErrClosed) { // the *ExitError, as procxy's calls get it
+				return s.err
+			}
 			return fmt.Errorf("%w: %w", rpc.ErrClosed, s.err)
 		case <-ctx.Done():
 		case <-t.C:

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procxy/procxy/internal/supervise"
 	"github.com/procxy/procxy/observe"
 )
 
@@ -30,7 +31,7 @@ func (m *Module) start(ctx context.Context) error {
 			m.mu.Lock()
 			m.setStateLocked(StateStarting, last)
 			m.mu.Unlock()
-			if err := wait(ctx, p.Backoff.delay(n, jitter())); err != nil {
+			if err := wait(ctx, p.Backoff.delay(n, supervise.Jitter())); err != nil {
 				break
 			}
 		}
@@ -71,16 +72,15 @@ func (m *Module) attempt(ctx context.Context) error {
 		rand.Read(b[:])
 		token = []byte(hex.EncodeToString(b[:]))
 	}
-	path, args := m.cfg.Path, m.cfg.Args
+	path, args := m.cfg.Executable, m.cfg.Args
 	if m.cfg.Debug != nil {
 		path, args = m.debugCommand()
 	}
-	proc, err := startProcess(path, args, m.childEnv(token), m.cfg.Dir, !m.noPdeathsig, m.cfg.Isolation)
-	if err != nil {
+	s := newSession(m, token)
+	if err := s.start(path, args, m.childEnv(token)); err != nil {
 		return fmt.Errorf("host: module %q: %w", m.cfg.Name, err)
 	}
-	m.observeChild(observe.ChildSpawn, proc.pid(), nil)
-	s := newSession(m, proc, token)
+	m.observeChild(observe.ChildSpawn, s.sup.PID(), nil)
 	sch, err := s.awaitInit(ctx)
 	if err == nil {
 		m.mu.Lock()
@@ -116,6 +116,7 @@ func (m *Module) publish(ctx context.Context, s *session) error {
 	m.sess = s
 	m.setStateLocked(StateReady, nil)
 	s.run()
+	s.sup.Recycle(func() {}, s.kill) // route turns calls away from a retired child
 	return nil
 }
 
@@ -133,11 +134,13 @@ func (m *Module) sessionEnded(s *session) {
 		return
 	}
 	m.setStateLocked(StateDisconnected, s.err)
+	recycled := errors.Is(s.err, ErrRecycled)
 	switch {
+	case recycled: // planned: no restart budget, no delay
 	case !m.cfg.Policy.RestartOnCrash:
 		m.setStateLocked(StateFailed, s.err)
 		return
-	case !m.restarts.allow(time.Now()):
+	case !m.restarts.Allow(time.Now()):
 		m.setStateLocked(StateFailed, fmt.Errorf("%w: %w", ErrTooManyRestarts, s.err))
 		return
 	}
@@ -146,14 +149,14 @@ func (m *Module) sessionEnded(s *session) {
 	gen := m.gen
 	m.wg.Go(func() {
 		defer cancel(nil)
-		m.restart(ctx, gen)
+		m.restart(ctx, gen, recycled)
 	})
 }
 
-// restart waits RestartDelay, then spawns again unless Spawn or Shutdown
+// restart waits RestartDelay (not for a recycled child), then spawns again unless Spawn or Shutdown
 // came first.
-func (m *Module) restart(ctx context.Context, gen uint64) {
-	if wait(ctx, m.cfg.Policy.RestartDelay) != nil {
+func (m *Module) restart(ctx context.Context, gen uint64, recycled bool) {
+	if !recycled && wait(ctx, m.cfg.Policy.RestartDelay) != nil {
 		return
 	}
 	m.mu.Lock()

@@ -158,7 +158,7 @@ func TestHeartbeat(t *testing.T) {
 func TestRetrySchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var changes []host.Change
-		m, err := host.NewModule(host.Config{Name: "r", Path: "unused",
+		m, err := host.NewModule(host.Config{Name: "r", Executable: "unused",
 			Policy:   host.Policy{Backoff: host.Backoff{Jitter: -1}},
 			OnChange: func(c host.Change) { changes = append(changes, c) }})
 		if err != nil {
@@ -207,19 +207,19 @@ func TestRetrySchedule(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
-	cfg, err := host.Resolve(host.Config{Name: "n", Path: "p", Policy: host.Policy{Heartbeat: host.Heartbeat{Interval: time.Second}}})
+	cfg, err := host.Resolve(host.Config{Name: "n", Executable: "p", Policy: host.Policy{Heartbeat: host.Heartbeat{Interval: time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := cfg.Policy
-	got := []any{cfg.RequestTimeout, cfg.ShutdownGrace, p.InitTimeout, p.MaxRetries, p.Backoff, p.RestartDelay, p.RestartLimit, p.Heartbeat.Timeout, cfg.Logger != nil}
+	got := []any{cfg.CallTimeout, cfg.StopGrace, p.StartTimeout, p.MaxRetries, p.Backoff, p.RestartDelay, p.RestartLimit, p.Heartbeat.Timeout, cfg.Logger != nil}
 	want := []any{30 * time.Second, 5 * time.Second, 30 * time.Second, 3, host.Backoff{Base: time.Second, Max: 30 * time.Second, Jitter: 0.2},
 		time.Second, host.RestartLimit{Max: 5, Window: time.Minute}, 3 * time.Second, true}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %v, want %v", got, want)
 	}
-	cfg, _ = host.Resolve(host.Config{Name: "n", Path: "p", RequestTimeout: -1, ShutdownGrace: -1, Policy: host.Policy{MaxRetries: -1, InitTimeout: -1}})
-	if cfg.RequestTimeout != 0 || cfg.ShutdownGrace != 0 || cfg.Policy.MaxRetries != 0 || cfg.Policy.InitTimeout != 0 {
+	cfg, _ = host.Resolve(host.Config{Name: "n", Executable: "p", CallTimeout: -1, StopGrace: -1, Policy: host.Policy{MaxRetries: -1, StartTimeout: -1}})
+	if cfg.CallTimeout != 0 || cfg.StopGrace != 0 || cfg.Policy.MaxRetries != 0 || cfg.Policy.StartTimeout != 0 {
 		t.Errorf("negative values must mean off: %+v", cfg)
 	}
 
@@ -228,7 +228,7 @@ func TestResolve(t *testing.T) {
 		Events:  []host.Event{{Name: "e"}, {Name: "e"}},
 		Policy:  host.Policy{Heartbeat: host.Heartbeat{Timeout: time.Second}, Backoff: host.Backoff{Jitter: 2}},
 	})
-	for _, want := range []string{"Name is empty", "Path is empty", `method "a" is declared twice`, "Methods[2] has no name",
+	for _, want := range []string{"Name is empty", "Executable is empty", `method "a" is declared twice`, "Methods[2] has no name",
 		`event "e" is declared twice`, "Interval is zero", "Jitter 2 is above 1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Resolve error %v does not say %q", err, want)
@@ -239,7 +239,7 @@ func TestResolve(t *testing.T) {
 func TestChildEnv(t *testing.T) {
 	t.Setenv("PROCWIRE_TOKEN", "inherited")
 	t.Setenv("HOST_TEST_A", "parent")
-	m, err := host.NewModule(host.Config{Name: "env", Path: "p", Env: []string{"HOST_TEST_A=module", "HOST_TEST_B=b", "PROCWIRE_TOKEN=module", "PROCWIRE_MODULE_NAME=fake"}})
+	m, err := host.NewModule(host.Config{Name: "env", Executable: "p", Env: []string{"HOST_TEST_A=module", "HOST_TEST_B=b", "PROCWIRE_TOKEN=module", "PROCWIRE_MODULE_NAME=fake"}})
 	if err != nil {
 		t.Fatal(err)
 	}

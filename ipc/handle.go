@@ -8,6 +8,7 @@ import (
 	"iter"
 	"runtime/debug"
 
+	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -97,7 +98,7 @@ func Handle[Req, Resp any](c *Conn, subject string, fn func(ctx context.Context,
 		}
 		data, err := o.codec.Append(nil, resp)
 		if err != nil {
-			_ = m.RespondMsg(errorReply(&RemoteError{Name: "EncodeError", Code: "bad_response",
+			_ = m.RespondMsg(errorReply(&RemoteError{Name: "EncodeError", Code: rpc.CodeBadResponse,
 				Message: fmt.Sprintf("%s: cannot encode the result %T: %v", m.Subject, resp, err)}))
 			return
 		}
@@ -116,7 +117,7 @@ func serveOne[Req, Resp any](ctx context.Context, m *Msg, o handleOpts, fn func(
 	}
 	var req Req
 	if err := decodeInto(o.codec, data, &req); err != nil {
-		return resp, &RemoteError{Name: "DecodeError", Code: "bad_request",
+		return resp, &RemoteError{Name: "DecodeError", Code: rpc.CodeBadRequest,
 			Message: fmt.Sprintf("%s: cannot decode the request into %T: %v", m.Subject, req, err)}
 	}
 	defer func() {
@@ -343,7 +344,7 @@ func HandleStream[Req, T any](c *Conn, subject string, fn func(ctx context.Conte
 func streamAll[Req, T any](m *Msg, w *StreamWriter, o handleOpts, fn func(context.Context, Req) iter.Seq2[T, error]) (err error) {
 	var req Req
 	if err := decodeInto(o.codec, m.Data, &req); err != nil {
-		return &RemoteError{Name: "DecodeError", Code: "bad_request",
+		return &RemoteError{Name: "DecodeError", Code: rpc.CodeBadRequest,
 			Message: fmt.Sprintf("%s: cannot decode the request into %T: %v", m.Subject, req, err)}
 	}
 	defer func() {
@@ -357,7 +358,7 @@ func streamAll[Req, T any](m *Msg, w *StreamWriter, o handleOpts, fn func(contex
 		}
 		data, err := o.codec.Append(nil, v)
 		if err != nil {
-			return &RemoteError{Name: "EncodeError", Code: "bad_response", Message: fmt.Sprintf("%s: cannot encode %T: %v", m.Subject, v, err)}
+			return &RemoteError{Name: "EncodeError", Code: rpc.CodeBadResponse, Message: fmt.Sprintf("%s: cannot encode %T: %v", m.Subject, v, err)}
 		}
 		if err := w.Send(data); err != nil {
 			if errors.Is(err, ErrStreamAbandoned) {

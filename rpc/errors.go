@@ -61,7 +61,7 @@ func (e *RemoteError) Error() string {
 
 // Is reports whether target is a *RemoteError with the same non-empty Code,
 // so callers can keep a sentinel RemoteError per code and use errors.Is.
-// A RemoteError with code "unknown_method" also matches ErrUnknownMethod.
+// A RemoteError with code CodeUnknownMethod also matches ErrUnknownMethod.
 func (e *RemoteError) Is(target error) bool {
 	if target == ErrUnknownMethod {
 		return e.Code == codeUnknownMethod
@@ -70,7 +70,24 @@ func (e *RemoteError) Is(target error) bool {
 	return ok && t.Code != "" && t.Code == e.Code
 }
 
-const codeUnknownMethod = "unknown_method"
+// Codes of the RemoteErrors this package and the layers above it produce
+// themselves. Branch on them with RemoteError.Code, or with errors.Is and
+// a &RemoteError{Code: …} target.
+const (
+	// CodeUnknownMethod: the peer has no handler for the method id (it
+	// matches ErrUnknownMethod too).
+	CodeUnknownMethod = "unknown_method"
+	// CodeBadRequest: the request payload did not decode into what the
+	// handler takes.
+	CodeBadRequest = "bad_request"
+	// CodeBadResponse: the handler's result could not be encoded.
+	CodeBadResponse = "bad_response"
+	// CodeBadResult: the result arrived but did not decode into what the
+	// caller asked for (procxy's calls).
+	CodeBadResult = "bad_result"
+)
+
+const codeUnknownMethod = CodeUnknownMethod
 
 // errorPayload is how a Go peer sends an error: a msgpack map whose
 // "message" member is what a Procwire (Node.js) parent shows.

@@ -138,7 +138,7 @@ func TestFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 		hanging := make(chan int, 1)
-		remove := procxy.On(r, "hanging", func(pid int) { hanging <- pid })
+		remove := procxy.OnEvent(r, "hanging", func(pid int) { hanging <- pid })
 		errc := make(chan error, 1)
 		var got int
 		go func() {
@@ -196,12 +196,12 @@ func TestFleetClusterFailover(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, r := range requesters {
 		idemCalc, err := procxy.NewRemote[NodeCalc](r.c, procxy.Name("nats.NodeCalc"), procxy.Keepalive(100*time.Millisecond),
-			procxy.Retries(100), procxy.Idempotent("Where"), procxy.Timeout(20*time.Second))
+			procxy.Retries(100), procxy.Idempotent("Where"), procxy.CallTimeout(20*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		plainCalc, err := procxy.NewRemote[NodeCalc](r.c, procxy.Name("nats.NodeCalc"), procxy.Keepalive(100*time.Millisecond),
-			procxy.Timeout(20*time.Second))
+			procxy.CallTimeout(20*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,10 +42,10 @@ func CallContenders() []CallContender {
 		{"procxy rpc add", string(Socketpair), func() (CallClient, error) { return startProcxyAdd(Socketpair) }},
 		{"procxy object Call", string(Socketpair), func() (CallClient, error) { return startObject(false) }},
 		{"procxy object stub", string(Socketpair), func() (CallClient, error) { return startObject(true) }},
-		// Diagnostic: Timeout(0) skips the connection's timeout watch that
+		// Diagnostic: CallTimeout(-1) skips the connection's timeout watch that
 		// every call under the default 30 s Timeout joins.
-		{"procxy object Call, Timeout(0)", string(Socketpair), func() (CallClient, error) {
-			return startObject(false, procxy.Timeout(0))
+		{"procxy object Call, CallTimeout(-1)", string(Socketpair), func() (CallClient, error) {
+			return startObject(false, procxy.CallTimeout(-1))
 		}},
 		{"go-plugin/netrpc", string(Unix), func() (CallClient, error) { return startPluginCalc(pluginNetRPCCalc) }},
 		{"go-plugin/grpc", string(Unix), func() (CallClient, error) { return startPluginCalc(pluginGRPCCalc) }},

@@ -38,11 +38,11 @@ type hostClient struct {
 
 func startHostWorker() (Client, error) {
 	m, err := host.NewModule(host.Config{
-		Name:    "echo",
-		Path:    os.Args[0],
-		Env:     []string{EnvRole + "=" + workerRole},
-		Methods: []host.Method{{Name: "echoRaw", Request: codec.Raw, Response: codec.Raw}},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Name:       "echo",
+		Executable: os.Args[0],
+		Env:        []string{EnvRole + "=" + workerRole},
+		Methods:    []host.Method{{Name: "echoRaw", Request: codec.Raw, Response: codec.Raw}},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		return nil, err

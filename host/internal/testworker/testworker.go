@@ -45,7 +45,11 @@ const (
 	ModeDropConn       = "dropconn"       // closes the data connection at once and stays alive
 	ModeBadPipe        = "badpipe"        // announces a socket path nobody listens on
 	ModeGrandchild     = "grandchild"     // starts "sleep 600" on its stdout and stderr, prints "grandchild <pid>" on stderr
+	ModeHog            = "hog"            // allocates and keeps 32 MiB at a time, up to 512 MiB, from the start
 )
+
+// hog is what ModeHog keeps.
+var hog [][]byte
 
 // Method ids, in the order the interop workers register them.
 const (
@@ -102,6 +106,17 @@ func Run(mode string) int {
 			return 1
 		}
 		fmt.Fprintf(os.Stderr, "grandchild %d\n", cmd.Process.Pid)
+	case ModeHog:
+		go func() {
+			for range 16 {
+				b := make([]byte, 32<<20)
+				for i := 0; i < len(b); i += 4096 {
+					b[i] = 1
+				}
+				hog = append(hog, b)
+				time.Sleep(20 * time.Millisecond) // a leak, not a burst
+			}
+		}()
 	}
 	ln, err := transport.ListenPrivate("procwire")
 	if err != nil {

@@ -129,10 +129,10 @@ type goHost struct {
 func (g *goHost) newModule(t target) (*host.Module, error) {
 	g.seq++
 	return host.NewModule(host.Config{
-		Name: fmt.Sprintf("%s-%d", t.Name, g.seq),
-		Path: t.Command,
-		Args: t.Args,
-		Env:  append(slices.Clone(g.env), t.Env...),
+		Name:       fmt.Sprintf("%s-%d", t.Name, g.seq),
+		Executable: t.Command,
+		Args:       t.Args,
+		Env:        append(slices.Clone(g.env), t.Env...),
 		// The parent's view: only echoRaw (a parent may declare a subset).
 		Methods: []host.Method{{Name: "echoRaw", Request: codec.Raw, Response: codec.Raw}},
 		Policy:  host.Policy{MaxRetries: -1},

@@ -88,7 +88,7 @@ func (b *bencher) register(fs *flag.FlagSet) {
 	fs.DurationVar(&b.load.duration, "z", 0, "make calls for this `duration` (with -n too, stop at whichever comes first)")
 	fs.Float64Var(&b.load.rate, "rate", 0, "at most this many `calls` a second over all callers (default no limit)")
 	fs.Int64Var(&b.warmup, "warmup", 0, "untimed `calls` before the measured ones")
-	fs.DurationVar(&b.timeout, "timeout", host.DefaultRequestTimeout, "abort a call that takes longer than `duration` (a failed call); 0 means no limit")
+	fs.DurationVar(&b.timeout, "timeout", host.DefaultCallTimeout, "abort a call that takes longer than `duration` (a failed call); 0 means no limit")
 	fs.BoolVar(&b.asJSON, "json", false, "print the summary as JSON")
 	fs.StringVar(&b.chart, "chart", "", "write a latency chart to `file` (.svg or .png)")
 	fs.StringVar(&b.progress, "progress", progressAuto, "progress `display`: auto (a bar on a terminal, else lines), bar, lines or none")

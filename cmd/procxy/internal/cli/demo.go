@@ -159,13 +159,13 @@ func (t *tour) events(ctx context.Context, w *procxy.Proxy[Worker]) error {
 		at time.Time
 	}
 	got := make(chan arrival, steps)
-	procxy.On(w, "progress", func(p Progress) { got <- arrival{p, time.Now()} })
+	procxy.OnEvent(w, "progress", func(p Progress) { got <- arrival{p, time.Now()} })
 	start := time.Now()
 	res, err := procxy.Call[string](ctx, w, "Build", steps)
 	if err != nil {
 		return err
 	}
-	t.step("events", `procxy.On(w, "progress", fn) received Build(%d)'s events in order:`, steps)
+	t.step("events", `procxy.OnEvent(w, "progress", fn) received Build(%d)'s events in order:`, steps)
 	for i := 1; i <= steps; i++ {
 		select {
 		case a := <-got:
@@ -266,7 +266,7 @@ func (t *tour) crash(ctx context.Context) (int, error) {
 	pendingErr := <-pending
 	<-c.Done()
 	t.detail("ExitCode = %d; a pending Sleep(10s) failed with it too (%t), and so does c.Err() (%t)",
-		ee.ExitCode, errors.As(pendingErr, new(*procxy.ExitError)), errors.As(c.Err(), new(*procxy.ExitError)))
+		ee.Code, errors.As(pendingErr, new(*procxy.ExitError)), errors.As(c.Err(), new(*procxy.ExitError)))
 	return pid, nil
 }
 

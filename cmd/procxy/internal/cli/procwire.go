@@ -22,7 +22,7 @@ import (
 
 // defaultInitTimeout is how long procxy waits for a worker's $init line:
 // Procwire's default, long enough for "go run" to compile a worker.
-const defaultInitTimeout = host.DefaultInitTimeout
+const defaultInitTimeout = host.DefaultStartTimeout
 
 // stopGrace is how long a worker may take to exit after $shutdown before
 // it is killed. It is short: the worker was started for this command
@@ -41,7 +41,7 @@ type workerFlags struct {
 	auth        bool
 	verbose     bool
 	quiet       bool
-	// requestTimeout is host.Config.RequestTimeout; zero means none (the
+	// requestTimeout is host.Config.CallTimeout; zero means none (the
 	// caller bounds each call itself).
 	requestTimeout time.Duration
 }
@@ -77,15 +77,15 @@ func startWorker(ctx context.Context, inv *invocation, wf *workerFlags) (*worker
 	out := &outputLog{w: inv.stderr, verbose: wf.verbose, quiet: wf.quiet}
 	name := filepath.Base(inv.argv[0])
 	m, err := host.NewModule(host.Config{
-		Name:           name,
-		Path:           inv.argv[0],
-		Args:           inv.argv[1:],
-		Env:            wf.env,
-		Dir:            wf.dir,
-		RequestTimeout: cmp.Or(wf.requestTimeout, -1),
-		ShutdownGrace:  stopGrace,
-		Policy:         host.Policy{InitTimeout: wf.initTimeout, MaxRetries: -1, Auth: wf.auth},
-		Logger:         slog.New(out),
+		Name:        name,
+		Executable:  inv.argv[0],
+		Args:        inv.argv[1:],
+		Env:         wf.env,
+		Dir:         wf.dir,
+		CallTimeout: cmp.Or(wf.requestTimeout, -1),
+		StopGrace:   stopGrace,
+		Policy:      host.Policy{StartTimeout: wf.initTimeout, MaxRetries: -1, Auth: wf.auth},
+		Logger:      slog.New(out),
 	})
 	if err != nil {
 		return nil, usageErrorf("%s: %v", inv.name, err)

@@ -1,0 +1,83 @@
+package host_test
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/procxy/procxy/host"
+	"github.com/procxy/procxy/host/internal/testworker"
+)
+
+// TestRecycleAfterCalls: a module whose Recycle.Calls is reached replaces
+// its child — a planned restart, without RestartOnCrash — and the next
+// call works on the new child.
+func TestRecycleAfterCalls(t *testing.T) {
+	cfg := config(testWorker(testworker.ModeOK), newLogSink())
+	cfg.Recycle = host.Recycle{Calls: 2}
+	m, chs := spawn(t, cfg)
+	first := m.PID()
+	for range 2 {
+		if _, err := host.Call[string](t.Context(), m, "echo", "hi"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down, next := chs.wait(t, 0, host.StateDisconnected)
+	if !errors.Is(down.Err, host.ErrRecycled) {
+		t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
+	}
+	up, _ := chs.wait(t, next, host.StateReady)
+	if up.PID == first {
+		t.Fatalf("ready again with the same pid %d", first)
+	}
+	if got, err := host.Call[string](t.Context(), m, "echo", "again"); err != nil || got != "again" {
+		t.Fatalf("echo on the new child = %q, %v", got, err)
+	}
+}
+
+// TestKillOnTimeout: a call that times out gets the child recycled after
+// Recycle.KillOnTimeout, and the module comes back with a new child.
+func TestKillOnTimeout(t *testing.T) {
+	cfg := config(testWorker(testworker.ModeOK), newLogSink())
+	cfg.CallTimeout = 100 * time.Millisecond
+	cfg.Recycle = host.Recycle{KillOnTimeout: 50 * time.Millisecond}
+	m, chs := spawn(t, cfg)
+	first := m.PID()
+	if _, err := host.Call[slowOut](t.Context(), m, "slow", map[string]int{"ms": 60_000}); !errors.Is(err, host.ErrTimeout) {
+		t.Fatalf("slow: got %v, want ErrTimeout", err)
+	}
+	down, next := chs.wait(t, 0, host.StateDisconnected)
+	var ee *host.ExitError
+	if !errors.Is(down.Err, host.ErrRecycled) || !errors.As(down.Err, &ee) || ee.PID != first {
+		t.Errorf("disconnected: Err = %v, want the first child's *ExitError matching ErrRecycled", down.Err)
+	}
+	up, _ := chs.wait(t, next, host.StateReady)
+	if up.PID == first {
+		t.Fatalf("ready again with the same pid %d", first)
+	}
+}
+
+// TestRecycleOverRSS: a child whose resident memory passes Recycle.MaxRSS
+// is killed, the module says why, and comes back with a new child.
+func TestRecycleOverRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the resident-memory watchdog reads /proc (Linux)")
+	}
+	cfg := config(testWorker(testworker.ModeHog), newLogSink())
+	cfg.Recycle = host.Recycle{MaxRSS: 256 << 20}
+	m, chs := newModule(t, cfg)
+	if err := m.Spawn(t.Context()); err != nil && !errors.Is(err, host.ErrRecycled) {
+		t.Fatalf("Spawn: %v", err)
+	}
+	down, next := chs.wait(t, 0, host.StateDisconnected)
+	var ee *host.ExitError
+	if !errors.As(down.Err, &ee) || !errors.Is(down.Err, host.ErrRecycled) || !strings.Contains(down.Err.Error(), " over the limit 256.0 MiB") {
+		t.Fatalf("disconnected: Err = %v, want an *ExitError naming the resident-memory limit", down.Err)
+	}
+	t.Logf("the module reports: %v", down.Err)
+	if up, _ := chs.wait(t, next, host.StateReady); up.PID == ee.PID {
+		t.Fatalf("ready again with the same pid %d", ee.PID)
+	}
+}
