@@ -213,6 +213,7 @@ func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 	if f.ID == 0 && f.Flags.Has(wire.FlagToParent) {
 		// An event (or notification) from a child: keep the order.
 		r.event = true
+		c.ev.read++ // answers read after this one wait for it (see eventOrder)
 		select {
 		case c.events <- r:
 		default:
@@ -355,19 +356,6 @@ func (c *Conn) abortServing(id uint32) {
 	c.mu.Unlock()
 	if r != nil {
 		r.cancel(errors.New("aborted by the peer"))
-	}
-}
-
-func (c *Conn) dispatchEvents() {
-	for {
-		select {
-		case r := <-c.events:
-			if c.track(r) {
-				c.serve(r, false)
-			}
-		case <-c.done:
-			return
-		}
 	}
 }
 
