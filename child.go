@@ -81,26 +81,21 @@ func serveParent(nc io.ReadWriteCloser, log *slog.Logger, ob observe.Observer) *
 		ob = so
 	}
 	mux := new(rpc.Mux)
-	var conn *rpc.Conn
-	ready := make(chan struct{}) // conn is set
 	var once sync.Once
 	mux.Handle(idNew, rpc.ResultFunc(func(ctx context.Context, req newRequest) (schema, error) {
-		<-ready
 		var s schema
 		err := errors.New("procxy: object already constructed")
 		once.Do(func() {
 			if so != nil {
 				so.key.Store(&req.Key)
 			}
-			s, err = construct(ctx, conn, mux, req)
+			s, err = construct(ctx, rpc.ConnOf(ctx), mux, req)
 		})
 		return s, err
 	}).Named("$new"))
 	// The lane is on whenever the parent offers it (procxy.SharedMemory).
-	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true,
+	return rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true,
 		Observer: ob, Metadata: true})
-	close(ready)
-	return conn
 }
 
 // construct builds the object and registers its methods on mux.

@@ -43,6 +43,7 @@ type method struct {
 	Problem string `msgpack:"problem,omitempty"`
 	Sig     string `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
 	ErrArgs []int  `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
+	CbArgs  []int  `msgpack:"cbargs,omitempty"`  // positions (from 0) of func arguments: they travel as callbacks (callback.go)
 	// Variadic: the last parameter is ...E. The caller passes its
 	// elements one by one after the NumIn-1 others, as in Go.
 	Variadic bool `msgpack:"variadic,omitempty"`
@@ -73,6 +74,9 @@ func analyze(rm reflect.Method) *method {
 		if ft.In(i) == errorType {
 			m.ErrArgs = append(m.ErrArgs, i-in)
 		}
+		if ft.In(i).Kind() == reflect.Func && !(ft.IsVariadic() && i == ft.NumIn()-1) {
+			m.CbArgs = append(m.CbArgs, i-in)
+		}
 		m.in = append(m.in, ft.In(i))
 		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("A%d", i-in), Type: ft.In(i)})
 	}
@@ -82,6 +86,9 @@ func analyze(rm reflect.Method) *method {
 		m.Variadic = true
 		if ft.In(ft.NumIn()-1).Elem() == errorType {
 			m.Problem = "a ...error parameter is not supported"
+		}
+		if ft.In(ft.NumIn()-1).Elem().Kind() == reflect.Func {
+			m.Problem = "a ...func parameter is not supported"
 		}
 	}
 	switch ft.NumOut() {
@@ -103,6 +110,9 @@ func analyze(rm reflect.Method) *method {
 	if m.value {
 		m.shape = shapeOf(ft.Out(0))
 		m.Stream = m.shape != notStream
+	}
+	if m.Stream && len(m.CbArgs) > 0 && m.Problem == "" {
+		m.Problem = "a method that returns a stream cannot take a func"
 	}
 	m.Sig = signature(ft, in)
 	return m
@@ -198,9 +208,12 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 		for i := range fixed {
 			f := args.Field(i)
 			var err error
-			if m.in[i] == errorType {
+			switch {
+			case m.in[i] == errorType:
 				err = decodeErrorArg(&d, f)
-			} else {
+			case m.in[i].Kind() == reflect.Func:
+				err = decodeCallback(ctx, &d, f, fmt.Sprintf("argument %d of %s", i+1, m.Name))
+			default:
 				err = d.Decode(f.Addr().Interface())
 			}
 			if err != nil {

@@ -42,7 +42,14 @@ type request struct {
 }
 
 func (r *request) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (r *request) Value(any) any               { return nil }
+
+// Value holds the connection (ConnOf) and nothing else.
+func (r *request) Value(key any) any {
+	if key == (connKey{}) {
+		return r.conn
+	}
+	return nil
+}
 
 func (r *request) Done() <-chan struct{} {
 	r.mu.Lock()
