@@ -56,6 +56,20 @@ func (g *Greeter) GreetAll(names []string) int {
 	return len(names)
 }
 
+// Decorate runs in the child and calls decorate, a func of the parent, for
+// each name.
+func (g *Greeter) Decorate(ctx context.Context, names []string, decorate func(context.Context, string) (string, error)) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		d, err := decorate(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g.Greet(d))
+	}
+	return out, nil
+}
+
 func init() { procxy.Register[Greeter](NewGreeter) }
 
 func ExampleNew() {
@@ -125,6 +139,32 @@ func ExampleEmitter() {
 	// Output:
 	// Hey, Ann!
 	// Hey, Bob!
+}
+
+// A func passed as an argument runs in the parent whenever the child
+// calls it, until the call returns.
+func ExampleCall_callback() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hello"))
+	defer g.Close()
+	parent := os.Getpid()
+	out, err := procxy.Call[[]string](ctx, g, "Decorate", []string{"Ann", "Bob"},
+		func(_ context.Context, name string) (string, error) {
+			if os.Getpid() != parent {
+				return "", errors.New("not in the parent")
+			}
+			return "dear " + name, nil
+		})
+	fmt.Println(out, err)
+	// Emitting events follows the same order as a local call: the
+	// listeners have run when GreetAll returns.
+	var greeted []string
+	procxy.On(g, "greeted", func(msg string) { greeted = append(greeted, msg) })
+	procxy.Call[int](ctx, g, "GreetAll", []string{"Cy"})
+	fmt.Println(greeted)
+	// Output:
+	// [Hello, dear Ann! Hello, dear Bob!] <nil>
+	// [Hello, Cy!]
 }
 
 // hash is a Func: declared at package level so the child knows it too.
