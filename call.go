@@ -155,7 +155,7 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	// The arguments are encoded here, as one msgpack array, so that the
 	// []any does not escape (no allocation) and large []byte arguments go
 	// to the socket from the caller's memory.
-	if err := codec.AppendMsgpackArray(vec, args); err != nil {
+	if err := codec.AppendMsgpackGoArray(vec, args); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
 	err = s.conn.Call(ctx, rpc.Method{ID: m.ID, Timeout: p.o.timeout, Name: m.Name}, vec, out)

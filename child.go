@@ -23,7 +23,9 @@ const (
 	childFD  = 3
 )
 
-var msgpackCodec = codec.Msgpack
+// msgpackCodec encodes what travels between procxy peers, which are Go: times
+// travel exactly (codec.MsgpackGo).
+var msgpackCodec = codec.MsgpackGo
 
 // Main must be the first statement of main (and of TestMain). In a parent
 // it returns at once. In a child started by New it serves the parent and
@@ -94,7 +96,7 @@ func serveParent(nc io.ReadWriteCloser, log *slog.Logger, ob observe.Observer) *
 		return s, err
 	}).Named("$new"))
 	// The lane is on whenever the parent offers it (procxy.SharedMemory).
-	return rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true,
+	return rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true, Codec: msgpackCodec,
 		Observer: ob, Metadata: true})
 }
 

@@ -119,7 +119,7 @@ func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session
 	s := &session{child: c, pid: pid, exited: make(chan struct{}), watched: make(chan struct{})}
 	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
 	mux.Handle(idCallback, rpc.ResultFunc(s.cbs.serve).Named("$callback"))
-	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane,
+	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane, Codec: msgpackCodec,
 		Observer: p.o.observer, Service: p.o.key, Metadata: true})
 	return s
 }

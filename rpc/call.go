@@ -326,7 +326,7 @@ func (c *Conn) responseBuffer(h wire.Header, head []byte) (skip int, into []byte
 	n := int(h.Len)
 	switch cl.resp {
 	case codec.Raw:
-	case codec.Msgpack:
+	case codec.Msgpack, codec.MsgpackGo:
 		hdr, l, ok := codec.MsgpackBytesHeader(head)
 		if !ok || uint64(hdr)+l != uint64(h.Len) {
 			return 0, nil

@@ -155,7 +155,7 @@ func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
 			case codec.Raw:
 				*p = payload
 				return nil
-			case codec.Msgpack:
+			case codec.Msgpack, codec.MsgpackGo:
 				if b, ok := codec.MsgpackBytes(payload); ok {
 					*p = b
 					return nil
