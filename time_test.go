@@ -24,7 +24,10 @@ type Stamped struct {
 func (Clock) Echo(t time.Time) time.Time     { return t }
 func (Clock) EchoStamped(s Stamped) Stamped  { return s }
 func (Clock) Zone(t time.Time) (string, int) { return t.Zone() } // unsupported shape: not called
-func (Clock) Name(t time.Time) string        { name, off := t.Zone(); return name + " " + time.Duration(off*1e9).String() }
+func (Clock) Name(t time.Time) string {
+	name, off := t.Zone()
+	return name + " " + time.Duration(off*1e9).String()
+}
 
 var echoTime = procxy.Func("echoTime", func(_ context.Context, t time.Time) (time.Time, error) { return t, nil })
 
