@@ -198,6 +198,8 @@ func resultError(out any, err error) *RemoteError {
 	msg := fmt.Sprintf("the result does not decode into %v", want)
 	if errors.As(err, &ve) {
 		switch {
+		case ve.Value != "" && ve.Path != "":
+			msg = fmt.Sprintf("the result (%s): %s does not fit in %v", ve.Path, ve.Value, ve.Want)
 		case ve.Value != "":
 			msg = fmt.Sprintf("the result %s does not fit in %v", ve.Value, want)
 		case !ve.Nested:

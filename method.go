@@ -284,6 +284,8 @@ func argProblem(i int, want reflect.Type, err error) string {
 	switch {
 	case !errors.As(err, &ve):
 		return fmt.Sprintf("argument %d does not decode into %v", i, want)
+	case ve.Value != "" && ve.Path != "":
+		return fmt.Sprintf("argument %d (%s): %s does not fit in %v", i, ve.Path, ve.Value, ve.Want)
 	case ve.Value != "":
 		return fmt.Sprintf("argument %d: %s does not fit in %v", i, ve.Value, want)
 	case ve.Nested:

@@ -139,6 +139,16 @@ func (s *decState) decodeNormalized(norm []byte, info scanInfo, v any) error {
 		}
 	}
 	s.buf = norm
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer && needsFit(t.Elem()) {
+		if _, err := checkFit(norm, t.Elem(), 0); err != nil {
+			root := t.Elem()
+			for root.Kind() == reflect.Pointer {
+				root = root.Elem()
+			}
+			decPool.Put(s)
+			return within(err, root.Name())
+		}
+	}
 	s.r.Reset(norm)
 	if err := s.decode(v, info); err != nil {
 		// The library can leave state behind after a failure (a half-recorded
