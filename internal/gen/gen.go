@@ -145,6 +145,10 @@ func analyze(f *types.Func, typeString func(types.Type) string) *stub {
 		s.skip = "the stubs' embedded *procxy.Proxy field has that name; call it with procxy.Call"
 		return s
 	}
+	if s.name == "Target" {
+		s.skip = "the stubs' Target method has that name; call it with procxy.Call"
+		return s
+	}
 	params := sig.Params()
 	for i := range params.Len() {
 		v := params.At(i)
