@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/procxy/procxy/internal/shape"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -59,14 +60,29 @@ type method struct {
 	shape   streamShape
 }
 
-// analyze resolves a method's shape; unsupported shapes are kept with a
-// Problem so that calling them gives a clear error.
+// analyze resolves a method's shape with the rules of internal/shape,
+// which procxy gen shares; unsupported shapes are kept with a Problem so
+// that calling them gives a clear error.
 func analyze(rm reflect.Method) *method {
 	ft := rm.Type // includes the receiver
 	m := &method{Name: rm.Name, fn: rm.Func, pc: rm.Func.Pointer()}
+	var sig shape.Sig
+	for i := 1; i < ft.NumIn(); i++ {
+		t := ft.In(i)
+		if ft.IsVariadic() && i == ft.NumIn()-1 {
+			t = t.Elem()
+		}
+		sig.Params = append(sig.Params, paramKind(t))
+	}
+	sig.Variadic = ft.IsVariadic()
+	for i := range ft.NumOut() {
+		sig.Results = append(sig.Results, resultKind(ft.Out(i)))
+		sig.ResultTypes = append(sig.ResultTypes, ft.Out(i).String())
+	}
+	sh := shape.Check(sig)
+	m.Problem, m.withCtx, m.value, m.withErr, m.Variadic = sh.Problem, sh.WithCtx, sh.Value, sh.WithErr, sig.Variadic
 	in := 1
-	if ft.NumIn() > 1 && ft.In(1) == ctxType {
-		m.withCtx = true
+	if m.withCtx {
 		in = 2
 	}
 	var fields []reflect.StructField
@@ -82,40 +98,37 @@ func analyze(rm reflect.Method) *method {
 	}
 	m.NumIn = len(m.in)
 	m.args = reflect.StructOf(fields)
-	if ft.IsVariadic() {
-		m.Variadic = true
-		if ft.In(ft.NumIn()-1).Elem() == errorType {
-			m.Problem = "a ...error parameter is not supported"
-		}
-		if ft.In(ft.NumIn()-1).Elem().Kind() == reflect.Func {
-			m.Problem = "a ...func parameter is not supported"
-		}
-	}
-	switch ft.NumOut() {
-	case 0:
-	case 1:
-		if ft.Out(0) == errorType {
-			m.withErr = true
-		} else {
-			m.value = true
-		}
-	case 2:
-		if ft.Out(1) != errorType {
-			m.Problem = fmt.Sprintf("second result is %v, want error", ft.Out(1))
-		}
-		m.value, m.withErr = true, true
-	default:
-		m.Problem = fmt.Sprintf("%d results; want at most a value and an error", ft.NumOut())
-	}
 	if m.value {
 		m.shape = shapeOf(ft.Out(0))
-		m.Stream = m.shape != notStream
-	}
-	if m.Stream && len(m.CbArgs) > 0 && m.Problem == "" {
-		m.Problem = "a method that returns a stream cannot take a func"
+		m.Stream = sh.Stream
 	}
 	m.Sig = signature(ft, in)
 	return m
+}
+
+// paramKind and resultKind describe a parameter and a result to the rules.
+func paramKind(t reflect.Type) shape.Kind {
+	switch {
+	case t == ctxType:
+		return shape.Context
+	case t == errorType:
+		return shape.Error
+	case t.Kind() == reflect.Func:
+		return shape.Func
+	}
+	return shape.Value
+}
+
+func resultKind(t reflect.Type) shape.Kind {
+	switch {
+	case t == errorType:
+		return shape.Error
+	case shapeOf(t) != notStream:
+		return shape.Stream
+	case t.Kind() == reflect.Func, t.Kind() == reflect.Chan && t.ChanDir() == reflect.SendDir:
+		return shape.Unsendable
+	}
+	return shape.Value
 }
 
 // signature is a method's parameters (from the first one after the
