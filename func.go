@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -121,6 +122,11 @@ func (f *Function[A, R]) Call(ctx context.Context, arg A) (R, error) {
 	r, err := Call[R](ctx, pl, "Invoke", f.name, arg)
 	if me, ok := err.(*methodError); ok {
 		me.where = "Func " + f.name
+		if rest, ok := strings.CutPrefix(me.re.Message, "argument 2 "); ok && me.re.Code == CodeBadArguments {
+			re := *me.re // the input is Invoke's second argument: name it as the caller knows it
+			re.Message = "the input " + rest
+			me.re = &re
+		}
 	}
 	return r, err
 }

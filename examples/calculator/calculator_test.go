@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,13 @@ func TestStubCallbacksAndTimes(t *testing.T) {
 	if _, err := calc.Apply(ctx, func(int) (int, error) { return 0, errOdd }, 3); !errors.Is(err, errOdd) {
 		t.Errorf("Apply with a failing func: %v; want E_ODD", err)
 	}
+	// An error type nobody registered arrives as a *procxy.RemoteError with
+	// its text, whose Name is the Go type.
+	_, err = calc.Apply(ctx, func(int) (int, error) { return 0, &oddError{3} }, 3)
+	var re *procxy.RemoteError
+	if want := "procxy: Calculator.Apply: 3 is odd"; err == nil || err.Error() != want || !errors.As(err, &re) || re.Name != "*calculator_test.oddError" {
+		t.Errorf("Apply with an unregistered error type: %v (%#v)\nwant %s", err, re, want)
+	}
 	at := time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.FixedZone("IST", 5*3600+1800))
 	later, err := calc.After(ctx, at, time.Nanosecond)
 	name, off := later.Zone()
@@ -198,3 +206,7 @@ func TestStubCallbacksAndTimes(t *testing.T) {
 		t.Errorf("After = %v (%s %d), %v; want %v", later, name, off, err, at.Add(time.Nanosecond))
 	}
 }
+
+type oddError struct{ n int }
+
+func (e *oddError) Error() string { return strconv.Itoa(e.n) + " is odd" }
