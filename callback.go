@@ -66,7 +66,7 @@ type callback struct {
 // called, when the call has returned.
 func (m *method) wireArgs(ctx context.Context, cbs *callbacks, args []any) (_ []any, release func(), err error) {
 	args = m.errorArgs(args)
-	if len(m.CbArgs) == 0 {
+	if len(m.CbArgs) == 0 && len(m.IfArgs) == 0 {
 		return args, noRelease, nil
 	}
 	if len(m.ErrArgs) == 0 {
@@ -94,6 +94,17 @@ func (m *method) wireArgs(ctx context.Context, cbs *callbacks, args []any) (_ []
 		h := cbs.add(ctx, fm)
 		handles = append(handles, h)
 		args[i] = callbackRef{Handle: h}
+	}
+	for _, ia := range m.IfArgs {
+		if ia.Pos >= len(args) || args[ia.Pos] == nil {
+			continue
+		}
+		v, err := interfaceArg(ctx, cbs, ia.Type, args[ia.Pos], &handles)
+		if err != nil {
+			release()
+			return nil, nil, argError("argument %d (%T) cannot be called back: %v", ia.Pos+1, args[ia.Pos], err)
+		}
+		args[ia.Pos] = v
 	}
 	return args, release, nil
 }
@@ -208,11 +219,8 @@ func callable(conn *rpc.Conn, ft reflect.Type, handle uint32, where string) refl
 					args = append(args, a.Index(j).Interface())
 				}
 			case a.Type() == errorType:
-				if e, ok := a.Interface().(error); ok && e != nil {
-					args = append(args, msgpack.RawMessage(rpc.AppendError(nil, e)))
-				} else {
-					args = append(args, nil)
-				}
+				e, _ := a.Interface().(error)
+				args = append(args, errArg{e})
 			default:
 				args = append(args, a.Interface())
 			}
@@ -221,26 +229,17 @@ func callable(conn *rpc.Conn, ft reflect.Type, handle uint32, where string) refl
 		for i := range outs {
 			outs[i] = reflect.Zero(ft.Out(i))
 		}
-		var err error
-		raw, err := msgpackCodec.Append(nil, args)
-		if err == nil {
-			var out any
-			var ptr reflect.Value
-			if value {
-				ptr = reflect.New(ft.Out(0))
-				out = ptr.Interface()
-			}
-			err = conn.Call(ctx, rpc.Method{ID: idCallback, Name: "$callback"}, callbackRequest{Handle: handle, Args: raw}, out)
-			if err == nil && value {
-				outs[0] = ptr.Elem()
-			}
+		var out any
+		var ptr reflect.Value
+		if value {
+			ptr = reflect.New(ft.Out(0))
+			out = ptr.Interface()
+		}
+		err := callParent(ctx, conn, handle, args, out, where)
+		if err == nil && value {
+			outs[0] = ptr.Elem()
 		}
 		if err != nil {
-			if re, ok := err.(*RemoteError); ok {
-				err = &methodError{where: "callback " + where, re: re}
-			} else {
-				err = fmt.Errorf("procxy: callback %s: %w", where, err)
-			}
 			if !withErr {
 				panic(err) // the func has no error result to report it with
 			}
@@ -266,4 +265,36 @@ func decodeCallback(ctx context.Context, d *codec.ArrayDecoder, f reflect.Value,
 	}
 	f.Set(callable(conn, f.Type(), ref.Handle, where))
 	return nil
+}
+
+// errArg is an argument of type error, which travels as an error payload.
+type errArg struct{ err error }
+
+// callParent runs the parent's callback handle with args, decoding its
+// value into out (or nil); where names it in errors.
+func callParent(ctx context.Context, conn *rpc.Conn, handle uint32, args []any, out any, where string) error {
+	args = append(make([]any, 0, len(args)), args...) // not the caller's; never nil (an empty list, not nil)
+	for i, a := range args {
+		switch a := a.(type) {
+		case errArg:
+			if a.err == nil {
+				args[i] = nil
+			} else {
+				args[i] = msgpack.RawMessage(rpc.AppendError(nil, a.err))
+			}
+		case error:
+			args[i] = msgpack.RawMessage(rpc.AppendError(nil, a))
+		}
+	}
+	raw, err := msgpackCodec.Append(nil, args)
+	if err == nil {
+		err = conn.Call(ctx, rpc.Method{ID: idCallback, Name: "$callback"}, callbackRequest{Handle: handle, Args: raw}, out)
+	}
+	if err == nil {
+		return nil
+	}
+	if re, ok := err.(*RemoteError); ok {
+		return &methodError{where: "callback " + where, re: re}
+	}
+	return fmt.Errorf("procxy: callback %s: %w", where, err)
 }

@@ -188,3 +188,83 @@ func TestCallbackExpired(t *testing.T) {
 		t.Error("an expired callback ran")
 	}
 }
+
+// Notifier is an interface whose values can be passed to a child
+// (RegisterInterface).
+type Notifier interface {
+	Notify(ctx context.Context, msg string) error
+	Count() int
+}
+
+type remoteNotifier struct{ call procxy.CallbackCaller }
+
+func (r remoteNotifier) Notify(ctx context.Context, msg string) error {
+	return r.call(ctx, "Notify", nil, msg)
+}
+
+func (r remoteNotifier) Count() int {
+	var n int
+	if err := r.call(context.Background(), "Count", &n); err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func init() {
+	procxy.RegisterInterface(func(call procxy.CallbackCaller) Notifier { return remoteNotifier{call} })
+}
+
+// Tell notifies n of each message and returns its count.
+func (c *Caller) Tell(ctx context.Context, n Notifier, msgs []string) (int, error) {
+	if n == nil {
+		return -1, nil
+	}
+	for _, m := range msgs {
+		if err := n.Notify(ctx, m); err != nil {
+			return 0, err
+		}
+	}
+	return n.Count(), nil
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+	pid int
+}
+
+func (r *recorder) Notify(_ context.Context, msg string) error {
+	if msg == "fail" {
+		return fmt.Errorf("notify: %w", ErrQuota)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, msg)
+	r.pid = pid()
+	return nil
+}
+
+func (r *recorder) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// TestCallbackInterface: a value of a registered interface type passed as
+// an argument is called in the parent, errors keep their identity, and
+// nil stays nil.
+func TestCallbackInterface(t *testing.T) {
+	p := newCaller(t)
+	rec := &recorder{}
+	n, err := procxy.Call[int](t.Context(), p, "Tell", rec, []string{"a", "b"})
+	if err != nil || n != 2 || rec.pid != pid() {
+		t.Fatalf("Tell = %d, %v (ran in pid %d, want %d)", n, err, rec.pid, pid())
+	}
+	_, err = procxy.Call[int](t.Context(), p, "Tell", rec, []string{"fail"})
+	if want := "procxy: Caller.Tell: notify: values: quota exceeded"; !errors.Is(err, ErrQuota) || err.Error() != want {
+		t.Errorf("Tell(fail): %v\nwant %s, matching ErrQuota", err, want)
+	}
+	if n, err := procxy.Call[int](t.Context(), p, "Tell", nil, []string{"a"}); err != nil || n != -1 {
+		t.Errorf("Tell(nil) = %d, %v; want the method to see a nil Notifier", n, err)
+	}
+}

@@ -107,6 +107,7 @@ func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest
 		return schema{}, &RemoteError{Code: CodeNotRegistered, Name: "NotRegistered",
 			Message: fmt.Sprintf("%s is not registered in this executable (%s); call procxy.Register in an init function", req.Key, os.Args[0])}
 	}
+	c.resolveInterfaces()
 	obj, err := c.construct(ctx, req.Config)
 	if err != nil {
 		return schema{}, err

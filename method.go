@@ -37,14 +37,15 @@ const (
 // method is one exported method of a registered type, resolved once at
 // registration.
 type method struct {
-	Name    string `msgpack:"name"`
-	ID      uint16 `msgpack:"id"`
-	NumIn   int    `msgpack:"in"`     // arguments the caller passes (no ctx)
-	Stream  bool   `msgpack:"stream"` // results arrive as a stream
-	Problem string `msgpack:"problem,omitempty"`
-	Sig     string `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
-	ErrArgs []int  `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
-	CbArgs  []int  `msgpack:"cbargs,omitempty"`  // positions (from 0) of func arguments: they travel as callbacks (callback.go)
+	Name    string  `msgpack:"name"`
+	ID      uint16  `msgpack:"id"`
+	NumIn   int     `msgpack:"in"`     // arguments the caller passes (no ctx)
+	Stream  bool    `msgpack:"stream"` // results arrive as a stream
+	Problem string  `msgpack:"problem,omitempty"`
+	Sig     string  `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
+	ErrArgs []int   `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
+	CbArgs  []int   `msgpack:"cbargs,omitempty"`  // positions (from 0) of func arguments: they travel as callbacks (callback.go)
+	IfArgs  []ifArg `msgpack:"ifargs,omitempty"`  // arguments of registered interface types: their methods travel as callbacks
 	// Variadic: the last parameter is ...E. The caller passes its
 	// elements one by one after the NumIn-1 others, as in Go.
 	Variadic bool `msgpack:"variadic,omitempty"`
@@ -58,6 +59,7 @@ type method struct {
 	value   bool           // has a value result (before an optional error)
 	withErr bool           // last result is an error
 	shape   streamShape
+	ifAdapt map[int]*ifaceReg // IfArgs' adapters, by position
 }
 
 // analyze resolves a method's shape with the rules of internal/shape,
@@ -224,6 +226,8 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 			switch {
 			case m.in[i] == errorType:
 				err = decodeErrorArg(&d, f)
+			case m.ifAdapt[i] != nil:
+				err = decodeInterface(ctx, &d, f, m.ifAdapt[i], fmt.Sprintf("argument %d of %s", i+1, m.Name))
 			case m.in[i].Kind() == reflect.Func:
 				err = decodeCallback(ctx, &d, f, fmt.Sprintf("argument %d of %s", i+1, m.Name))
 			default:

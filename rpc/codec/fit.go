@@ -34,18 +34,15 @@ func holdsInt(t reflect.Type, seen map[reflect.Type]bool) bool {
 		return false
 	}
 	seen[t] = true
-	if t.Implements(customDecoder) || reflect.PointerTo(t).Implements(customDecoder) ||
-		t.Implements(unmarshaler) || reflect.PointerTo(t).Implements(unmarshaler) {
-		return false // decodes itself
+	if decodesItself(t) {
+		return false
 	}
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return true
-	case reflect.Pointer, reflect.Array, reflect.Map:
+	case reflect.Pointer, reflect.Array, reflect.Map, reflect.Slice:
 		return holdsInt(t.Elem(), seen)
-	case reflect.Slice:
-		return t.Elem().Kind() != reflect.Uint8 && holdsInt(t.Elem(), seen)
 	case reflect.Struct:
 		for _, f := range fieldsOf(t).byName {
 			if holdsInt(f.typ, seen) {
@@ -129,17 +126,14 @@ func checkFit(b []byte, t reflect.Type, depth int) (int, error) {
 		return len(b), nil
 	}
 	c := b[0]
-	if c == 0xc0 {
-		return 1, nil
+	if c == 0xc0 || decodesItself(t) {
+		return skip(b), nil
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return checkFit(b, t.Elem(), depth+1)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		if t.Implements(customDecoder) || reflect.PointerTo(t).Implements(customDecoder) {
-			return skip(b), nil
-		}
 		if val, bad := outOfRange(b, t); bad {
 			return 0, &ValueError{Got: describe(c), Value: val, Want: t, Nested: true}
 		}
@@ -173,10 +167,6 @@ func checkFit(b []byte, t reflect.Type, depth int) (int, error) {
 		}
 		return off, nil
 	case reflect.Struct:
-		if t.Implements(customDecoder) || reflect.PointerTo(t).Implements(customDecoder) ||
-			t.Implements(unmarshaler) || reflect.PointerTo(t).Implements(unmarshaler) {
-			return skip(b), nil
-		}
 		sf := fieldsOf(t)
 		if n, off, ok := arrayHeader(b); ok {
 			for i := range n {
@@ -351,4 +341,10 @@ func outOfRange(b []byte, t reflect.Type) (string, bool) {
 		return strconv.FormatInt(i, 10), true
 	}
 	return strconv.FormatUint(u, 10), bits < 64 && u > 1<<bits-1
+}
+
+// decodesItself reports a type with its own msgpack decoding.
+func decodesItself(t reflect.Type) bool {
+	return t.Implements(customDecoder) || reflect.PointerTo(t).Implements(customDecoder) ||
+		t.Implements(unmarshaler) || reflect.PointerTo(t).Implements(unmarshaler)
 }
