@@ -130,6 +130,7 @@ func funcMethod(fv reflect.Value) (*method, error) {
 		return fv.Call(args[1:])
 	})
 	m := analyze(reflect.Method{Name: "callback", Type: wt, Func: wrapper})
+	m.pc = fv.Pointer() // errors say they came from the func, not the wrapper
 	switch {
 	case m.Problem != "":
 		return nil, errors.New(m.Problem)
