@@ -70,7 +70,32 @@ func (g *Greeter) Decorate(ctx context.Context, names []string, decorate func(co
 	return out, nil
 }
 
-func init() { procxy.Register[Greeter](NewGreeter) }
+// Printer is an interface whose values a parent can pass to a child: the
+// child gets a remotePrinter, whose methods call the parent's value.
+type Printer interface {
+	Print(ctx context.Context, line string) error
+}
+
+type remotePrinter struct{ call procxy.CallbackCaller }
+
+func (p remotePrinter) Print(ctx context.Context, line string) error {
+	return p.call(ctx, "Print", nil, line)
+}
+
+// GreetTo prints a greeting for each name on p, which lives in the parent.
+func (g *Greeter) GreetTo(ctx context.Context, p Printer, names []string) error {
+	for _, n := range names {
+		if err := p.Print(ctx, g.Greet(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func init() {
+	procxy.Register[Greeter](NewGreeter)
+	procxy.RegisterInterface(func(call procxy.CallbackCaller) Printer { return remotePrinter{call} })
+}
 
 func ExampleNew() {
 	ctx := context.Background()
@@ -165,6 +190,28 @@ func ExampleCall_callback() {
 	// Output:
 	// [Hello, dear Ann! Hello, dear Bob!] <nil>
 	// [Hello, Cy!]
+}
+
+type stdoutPrinter struct{}
+
+func (stdoutPrinter) Print(_ context.Context, line string) error {
+	_, err := fmt.Println(line)
+	return err
+}
+
+// A value of an interface registered with RegisterInterface is passed as
+// an argument: its methods run in the parent, here printing to the
+// parent's standard output.
+func ExampleRegisterInterface() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"))
+	defer g.Close()
+	_, err := procxy.Call[struct{}](ctx, g, "GreetTo", stdoutPrinter{}, []string{"Ann", "Bob"})
+	fmt.Println(err)
+	// Output:
+	// Hi, Ann!
+	// Hi, Bob!
+	// <nil>
 }
 
 // hash is a Func: declared at package level so the child knows it too.
