@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/procxy/procxy"
 )
@@ -266,5 +267,31 @@ func TestCallbackInterface(t *testing.T) {
 	}
 	if n, err := procxy.Call[int](t.Context(), p, "Tell", nil, []string{"a"}); err != nil || n != -1 {
 		t.Errorf("Tell(nil) = %d, %v; want the method to see a nil Notifier", n, err)
+	}
+}
+
+// Within calls f with a context that ends after ms milliseconds, in the
+// child.
+func (c *Caller) Within(ctx context.Context, f func(context.Context) error, ms int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+	defer cancel()
+	return f(ctx)
+}
+
+// TestCallbackChildCancels: when the context the child passed to a
+// callback ends, the parent's run of it sees its context end.
+func TestCallbackChildCancels(t *testing.T) {
+	p := newCaller(t)
+	ended := make(chan error, 1)
+	_, err := procxy.Call[struct{}](t.Context(), p, "Within", func(ctx context.Context) error {
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return ctx.Err()
+	}, 20)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Within: %v; want context.DeadlineExceeded", err)
+	}
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Errorf("the parent's run ended with %v, want context.Canceled", err)
 	}
 }
