@@ -295,3 +295,36 @@ func TestCallbackChildCancels(t *testing.T) {
 		t.Errorf("the parent's run ended with %v, want context.Canceled", err)
 	}
 }
+
+// sumVia is a Func whose input is a callback: it runs in a child and
+// calls the parent's func.
+var sumVia = procxy.Func("sumVia", func(ctx context.Context, f func(context.Context, int) (int, error)) (int, error) {
+	sum := 0
+	for i := range 10 {
+		v, err := f(ctx, i)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+})
+
+// TestCallbackFunc: a Func's func input runs in the parent.
+func TestCallbackFunc(t *testing.T) {
+	defer sumVia.Close()
+	parent := pid()
+	got, err := sumVia.Call(t.Context(), func(_ context.Context, x int) (int, error) {
+		if pid() != parent {
+			return 0, errors.New("not in the parent")
+		}
+		return x * x, nil
+	})
+	if err != nil || got != 285 {
+		t.Errorf("sumVia = %d, %v; want 285", got, err)
+	}
+	_, err = sumVia.Call(t.Context(), func(context.Context, int) (int, error) { return 0, ErrQuota })
+	if want := "procxy: Func sumVia: values: quota exceeded"; !errors.Is(err, ErrQuota) || err.Error() != want {
+		t.Errorf("sumVia with a failing func: %v\nwant %s", err, want)
+	}
+}
