@@ -36,8 +36,19 @@ func Call[R, T any](ctx context.Context, t Target[T], method string, args ...any
 		return out, err
 	}
 	out := new(R)
-	err := call(ctx, t, method, slices.Clone(args), out) // a copy: args would escape
+	err := call(ctx, resolve(t), method, slices.Clone(args), out) // a copy: args would escape
 	return *out, err
+}
+
+// stub is a stub written by procxy gen: its calls go to its Target.
+type stub[T any] interface{ Target() Target[T] }
+
+// resolve returns where t's calls go: t, or a stub's Target.
+func resolve[T any](t Target[T]) Target[T] {
+	if s, ok := t.(stub[T]); ok {
+		return s.Target()
+	}
+	return t
 }
 
 // CallInto is Call with the result decoded into out, a non-nil pointer,
@@ -54,12 +65,13 @@ func CallInto[T any](ctx context.Context, t Target[T], method string, out any, a
 	if pl, ok := t.(*Pool[T]); ok {
 		return pl.call(ctx, method, args, out)
 	}
-	return call(ctx, t, method, slices.Clone(args), out)
+	return call(ctx, resolve(t), method, slices.Clone(args), out)
 }
 
 // Target is what calls go to: a *Proxy[T], a *Pool[T] that picks one of
-// its proxies for each call, or a *Remote[T] whose calls go to worker
-// processes through a message bus.
+// its proxies for each call, a *Remote[T] whose calls go to worker
+// processes through a message bus, or a stub written by procxy gen, whose
+// calls go where its Target method says.
 type Target[T any] interface {
 	// acquire returns the endpoint for one attempt and a func to call after it.
 	acquire(ctx context.Context) (endpoint, func(), error)
@@ -145,12 +157,17 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err != nil {
 		return err
 	}
+	args, release, err := m.wireArgs(ctx, &s.cbs, args)
+	if err != nil {
+		return fromMethod(p.o.key, name, err)
+	}
+	defer release() // the callbacks expire when the call returns
 	vec := vecPool.Get().(*codec.Vec)
 	defer putVec(vec)
 	// The arguments are encoded here, as one msgpack array, so that the
 	// []any does not escape (no allocation) and large []byte arguments go
 	// to the socket from the caller's memory.
-	if err := codec.AppendMsgpackArray(vec, m.errorArgs(args)); err != nil {
+	if err := codec.AppendMsgpackGoArray(vec, args); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
 	if s.child.sup != nil {
@@ -210,6 +227,8 @@ func resultError(out any, err error) *RemoteError {
 	msg := fmt.Sprintf("the result does not decode into %v", want)
 	if errors.As(err, &ve) {
 		switch {
+		case ve.Value != "" && ve.Path != "":
+			msg = fmt.Sprintf("the result (%s): %s does not fit in %v", ve.Path, ve.Value, ve.Want)
 		case ve.Value != "":
 			msg = fmt.Sprintf("the result %s does not fit in %v", ve.Value, want)
 		case !ve.Nested:
@@ -272,6 +291,7 @@ func findMethod(methods map[string]*method, key, name string, nargs int, stream 
 // the loop or cancelling ctx stops the producer. Streams are bounded by ctx,
 // not by the proxy's Timeout. A failure is yielded once, last.
 func Stream[R, T any](ctx context.Context, t Target[T], method string, args ...any) iter.Seq2[R, error] {
+	t = resolve(t)
 	return func(yield func(R, error) bool) {
 		var zero R
 		e, release, err := t.acquire(ctx)

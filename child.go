@@ -23,7 +23,9 @@ const (
 	childFD  = 3
 )
 
-var msgpackCodec = codec.Msgpack
+// msgpackCodec encodes what travels between procxy peers, which are Go: times
+// travel exactly (codec.MsgpackGo).
+var msgpackCodec = codec.MsgpackGo
 
 // Main must be the first statement of main (and of TestMain). In a parent
 // it returns at once. In a child started by New it serves the parent and
@@ -81,26 +83,21 @@ func serveParent(nc io.ReadWriteCloser, log *slog.Logger, ob observe.Observer) *
 		ob = so
 	}
 	mux := new(rpc.Mux)
-	var conn *rpc.Conn
-	ready := make(chan struct{}) // conn is set
 	var once sync.Once
 	mux.Handle(idNew, rpc.ResultFunc(func(ctx context.Context, req newRequest) (schema, error) {
-		<-ready
 		var s schema
 		err := errors.New("procxy: object already constructed")
 		once.Do(func() {
 			if so != nil {
 				so.key.Store(&req.Key)
 			}
-			s, err = construct(ctx, conn, mux, req)
+			s, err = construct(ctx, rpc.ConnOf(ctx), mux, req)
 		})
 		return s, err
 	}).Named("$new"))
 	// The lane is on whenever the parent offers it (procxy.SharedMemory).
-	conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true,
+	return rpc.NewConn(nc, rpc.Options{Role: rpc.RoleChild, Handlers: mux, Logger: log, SharedMemory: true, Codec: msgpackCodec,
 		Observer: ob, Metadata: true})
-	close(ready)
-	return conn
 }
 
 // construct builds the object and registers its methods on mux.
@@ -110,6 +107,7 @@ func construct(ctx context.Context, conn *rpc.Conn, mux *rpc.Mux, req newRequest
 		return schema{}, &RemoteError{Code: CodeNotRegistered, Name: "NotRegistered",
 			Message: fmt.Sprintf("%s is not registered in this executable (%s); call procxy.Register in an init function", req.Key, os.Args[0])}
 	}
+	c.resolveInterfaces()
 	obj, err := c.construct(ctx, req.Config)
 	if err != nil {
 		return schema{}, err

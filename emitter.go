@@ -118,12 +118,15 @@ func (l *listeners) dispatch(_ context.Context, ev eventIn) error {
 
 // On registers fn to receive the events named name that the object emits,
 // decoded as T, and returns a func that removes it. t is a *Proxy, a *Pool
-// (events of every member) or a *Remote (events of every worker). Every
-// listener is called, in registration order, one event at a time; a slow
-// listener delays later events, not calls. An event that does not decode
-// as T is logged and skipped for this listener.
+// (events of every member), a *Remote (events of every worker) or a stub
+// written by procxy gen (the events of its Target). Every
+// listener is called, in registration order, one event at a time. As with
+// a local call, the events a method emitted before returning have reached
+// every listener (of a Proxy or Pool) when its call returns, so a slow
+// listener delays that call; a listener may itself call the proxy. An
+// event that does not decode as T is logged and skipped for this listener.
 func OnEvent[T, P any](t Target[P], name string, fn func(T)) (remove func()) {
-	return t.listen(name, func(raw msgpack.RawMessage) error {
+	return resolve(t).listen(name, func(raw msgpack.RawMessage) error {
 		var v T
 		if err := msgpackCodec.Unmarshal(raw, &v); err != nil {
 			return fmt.Errorf("into %T: %w", v, err)

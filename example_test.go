@@ -57,7 +57,46 @@ func (g *Greeter) GreetAll(names []string) int {
 	return len(names)
 }
 
-func init() { procxy.Register[Greeter](NewGreeter) }
+// Decorate runs in the child and calls decorate, a func of the parent, for
+// each name.
+func (g *Greeter) Decorate(ctx context.Context, names []string, decorate func(context.Context, string) (string, error)) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		d, err := decorate(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, g.Greet(d))
+	}
+	return out, nil
+}
+
+// Printer is an interface whose values a parent can pass to a child: the
+// child gets a remotePrinter, whose methods call the parent's value.
+type Printer interface {
+	Print(ctx context.Context, line string) error
+}
+
+type remotePrinter struct{ call procxy.CallbackCaller }
+
+func (p remotePrinter) Print(ctx context.Context, line string) error {
+	return p.call(ctx, "Print", nil, line)
+}
+
+// GreetTo prints a greeting for each name on p, which lives in the parent.
+func (g *Greeter) GreetTo(ctx context.Context, p Printer, names []string) error {
+	for _, n := range names {
+		if err := p.Print(ctx, g.Greet(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func init() {
+	procxy.Register[Greeter](NewGreeter)
+	procxy.RegisterInterface(func(call procxy.CallbackCaller) Printer { return remotePrinter{call} })
+}
 
 func ExampleNew() {
 	ctx := context.Background()
@@ -126,6 +165,54 @@ func ExampleEmitter() {
 	// Output:
 	// Hey, Ann!
 	// Hey, Bob!
+}
+
+// A func passed as an argument runs in the parent whenever the child
+// calls it, until the call returns.
+func ExampleCall_callback() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hello"))
+	defer g.Close()
+	parent := os.Getpid()
+	out, err := procxy.Call[[]string](ctx, g, "Decorate", []string{"Ann", "Bob"},
+		func(_ context.Context, name string) (string, error) {
+			if os.Getpid() != parent {
+				return "", errors.New("not in the parent")
+			}
+			return "dear " + name, nil
+		})
+	fmt.Println(out, err)
+	// Emitting events follows the same order as a local call: the
+	// listeners have run when GreetAll returns.
+	var greeted []string
+	procxy.OnEvent(g, "greeted", func(msg string) { greeted = append(greeted, msg) })
+	procxy.Call[int](ctx, g, "GreetAll", []string{"Cy"})
+	fmt.Println(greeted)
+	// Output:
+	// [Hello, dear Ann! Hello, dear Bob!] <nil>
+	// [Hello, Cy!]
+}
+
+type stdoutPrinter struct{}
+
+func (stdoutPrinter) Print(_ context.Context, line string) error {
+	_, err := fmt.Println(line)
+	return err
+}
+
+// A value of an interface registered with RegisterInterface is passed as
+// an argument: its methods run in the parent, here printing to the
+// parent's standard output.
+func ExampleRegisterInterface() {
+	ctx := context.Background()
+	g, _ := procxy.New[Greeter](ctx, procxy.Config("Hi"))
+	defer g.Close()
+	_, err := procxy.Call[struct{}](ctx, g, "GreetTo", stdoutPrinter{}, []string{"Ann", "Bob"})
+	fmt.Println(err)
+	// Output:
+	// Hi, Ann!
+	// Hi, Bob!
+	// <nil>
 }
 
 // hash is a Func: declared at package level so the child knows it too.

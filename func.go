@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/procxy/procxy/rpc/codec"
 )
 
 // funcHost is the type children construct to run Funcs.
@@ -14,7 +17,12 @@ type funcHost struct{}
 
 const funcHostKey = "procxy.func"
 
-func init() { Register[funcHost](nil, Name(funcHostKey)) }
+func init() {
+	Register[funcHost](nil, Name(funcHostKey))
+	// Invoke's input is raw, but a func input travels as a callback: the
+	// parent makes one of it (wireArgs), and the Func decodes it.
+	lookup(funcHostKey).byName["Invoke"].CbArgs = []int{1}
+}
 
 // funcs holds the functions made by Func, by name.
 var funcs struct {
@@ -72,7 +80,16 @@ func Func[A, R any](name string, fn func(ctx context.Context, arg A) (R, error),
 	pc := reflect.ValueOf(fn).Pointer()
 	funcs.byName[name] = registeredFunc{sig: sig, fn: func(ctx context.Context, raw []byte) (any, error) {
 		var a A
-		if len(raw) > 0 && raw[0] != 0xc0 { // nil arrives as A's zero value
+		if at := reflect.TypeFor[A](); at.Kind() == reflect.Func {
+			// A func input travels as a callback (see Invoke's CbArgs).
+			var d codec.ArrayDecoder
+			arr := append([]byte{0x91}, raw...) // decodeCallback reads an array element
+			if _, err := d.Reset(arr, false); err == nil {
+				if err := decodeCallback(ctx, &d, reflect.ValueOf(&a).Elem(), "the input of Func "+name); err != nil {
+					return nil, argError("%s", argProblem(1, at, err))
+				}
+			}
+		} else if len(raw) > 0 && raw[0] != 0xc0 { // nil arrives as A's zero value
 			if err := msgpackCodec.Unmarshal(raw, &a); err != nil {
 				return nil, argError("%s", argProblem(1, reflect.TypeFor[A](), err))
 			}
@@ -121,6 +138,11 @@ func (f *Function[A, R]) Call(ctx context.Context, arg A) (R, error) {
 	r, err := Call[R](ctx, pl, "Invoke", f.name, arg)
 	if me, ok := err.(*methodError); ok {
 		me.where = "Func " + f.name
+		if rest, ok := strings.CutPrefix(me.re.Message, "argument 2 "); ok && me.re.Code == CodeBadArguments {
+			re := *me.re // the input is Invoke's second argument: name it as the caller knows it
+			re.Message = "the input " + rest
+			me.re = &re
+		}
 	}
 	return r, err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/procxy/procxy/internal/shape"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -36,13 +37,15 @@ const (
 // method is one exported method of a registered type, resolved once at
 // registration.
 type method struct {
-	Name    string `msgpack:"name"`
-	ID      uint16 `msgpack:"id"`
-	NumIn   int    `msgpack:"in"`     // arguments the caller passes (no ctx)
-	Stream  bool   `msgpack:"stream"` // results arrive as a stream
-	Problem string `msgpack:"problem,omitempty"`
-	Sig     string `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
-	ErrArgs []int  `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
+	Name    string  `msgpack:"name"`
+	ID      uint16  `msgpack:"id"`
+	NumIn   int     `msgpack:"in"`     // arguments the caller passes (no ctx)
+	Stream  bool    `msgpack:"stream"` // results arrive as a stream
+	Problem string  `msgpack:"problem,omitempty"`
+	Sig     string  `msgpack:"sig,omitempty"`     // the signature a caller relies on, e.g. "(int, int) (int, error)"
+	ErrArgs []int   `msgpack:"errargs,omitempty"` // positions (from 0) of arguments of type error: they travel as error payloads
+	CbArgs  []int   `msgpack:"cbargs,omitempty"`  // positions (from 0) of func arguments: they travel as callbacks (callback.go)
+	IfArgs  []ifArg `msgpack:"ifargs,omitempty"`  // arguments of registered interface types: their methods travel as callbacks
 	// Variadic: the last parameter is ...E. The caller passes its
 	// elements one by one after the NumIn-1 others, as in Go.
 	Variadic bool `msgpack:"variadic,omitempty"`
@@ -56,16 +59,32 @@ type method struct {
 	value   bool           // has a value result (before an optional error)
 	withErr bool           // last result is an error
 	shape   streamShape
+	ifAdapt map[int]*ifaceReg // IfArgs' adapters, by position
 }
 
-// analyze resolves a method's shape; unsupported shapes are kept with a
-// Problem so that calling them gives a clear error.
+// analyze resolves a method's shape with the rules of internal/shape,
+// which procxy gen shares; unsupported shapes are kept with a Problem so
+// that calling them gives a clear error.
 func analyze(rm reflect.Method) *method {
 	ft := rm.Type // includes the receiver
 	m := &method{Name: rm.Name, fn: rm.Func, pc: rm.Func.Pointer()}
+	var sig shape.Sig
+	for i := 1; i < ft.NumIn(); i++ {
+		t := ft.In(i)
+		if ft.IsVariadic() && i == ft.NumIn()-1 {
+			t = t.Elem()
+		}
+		sig.Params = append(sig.Params, paramKind(t))
+	}
+	sig.Variadic = ft.IsVariadic()
+	for i := range ft.NumOut() {
+		sig.Results = append(sig.Results, resultKind(ft.Out(i)))
+		sig.ResultTypes = append(sig.ResultTypes, ft.Out(i).String())
+	}
+	sh := shape.Check(sig)
+	m.Problem, m.withCtx, m.value, m.withErr, m.Variadic = sh.Problem, sh.WithCtx, sh.Value, sh.WithErr, sig.Variadic
 	in := 1
-	if ft.NumIn() > 1 && ft.In(1) == ctxType {
-		m.withCtx = true
+	if m.withCtx {
 		in = 2
 	}
 	var fields []reflect.StructField
@@ -73,39 +92,45 @@ func analyze(rm reflect.Method) *method {
 		if ft.In(i) == errorType {
 			m.ErrArgs = append(m.ErrArgs, i-in)
 		}
+		if ft.In(i).Kind() == reflect.Func && !(ft.IsVariadic() && i == ft.NumIn()-1) {
+			m.CbArgs = append(m.CbArgs, i-in)
+		}
 		m.in = append(m.in, ft.In(i))
 		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("A%d", i-in), Type: ft.In(i)})
 	}
 	m.NumIn = len(m.in)
 	m.args = reflect.StructOf(fields)
-	if ft.IsVariadic() {
-		m.Variadic = true
-		if ft.In(ft.NumIn()-1).Elem() == errorType {
-			m.Problem = "a ...error parameter is not supported"
-		}
-	}
-	switch ft.NumOut() {
-	case 0:
-	case 1:
-		if ft.Out(0) == errorType {
-			m.withErr = true
-		} else {
-			m.value = true
-		}
-	case 2:
-		if ft.Out(1) != errorType {
-			m.Problem = fmt.Sprintf("second result is %v, want error", ft.Out(1))
-		}
-		m.value, m.withErr = true, true
-	default:
-		m.Problem = fmt.Sprintf("%d results; want at most a value and an error", ft.NumOut())
-	}
 	if m.value {
 		m.shape = shapeOf(ft.Out(0))
-		m.Stream = m.shape != notStream
+		m.Stream = sh.Stream
 	}
 	m.Sig = signature(ft, in)
 	return m
+}
+
+// paramKind and resultKind describe a parameter and a result to the rules.
+func paramKind(t reflect.Type) shape.Kind {
+	switch {
+	case t == ctxType:
+		return shape.Context
+	case t == errorType:
+		return shape.Error
+	case t.Kind() == reflect.Func:
+		return shape.Func
+	}
+	return shape.Value
+}
+
+func resultKind(t reflect.Type) shape.Kind {
+	switch {
+	case t == errorType:
+		return shape.Error
+	case shapeOf(t) != notStream:
+		return shape.Stream
+	case t.Kind() == reflect.Func, t.Kind() == reflect.Chan && t.ChanDir() == reflect.SendDir:
+		return shape.Unsendable
+	}
+	return shape.Value
 }
 
 // signature is a method's parameters (from the first one after the
@@ -198,9 +223,14 @@ func (m *method) decodeCall(ctx context.Context, recv reflect.Value, p rpc.Paylo
 		for i := range fixed {
 			f := args.Field(i)
 			var err error
-			if m.in[i] == errorType {
+			switch {
+			case m.in[i] == errorType:
 				err = decodeErrorArg(&d, f)
-			} else {
+			case m.ifAdapt[i] != nil:
+				err = decodeInterface(ctx, &d, f, m.ifAdapt[i], fmt.Sprintf("argument %d of %s", i+1, m.Name))
+			case m.in[i].Kind() == reflect.Func:
+				err = decodeCallback(ctx, &d, f, fmt.Sprintf("argument %d of %s", i+1, m.Name))
+			default:
 				err = d.Decode(f.Addr().Interface())
 			}
 			if err != nil {
@@ -271,6 +301,8 @@ func argProblem(i int, want reflect.Type, err error) string {
 	switch {
 	case !errors.As(err, &ve):
 		return fmt.Sprintf("argument %d does not decode into %v", i, want)
+	case ve.Value != "" && ve.Path != "":
+		return fmt.Sprintf("argument %d (%s): %s does not fit in %v", i, ve.Path, ve.Value, ve.Want)
 	case ve.Value != "":
 		return fmt.Sprintf("argument %d: %s does not fit in %v", i, ve.Value, want)
 	case ve.Nested:

@@ -48,6 +48,7 @@ type session struct {
 	exited  chan struct{} // closed once exitErr is set
 	exitErr *ExitError
 	watched chan struct{} // closed when watch has returned
+	cbs     callbacks     // funcs passed to calls in progress
 }
 
 // New starts a child process, constructs a T in it with the constructor
@@ -115,9 +116,10 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 // newSession starts the parent's end of the connection to a child.
 func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session {
 	mux := new(rpc.Mux)
-	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
 	s := &session{child: c, pid: pid, exited: make(chan struct{}), watched: make(chan struct{})}
-	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane,
+	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
+	mux.Handle(idCallback, rpc.ResultFunc(s.cbs.serve).Named("$callback"))
+	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane, Codec: msgpackCodec,
 		Observer: p.o.observer, Service: p.o.key, Metadata: true})
 	return s
 }

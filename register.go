@@ -23,6 +23,7 @@ type ctor struct {
 	withErr bool         // fn returns (…, error)
 	methods []*method    // sorted by name; ids from firstMethodID
 	byName  map[string]*method
+	ifOnce  sync.Once // resolveInterfaces
 }
 
 // registry holds the constructors of this executable. It is filled by

@@ -51,6 +51,8 @@ type call struct {
 	w        readturn.Waiter // the caller's wait, which reads the connection while nobody else does
 	deadline int64           // Method.Timeout as a monotonic time (see now); 0 means none; guarded by Conn.mu
 	n        int             // the answer's payload size, for an Observer
+	events   uint64          // events read before the answer (see eventOrder)
+	base     uint64          // events the dispatcher had taken when the call was made
 	expired  atomic.Bool     // the timeout watch cancelled the wait
 }
 
@@ -183,7 +185,11 @@ func (c *Conn) call(ctx context.Context, m Method, vec *codec.Vec, pooled bool, 
 	if got != nil {
 		*got = cl.n
 	}
+	events, base := cl.events, cl.base
 	c.putCall(cl)
+	if events > base && events > c.ev.done.Load() {
+		c.awaitEvents(events, base)
+	}
 	return err
 }
 
@@ -191,7 +197,7 @@ func (c *Conn) getCall(kind Kind, resp codec.Codec, out any) *call {
 	cl := callPool.Get().(*call)
 	cl.kind, cl.resp, cl.out, cl.err, cl.turn = kind, resp, out, nil, c.turn
 	cl.w.Reset()
-	cl.deadline = 0
+	cl.deadline, cl.events, cl.base = 0, 0, c.ev.started.Load()
 	cl.expired.Store(false)
 	return cl
 }
@@ -246,6 +252,7 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 		c.claimed = nil // its payload (or its bytes) was read into the caller's buffer
 		*cl.out.(*[]byte) = f.Payload
 		cl.n = len(f.Payload)
+		cl.events = c.ev.read
 		cl.finish(nil)
 		return readturn.Continue
 	}
@@ -282,6 +289,7 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	delete(c.pending, f.ID)
 	c.mu.Unlock()
 	cl.n = len(f.Payload)
+	cl.events = c.ev.read
 	switch {
 	case isErr:
 		cl.finish(c.remoteError(f))
@@ -324,7 +332,7 @@ func (c *Conn) responseBuffer(h wire.Header, head []byte) (skip int, into []byte
 	n := int(h.Len)
 	switch cl.resp {
 	case codec.Raw:
-	case codec.Msgpack:
+	case codec.Msgpack, codec.MsgpackGo:
 		hdr, l, ok := codec.MsgpackBytesHeader(head)
 		if !ok || uint64(hdr)+l != uint64(h.Len) {
 			return 0, nil

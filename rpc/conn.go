@@ -124,6 +124,7 @@ type Conn struct {
 	work   chan *request // unbuffered: hands a request to an idle worker
 	idlers atomic.Int32  // workers waiting on work
 	events chan *request // in-order dispatch of id-0 frames from a child
+	ev     eventOrder    // answers wait for the events read before them
 	// flushReq wakes the flusher goroutine to write queued frames (see
 	// flushSoon).
 	flushReq chan struct{}

@@ -202,3 +202,15 @@ func (m *Mux) lookup(id uint16) *Handler {
 	}
 	return (*p)[id]
 }
+
+// connKey is the context key of a handler's connection (ConnOf).
+type connKey struct{}
+
+// ConnOf returns the connection a handler's request arrived on, from the
+// handler's context or one derived from it, so that the handler can call
+// its peer back (the connection is bidirectional); nil for any other
+// context.
+func ConnOf(ctx context.Context) *Conn {
+	c, _ := ctx.Value(connKey{}).(*Conn)
+	return c
+}

@@ -42,7 +42,14 @@ type request struct {
 }
 
 func (r *request) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (r *request) Value(any) any               { return nil }
+
+// Value holds the connection (ConnOf) and nothing else.
+func (r *request) Value(key any) any {
+	if key == (connKey{}) {
+		return r.conn
+	}
+	return nil
+}
 
 func (r *request) Done() <-chan struct{} {
 	r.mu.Lock()
@@ -148,7 +155,7 @@ func unmarshal(c codec.Codec, payload []byte, owned bool, v any) error {
 			case codec.Raw:
 				*p = payload
 				return nil
-			case codec.Msgpack:
+			case codec.Msgpack, codec.MsgpackGo:
 				if b, ok := codec.MsgpackBytes(payload); ok {
 					*p = b
 					return nil
@@ -213,6 +220,7 @@ func (c *Conn) routeRequest(f wire.Frame, background bool) readturn.Status {
 	if f.ID == 0 && f.Flags.Has(wire.FlagToParent) {
 		// An event (or notification) from a child: keep the order.
 		r.event = true
+		c.ev.read++ // answers read after this one wait for it (see eventOrder)
 		select {
 		case c.events <- r:
 		default:
@@ -355,19 +363,6 @@ func (c *Conn) abortServing(id uint32) {
 	c.mu.Unlock()
 	if r != nil {
 		r.cancel(errors.New("aborted by the peer"))
-	}
-}
-
-func (c *Conn) dispatchEvents() {
-	for {
-		select {
-		case r := <-c.events:
-			if c.track(r) {
-				c.serve(r, false)
-			}
-		case <-c.done:
-			return
-		}
 	}
 }
 

@@ -163,17 +163,3 @@ func readAuth(c io.Reader, token []byte, max int) error {
 	}
 	return nil
 }
-
-// gatedConn holds the rpc connection's reads until open is closed, so no
-// request is dispatched before the worker has published the connection
-// for emitters. It embeds the concrete *net.UnixConn so that net.Buffers
-// still reaches its writev fast path.
-type gatedConn struct {
-	*net.UnixConn
-	open chan struct{}
-}
-
-func (g *gatedConn) Read(p []byte) (int, error) {
-	<-g.open
-	return g.UnixConn.Read(p)
-}

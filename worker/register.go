@@ -175,9 +175,14 @@ func (e *Emitter[T]) Name() string { return e.name }
 // while the connection cannot take more data. It returns an error wrapping
 // ErrNotConnected before the parent's connection is adopted, and one
 // wrapping rpc.ErrClosed once the session is over. Events are one-way: the
-// parent never answers, and drops events it did not register.
+// parent never answers, and drops events it did not register. With a
+// handler's context (or one derived from it) the event goes to the parent
+// whose request the handler serves.
 func (e *Emitter[T]) Emit(ctx context.Context, v T) error {
-	c := e.w.conn.Load()
+	c := rpc.ConnOf(ctx)
+	if c == nil {
+		c = e.w.conn.Load()
+	}
 	if c == nil {
 		return fmt.Errorf("worker: emit %q: %w", e.name, ErrNotConnected)
 	}

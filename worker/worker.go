@@ -208,8 +208,7 @@ loop:
 	for {
 		select {
 		case c := <-acc.adopted:
-			gc := &gatedConn{UnixConn: c, open: make(chan struct{})}
-			conn = rpc.NewConn(gc, rpc.Options{
+			conn = rpc.NewConn(c, rpc.Options{
 				Role:        rpc.RoleChild,
 				Handlers:    mux,
 				MaxPayload:  w.opts.MaxPayload,
@@ -219,8 +218,7 @@ loop:
 				Service:     os.Getenv(envModuleName),
 				Metadata:    w.opts.Observer != nil,
 			})
-			w.conn.Store(conn)
-			close(gc.open) // handlers may emit from now on
+			w.conn.Store(conn) // handlers reach it through rpc.ConnOf before this
 			connDone = conn.Done()
 			w.log.Debug("worker: parent connected")
 		case <-connDone:

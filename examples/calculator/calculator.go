@@ -22,8 +22,10 @@ import (
 	"github.com/procxy/procxy"
 )
 
-// Calculator does arithmetic. It has no state, so it is safe for concurrent use.
-type Calculator struct{}
+// Calculator does arithmetic. It has no state, so it is safe for concurrent
+// use; its Emitter sends Steps' events to the parent's listeners
+// (procxy.OnEvent).
+type Calculator struct{ procxy.Emitter }
 
 func init() { procxy.Register[Calculator](nil) }
 
@@ -75,3 +77,22 @@ func (*Calculator) Fibonacci(n int) iter.Seq[int] {
 		}
 	}
 }
+
+// Steps emits a "step" event for each of 1..n, then returns n. Like a
+// local call, the events have reached the parent's listeners when the
+// call returns.
+func (c *Calculator) Steps(n int) (int, error) {
+	for i := 1; i <= n; i++ {
+		if err := c.Emit("step", i); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// Apply returns f(x): f is a func of the caller, which runs where the
+// caller is.
+func (*Calculator) Apply(f func(int) (int, error), x int) (int, error) { return f(x) }
+
+// After returns t + d; t keeps its nanoseconds and zone.
+func (*Calculator) After(t time.Time, d time.Duration) time.Time { return t.Add(d) }

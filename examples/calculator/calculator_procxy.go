@@ -39,7 +39,10 @@ func CalculatorProxyOn(t procxy.Target[Calculator]) *CalculatorProxy {
 	return &CalculatorProxy{Proxy: p, on: t}
 }
 
-func (p *CalculatorProxy) target() procxy.Target[Calculator] {
+// Target returns where p's calls go: p's own Proxy, or the target given
+// to CalculatorProxyOn. [procxy.OnEvent], [procxy.Call] and [procxy.Stream] take p itself
+// and use it.
+func (p *CalculatorProxy) Target() procxy.Target[Calculator] {
 	if p.on != nil {
 		return p.on
 	}
@@ -48,22 +51,39 @@ func (p *CalculatorProxy) target() procxy.Target[Calculator] {
 
 // Add calls [Calculator.Add] in the child process or on a worker.
 func (p *CalculatorProxy) Add(ctx context.Context, a int, b int) (int, error) {
-	return procxy.Call[int](ctx, p.target(), "Add", a, b)
+	return procxy.Call[int](ctx, p.Target(), "Add", a, b)
+}
+
+// After calls [Calculator.After] in the child process or on a worker.
+func (p *CalculatorProxy) After(ctx context.Context, t time.Time, d time.Duration) (time.Time, error) {
+	return procxy.Call[time.Time](ctx, p.Target(), "After", t, d)
+}
+
+// Apply calls [Calculator.Apply] in the child process or on a worker.
+func (p *CalculatorProxy) Apply(ctx context.Context, f func(int) (int, error), x int) (int, error) {
+	return procxy.Call[int](ctx, p.Target(), "Apply", f, x)
 }
 
 // Div calls [Calculator.Div] in the child process or on a worker.
 func (p *CalculatorProxy) Div(ctx context.Context, a float64, b float64) (float64, error) {
-	return procxy.Call[float64](ctx, p.target(), "Div", a, b)
+	return procxy.Call[float64](ctx, p.Target(), "Div", a, b)
 }
+
+// Emit is not generated: it is promoted from procxy.Emitter, whose events reach the parent through procxy.OnEvent.
 
 // Fibonacci calls [Calculator.Fibonacci] in the child process or on a worker.
 func (p *CalculatorProxy) Fibonacci(ctx context.Context, n int) iter.Seq2[int, error] {
-	return procxy.Stream[int](ctx, p.target(), "Fibonacci", n)
+	return procxy.Stream[int](ctx, p.Target(), "Fibonacci", n)
 }
 
 // Slow calls [Calculator.Slow] in the child process or on a worker.
 func (p *CalculatorProxy) Slow(ctx context.Context, d time.Duration) (time.Duration, error) {
-	return procxy.Call[time.Duration](ctx, p.target(), "Slow", d)
+	return procxy.Call[time.Duration](ctx, p.Target(), "Slow", d)
+}
+
+// Steps calls [Calculator.Steps] in the child process or on a worker.
+func (p *CalculatorProxy) Steps(ctx context.Context, n int) (int, error) {
+	return procxy.Call[int](ctx, p.Target(), "Steps", n)
 }
 
 // Sum calls [Calculator.Sum] in the child process or on a worker.
@@ -72,5 +92,5 @@ func (p *CalculatorProxy) Sum(ctx context.Context, xs ...int) (int, error) {
 	for _, arg := range xs {
 		args = append(args, arg)
 	}
-	return procxy.Call[int](ctx, p.target(), "Sum", args...)
+	return procxy.Call[int](ctx, p.Target(), "Sum", args...)
 }

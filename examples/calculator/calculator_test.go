@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,3 +132,81 @@ func TestStubsOnWorkers(t *testing.T) {
 		t.Error("a stub on a Remote has a Proxy")
 	}
 }
+
+// TestStubEvents: procxy.OnEvent takes a generated stub, on a child and on a
+// pool; its events arrive before the call returns, and the remover stops
+// them.
+func TestStubEvents(t *testing.T) {
+	ctx := t.Context()
+	calc, err := calculator.NewCalculatorProxy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calc.Close()
+	pool, err := procxy.NewPool[calculator.Calculator](ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, stub := range []*calculator.CalculatorProxy{calc, calculator.CalculatorProxyOn(pool)} {
+		var steps []int
+		remove := procxy.OnEvent(stub, "step", func(i int) { steps = append(steps, i) })
+		for round := range 100 {
+			if n, err := stub.Steps(ctx, 3); err != nil || n != 3 {
+				t.Fatalf("Steps(3) = %d, %v", n, err)
+			}
+			if len(steps) != 3*(round+1) {
+				t.Fatalf("round %d: Steps returned with %d events delivered, want %d", round, len(steps), 3*(round+1))
+			}
+		}
+		remove()
+		if _, err := procxy.Call[int](ctx, stub, "Steps", 2); err != nil {
+			t.Fatal(err)
+		}
+		if len(steps) != 300 {
+			t.Errorf("a removed listener got events: %d, want 300", len(steps))
+		}
+	}
+}
+
+// TestStubCallbacksAndTimes: a func argument runs in the parent, and a
+// time.Time keeps its nanoseconds and zone, through the stubs.
+func TestStubCallbacksAndTimes(t *testing.T) {
+	ctx := t.Context()
+	calc, err := calculator.NewCalculatorProxy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calc.Close()
+	parent := os.Getpid()
+	got, err := calc.Apply(ctx, func(x int) (int, error) {
+		if os.Getpid() != parent {
+			return 0, errors.New("not in the parent")
+		}
+		return x * 10, nil
+	}, 4)
+	if err != nil || got != 40 {
+		t.Errorf("Apply = %d, %v; want 40", got, err)
+	}
+	errOdd := &procxy.RemoteError{Code: "E_ODD", Message: "odd"}
+	if _, err := calc.Apply(ctx, func(int) (int, error) { return 0, errOdd }, 3); !errors.Is(err, errOdd) {
+		t.Errorf("Apply with a failing func: %v; want E_ODD", err)
+	}
+	// An error type nobody registered arrives as a *procxy.RemoteError with
+	// its text, whose Name is the Go type.
+	_, err = calc.Apply(ctx, func(int) (int, error) { return 0, &oddError{3} }, 3)
+	var re *procxy.RemoteError
+	if want := "procxy: Calculator.Apply: 3 is odd"; err == nil || err.Error() != want || !errors.As(err, &re) || re.Name != "*calculator_test.oddError" {
+		t.Errorf("Apply with an unregistered error type: %v (%#v)\nwant %s", err, re, want)
+	}
+	at := time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.FixedZone("IST", 5*3600+1800))
+	later, err := calc.After(ctx, at, time.Nanosecond)
+	name, off := later.Zone()
+	if err != nil || !later.Equal(at.Add(time.Nanosecond)) || name != "IST" || off != 5*3600+1800 {
+		t.Errorf("After = %v (%s %d), %v; want %v", later, name, off, err, at.Add(time.Nanosecond))
+	}
+}
+
+type oddError struct{ n int }
+
+func (e *oddError) Error() string { return strconv.Itoa(e.n) + " is odd" }

@@ -2,6 +2,7 @@
 package quickstart
 
 import (
+	"go/format"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +11,8 @@ import (
 )
 
 // TestREADMEQuickstart copies the Go block under "## Quickstart" in README.md
-// into a fresh module that uses this repository, runs it and checks that it
-// prints 5.
+// into a fresh module that uses this repository, checks that it is
+// gofmt-formatted, runs it and checks that it prints 5.
 func TestREADMEQuickstart(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -23,8 +24,8 @@ func TestREADMEQuickstart(t *testing.T) {
 	if !ok || !ok2 || !ok3 {
 		t.Fatal("README.md has no Go block under ## Quickstart")
 	}
-	if n := strings.Count(strings.TrimSpace(code), "\n") + 1; n > 13 {
-		t.Errorf("the quickstart has %d lines", n)
+	if f, err := format.Source([]byte(code)); err != nil || string(f) != code {
+		t.Errorf("the quickstart is not gofmt-formatted (%v); gofmt writes:\n%s", err, f)
 	}
 	root, _ := filepath.Abs("../..")
 	dir := t.TempDir()
@@ -40,7 +41,7 @@ func TestREADMEQuickstart(t *testing.T) {
 	cmd := exec.Command("go", "run", "-mod=mod", ".")
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "5 <nil>" {
+	if err != nil || strings.TrimSpace(string(out)) != "5" {
 		t.Fatalf("go run of the quickstart: %v\n%s", err, out)
 	}
 }

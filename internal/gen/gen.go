@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/procxy/procxy/internal/shape"
 )
 
 // Header is the first line of every generated file.
@@ -138,57 +140,76 @@ func analyze(f *types.Func, typeString func(types.Type) string) *stub {
 	sig := f.Type().(*types.Signature)
 	s := &stub{name: f.Name()}
 	if isEmitter(sig.Recv().Type()) {
-		s.skip = "it is promoted from procxy.Emitter, whose events reach the parent through procxy.On"
+		s.skip = "it is promoted from procxy.Emitter, whose events reach the parent through procxy.OnEvent"
 		return s
 	}
 	if s.name == "Proxy" {
 		s.skip = "the stubs' embedded *procxy.Proxy field has that name; call it with procxy.Call"
 		return s
 	}
-	params := sig.Params()
-	for i := range params.Len() {
-		v := params.At(i)
-		switch {
-		case i == 0 && isContext(v.Type()):
-		case isContext(v.Type()):
-			s.skip = "context.Context is only recognised as the first parameter"
-			return s
-		default:
-			s.params = append(s.params, v)
-		}
-	}
-	if sig.Variadic() {
-		if isError(s.params[len(s.params)-1].Type().(*types.Slice).Elem()) {
-			s.skip = "a ...error parameter is not supported"
-			return s
-		}
-		s.variadic = true
-	}
-	res := sig.Results()
-	switch res.Len() {
-	case 0:
-	case 1:
-		if !isError(res.At(0).Type()) {
-			s.kind, s.value = resultValue, res.At(0).Type()
-		}
-	case 2:
-		if !isError(res.At(1).Type()) {
-			s.skip = fmt.Sprintf("its second result is %s, want error", typeString(res.At(1).Type()))
-			return s
-		}
-		s.kind, s.value = resultValue, res.At(0).Type()
-	default:
-		s.skip = fmt.Sprintf("it has %d results; want at most a value and an error", res.Len())
+	if s.name == "Target" {
+		s.skip = "the stubs' Target method has that name; call it with procxy.Call"
 		return s
 	}
-	if s.kind == resultValue {
-		if item := streamItem(s.value); item != nil {
-			s.kind, s.value = resultStream, item
-		} else if !sendable(s.value) {
-			s.skip = fmt.Sprintf("its %s result cannot be sent to the parent", typeString(s.value))
+	params := sig.Params()
+	var sh shape.Sig
+	for i := range params.Len() {
+		t := params.At(i).Type()
+		if sig.Variadic() && i == params.Len()-1 {
+			t = t.(*types.Slice).Elem()
+		}
+		sh.Params = append(sh.Params, paramKind(t))
+	}
+	sh.Variadic = sig.Variadic()
+	res := sig.Results()
+	for i := range res.Len() {
+		sh.Results = append(sh.Results, resultShape(res.At(i).Type()))
+		sh.ResultTypes = append(sh.ResultTypes, typeString(res.At(i).Type()))
+	}
+	got := shape.Check(sh)
+	if got.Problem != "" {
+		s.skip = got.Problem
+		return s
+	}
+	for i := range params.Len() {
+		if i > 0 || !got.WithCtx {
+			s.params = append(s.params, params.At(i))
 		}
 	}
+	s.variadic = sh.Variadic
+	switch {
+	case got.Stream:
+		s.kind, s.value = resultStream, streamItem(res.At(0).Type())
+	case got.Value:
+		s.kind, s.value = resultValue, res.At(0).Type()
+	}
 	return s
+}
+
+// paramKind and resultShape describe a parameter and a result to the rules.
+func paramKind(t types.Type) shape.Kind {
+	switch {
+	case isContext(t):
+		return shape.Context
+	case isError(t):
+		return shape.Error
+	}
+	if _, ok := t.Underlying().(*types.Signature); ok {
+		return shape.Func
+	}
+	return shape.Value
+}
+
+func resultShape(t types.Type) shape.Kind {
+	switch {
+	case isError(t):
+		return shape.Error
+	case streamItem(t) != nil:
+		return shape.Stream
+	case !sendable(t):
+		return shape.Unsendable
+	}
+	return shape.Value
 }
 
 // streamItem returns V for iter.Seq[V], iter.Seq2[V, error] and a channel V

@@ -158,7 +158,10 @@ func %[7]s(t %[3]s.Target[%[2]s]) *%[1]s {
 	return &%[1]s{Proxy: p, on: t}
 }
 
-func (p *%[1]s) target() %[3]s.Target[%[2]s] {
+// Target returns where p's calls go: p's own Proxy, or the target given
+// to %[7]s. [%[3]s.On], [%[3]s.Call] and [%[3]s.Stream] take p itself
+// and use it.
+func (p *%[1]s) Target() %[3]s.Target[%[2]s] {
 	if p.on != nil {
 		return p.on
 	}
@@ -215,7 +218,7 @@ func (r *renderer) method(w *bytes.Buffer, s *stub, px, ctxPkg string) {
 		result, fn = r.names["iter"]+".Seq2["+typeArg+", error]", "Stream"
 	}
 	params := []string{"ctx " + ctxPkg + ".Context"}
-	args := []string{"ctx", "p.target()", strconv.Quote(s.name)}
+	args := []string{"ctx", "p.Target()", strconv.Quote(s.name)}
 	names := r.paramNames(s, px, typeArg)
 	var pack string // a variadic stub's lines that put the arguments in one []any
 	for i, name := range names {

@@ -59,9 +59,12 @@
 // type it fits, whole, and into float32 or float64 (0.1 into a float32);
 // one that does not fit (300 into an int8, −1 into a uint, 1.5 into an
 // int) is a [ValueError], as is a value of another kind. Inside structs,
-// slices and maps the library decodes numbers, and it cannot decode a
-// float64 into a float32 field (vmihailenco/msgpack#353), so declare
-// float64 fields for numbers coming from JavaScript.
+// slices, arrays and maps an integer that does not fit its field, element
+// or map value is a [ValueError] too, whose Path says where it is
+// ("Opts.Level", "[2]", `["k"]`); the library decodes the rest, and it
+// cannot decode a float64 into a float32 field
+// (vmihailenco/msgpack#353), so declare float64 fields for numbers coming
+// from JavaScript.
 //
 // # Large values
 //

@@ -33,7 +33,7 @@ func fixDecoded(v reflect.Value, depth int) {
 		x := v.Elem()
 		switch t := x.Interface().(type) {
 		case time.Time:
-			v.Set(reflect.ValueOf(t.UTC()))
+			v.Set(reflect.ValueOf(toUTC(t)))
 		case float32:
 			if v.NumMethod() == 0 {
 				v.Set(reflect.ValueOf(float64(t)))
@@ -52,7 +52,7 @@ func fixDecoded(v reflect.Value, depth int) {
 	case reflect.Struct:
 		if v.Type() == timeType {
 			if v.CanSet() {
-				v.Set(reflect.ValueOf(v.Interface().(time.Time).UTC()))
+				v.Set(reflect.ValueOf(toUTC(v.Interface().(time.Time))))
 			}
 			return
 		}
@@ -124,4 +124,13 @@ func reaches(t reflect.Type, seen map[reflect.Type]bool) bool {
 		}
 	}
 	return false
+}
+
+// toUTC moves a timestamp the library decoded (in Local) to UTC; an exact
+// time (MsgpackGo) in another zone keeps it.
+func toUTC(t time.Time) time.Time {
+	if t.Location() != time.Local {
+		return t
+	}
+	return t.UTC()
 }

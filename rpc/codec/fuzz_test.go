@@ -45,6 +45,18 @@ func FuzzMsgpack(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Exact times (MsgpackGo) and numbers that do not fit a nested field.
+	exact := []any{
+		fuzzTarget{E: time.Date(2024, 5, 17, 13, 45, 10, 123456789, time.FixedZone("CEST", 7200)), F: time.Unix(1, 1).UTC()},
+		map[string]any{"l": []int{1, 300}, "h": []any{1.5, -1}, "a": uint64(1 << 63)},
+	}
+	for _, s := range exact {
+		b, err := codec.MsgpackGo.Append(nil, s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	for _, h := range []string{"", "c1", "0102", "dbffffffff", "81c001", "d7027ff8000000000000", "d7ffffffffffffffffff"} {
 		f.Add(unhex(f, h))
 	}

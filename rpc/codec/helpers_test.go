@@ -33,7 +33,9 @@ func equalValue(a, b any, strict bool) bool {
 		return ok && bytes.Equal(x, y) && (x == nil) == (y == nil)
 	case time.Time:
 		y, ok := b.(time.Time)
-		if !ok || x.Location() != time.UTC || y.Location() != time.UTC {
+		// Msgpack decodes every time in UTC; a MsgpackGo (exact) time, seen
+		// as the first value of a non-strict comparison, keeps its zone.
+		if !ok || y.Location() != time.UTC || (x.Location() != time.UTC && strict) {
 			return false
 		}
 		if strict {

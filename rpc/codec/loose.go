@@ -201,6 +201,9 @@ func decodeLooseExt(d *msgpack.Decoder) (any, error) {
 	if typ != extTimestamp {
 		return Ext{Type: typ, Data: data}, nil
 	}
+	if t, ok := parseExactTime(data); ok {
+		return t, nil
+	}
 	sec, nsec, ok := parseTimestamp(data)
 	if !ok {
 		return nil, fmt.Errorf("codec: msgpack: timestamp extension of %d bytes", l)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -17,7 +18,9 @@ import (
 // see the package doc for the value rules.
 var Msgpack Codec = msgpackCodec{}
 
-type msgpackCodec struct{}
+type msgpackCodec struct {
+	exact bool // times travel exactly (MsgpackGo)
+}
 
 func (msgpackCodec) Name() string { return "msgpack" }
 
@@ -32,21 +35,35 @@ type encState struct {
 }
 
 // appendWriter is the library's writer: it appends to b and never fails.
-type appendWriter struct{ b []byte }
+// exact marks MsgpackGo's encoders (see encodeTime).
+type appendWriter struct {
+	b     []byte
+	exact bool
+}
 
 func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
 
-var encPool = sync.Pool{New: func() any {
+var encPool, exactPool = sync.Pool{New: func() any { return newEncState(false) }}, sync.Pool{New: func() any { return newEncState(true) }}
+
+func newEncState(exact bool) *encState {
 	s := new(encState)
+	s.w.exact = exact
 	s.enc = msgpack.NewEncoder(&s.w)
 	s.enc.UseCompactInts(true) // smallest integer formats, unsigned when >= 0
 	return s
-}}
+}
 
 // Append encodes v and appends it to dst. On error dst is returned unchanged.
-func (msgpackCodec) Append(dst []byte, v any) ([]byte, error) {
-	s := encPool.Get().(*encState)
+func (c msgpackCodec) Append(dst []byte, v any) ([]byte, error) {
+	pool := &encPool
+	if c.exact {
+		pool = &exactPool
+	}
+	if t, ok := v.(time.Time); ok && c.exact {
+		return appendExactTimeExt(dst, t), nil
+	}
+	s := pool.Get().(*encState)
 	s.w.b = s.w.b[:0]
 	if err := s.enc.Encode(v); err != nil {
 		// s is not returned to the pool: the library does not promise a
@@ -57,7 +74,7 @@ func (msgpackCodec) Append(dst []byte, v any) ([]byte, error) {
 	if cap(s.w.b) > maxPooled {
 		s.w.b = nil
 	}
-	encPool.Put(s)
+	pool.Put(s)
 	if err != nil {
 		return dst, fmt.Errorf("codec: msgpack: encode %T: invalid encoder output: %w", v, err)
 	}
@@ -113,7 +130,25 @@ func (msgpackCodec) Unmarshal(data []byte, v any) error {
 // decodeNormalized decodes norm, the normalized form of one value (held in
 // s's buffer), into v and returns s to the pool.
 func (s *decState) decodeNormalized(norm []byte, info scanInfo, v any) error {
+	if p, ok := v.(*time.Time); ok && p != nil {
+		if t, n, ok := exactTimeValue(norm); ok && n == len(norm) {
+			*p = t
+			s.buf = norm
+			decPool.Put(s)
+			return nil
+		}
+	}
 	s.buf = norm
+	if t := reflect.TypeOf(v); t != nil && t.Kind() == reflect.Pointer && needsFit(t.Elem()) {
+		if _, err := checkFit(norm, t.Elem(), 0); err != nil {
+			root := t.Elem()
+			for root.Kind() == reflect.Pointer {
+				root = root.Elem()
+			}
+			decPool.Put(s)
+			return within(err, root.Name())
+		}
+	}
 	s.r.Reset(norm)
 	if err := s.decode(v, info); err != nil {
 		// The library can leave state behind after a failure (a half-recorded

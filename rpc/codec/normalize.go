@@ -310,6 +310,11 @@ func (n *normalizer) ext(at int, l uint64) error {
 	}
 	data := n.take(l)
 	switch {
+	case typ == extTimestamp && len(data) >= exactTimeMin:
+		// An exact time (MsgpackGo) passes as it is; decoding keeps its zone.
+		if _, ok := parseExactTime(data); !ok {
+			return fmt.Errorf("timestamp extension of %d bytes at offset %d is not an exact time", l, at)
+		}
 	case typ == extTimestamp:
 		sec, nsec, ok := parseTimestamp(data)
 		if !ok {

@@ -20,11 +20,14 @@ type ValueError struct {
 	Value  string       // the number that does not fit, when that is the problem: "300", "1.5"
 	Want   reflect.Type // the type decoded into
 	Nested bool         // the kinds agree; something inside the value does not fit (see Err)
+	Path   string       // where inside the value the number is, as Go writes it: "ValOpts.Level", "[2]", `["k"]`; "" at the top
 	Err    error        // the decoder's own error, if any
 }
 
 func (e *ValueError) Error() string {
 	switch {
+	case e.Value != "" && e.Path != "":
+		return fmt.Sprintf("codec: msgpack: %s: %s does not fit in %v", e.Path, e.Value, e.Want)
 	case e.Value != "":
 		return fmt.Sprintf("codec: msgpack: %s does not fit in %v", e.Value, e.Want)
 	case e.Err != nil:

@@ -119,7 +119,7 @@ const minRef = 4 << 10
 // as an element of a []any (the arguments of an object-proxy call), is
 // referenced: only its extension header is written to v's buffer. The bytes
 // are the same as Append's.
-func (msgpackCodec) AppendVec(v *Vec, x any) error {
+func (c msgpackCodec) AppendVec(v *Vec, x any) error {
 	var big []byte
 	switch b := x.(type) {
 	case []byte:
@@ -129,14 +129,14 @@ func (msgpackCodec) AppendVec(v *Vec, x any) error {
 			big = *b
 		}
 	case []any:
-		return AppendMsgpackArray(v, b)
+		return c.appendArray(v, b)
 	}
 	if len(big) >= minRef {
 		v.buf = appendExtHeader(v.buf, extBuffer, uint64(len(big)))
 		v.Ref(big)
 		return nil
 	}
-	out, err := Msgpack.Append(v.buf, x)
+	out, err := c.Append(v.buf, x)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,14 @@ func (msgpackCodec) AppendVec(v *Vec, x any) error {
 // bytes as Msgpack.Append(dst, elems), referencing each []byte element of
 // at least 4 KiB instead of copying it. The object proxy encodes call
 // arguments with it.
-func AppendMsgpackArray(v *Vec, elems []any) error {
+func AppendMsgpackArray(v *Vec, elems []any) error { return msgpackCodec{}.appendArray(v, elems) }
+
+// AppendMsgpackGoArray is AppendMsgpackArray with MsgpackGo's exact times.
+func AppendMsgpackGoArray(v *Vec, elems []any) error {
+	return msgpackCodec{exact: true}.appendArray(v, elems)
+}
+
+func (c msgpackCodec) appendArray(v *Vec, elems []any) error {
 	v.buf = appendLen(v.buf, uint64(len(elems)), 0x90, 0, 0xdc, 0xdd)
 	for i, e := range elems {
 		if p, ok := e.([]byte); ok && len(p) >= minRef {
@@ -156,7 +163,7 @@ func AppendMsgpackArray(v *Vec, elems []any) error {
 			v.Ref(p)
 			continue
 		}
-		out, err := Msgpack.Append(v.buf, e)
+		out, err := c.Append(v.buf, e)
 		if err != nil {
 			return fmt.Errorf("%w (element %d of %d)", err, i+1, len(elems))
 		}
