@@ -159,7 +159,7 @@ func %[7]s(t %[3]s.Target[%[2]s]) *%[1]s {
 }
 
 // Target returns where p's calls go: p's own Proxy, or the target given
-// to %[7]s. [%[3]s.On], [%[3]s.Call] and [%[3]s.Stream] take p itself
+// to %[7]s. [%[3]s.OnEvent], [%[3]s.Call] and [%[3]s.Stream] take p itself
 // and use it.
 func (p *%[1]s) Target() %[3]s.Target[%[2]s] {
 	if p.on != nil {
