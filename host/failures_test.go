@@ -227,7 +227,8 @@ func TestTimeouts(t *testing.T) {
 		steps   []step
 		timeout time.Duration // the expected bound
 	}{
-		{"method", testworker.ModeOK, 100 * time.Millisecond, 0, []step{{5000, true}, {5, false}}, 100 * time.Millisecond},
+		// 1 s, not less: the second call (5 ms) must not time out on a loaded machine.
+		{"method", testworker.ModeOK, time.Second, 0, []step{{5000, true}, {5, false}}, time.Second},
 		{"module default", testworker.ModeOK, 0, 100 * time.Millisecond, []step{{5000, true}}, 100 * time.Millisecond},
 		{"method disabled", testworker.ModeOK, -1, 50 * time.Millisecond, []step{{300, false}}, 0},
 		{"child schema", testworker.ModeSchemaTimeout, 0, time.Minute, []step{{5000, true}}, 150 * time.Millisecond},
