@@ -240,23 +240,17 @@ func strHeader(b []byte) (l, off int, ok bool) {
 	return 0, 0, false
 }
 
-func arrayHeader(b []byte) (n, off int, ok bool) {
-	switch c := b[0]; {
-	case c >= 0x90 && c <= 0x9f:
-		return int(c & 0x0f), 1, true
-	case c == 0xdc || c == 0xdd:
-		size := 2 << (c - 0xdc)
-		return int(readBE(b[1 : 1+size])), 1 + size, true
-	}
-	return 0, 0, false
-}
+func arrayHeader(b []byte) (n, off int, ok bool) { return containerHeader(b, 0x90, 0xdc) }
+func mapHeader(b []byte) (n, off int, ok bool)   { return containerHeader(b, 0x80, 0xde) }
 
-func mapHeader(b []byte) (n, off int, ok bool) {
+// containerHeader reads the header of an array (fix 0x90, wide 0xdc) or a
+// map (fix 0x80, wide 0xde): its element count and its own size.
+func containerHeader(b []byte, fix, wide byte) (n, off int, ok bool) {
 	switch c := b[0]; {
-	case c >= 0x80 && c <= 0x8f:
+	case c&0xf0 == fix:
 		return int(c & 0x0f), 1, true
-	case c == 0xde || c == 0xdf:
-		size := 2 << (c - 0xde)
+	case c == wide || c == wide+1:
+		size := 2 << (c - wide)
 		return int(readBE(b[1 : 1+size])), 1 + size, true
 	}
 	return 0, 0, false
