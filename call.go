@@ -170,6 +170,7 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	if err := codec.AppendMsgpackGoArray(vec, args); err != nil {
 		return fromMethod(p.o.key, name, unsendable(args, err))
 	}
+	ctx, answered := s.child.sup.FollowLate(ctx) // for Recycle.KillOnTimeout
 	if s.child.sup != nil {
 		s.child.sup.Begin()
 	}
@@ -185,10 +186,10 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	case isRemote(err): // the method's own error, which may be a context error
 		return fromMethod(p.o.key, name, err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		s.timedOut(p.o.key, name)
+		s.timedOut(p.o.key, name, answered)
 		return fmt.Errorf("procxy: %s.%s timed out after %v: %w", p.o.key, name, p.o.callTimeout, err)
 	case errors.Is(err, context.DeadlineExceeded):
-		s.timedOut(p.o.key, name)
+		s.timedOut(p.o.key, name, answered)
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("procxy: %s.%s: %w", p.o.key, name, err)
@@ -196,10 +197,11 @@ func (p *Proxy[T]) callOnce(ctx context.Context, name string, args []any, out an
 	return fromMethod(p.o.key, name, s.explain(err))
 }
 
-// timedOut applies Recycle.KillOnTimeout after a call to name timed out.
-func (s *session) timedOut(key, name string) {
+// timedOut applies Recycle.KillOnTimeout after a call to name timed out;
+// answered is closed if its method returns after all.
+func (s *session) timedOut(key, name string, answered <-chan struct{}) {
 	if s.child.sup != nil {
-		s.child.sup.TimedOut(typeLabel(key) + "." + name)
+		s.child.sup.TimedOut(typeLabel(key)+"."+name, answered)
 	}
 }
 

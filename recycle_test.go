@@ -18,8 +18,9 @@ import (
 // Leaky is a type whose methods misbehave as untrusted code does: one
 // ignores its context and never returns, one keeps what it allocates.
 type Leaky struct {
-	mu   sync.Mutex
-	hold [][]byte
+	mu      sync.Mutex
+	hold    [][]byte
+	release chan struct{} // Hold returns once Release closes it
 }
 
 func init() { procxy.Register[Leaky](nil) }
@@ -37,6 +38,24 @@ func (*Leaky) BlockOn(ctx context.Context, pid int) (int, error) {
 		return 0, ctx.Err()
 	}
 	return os.Getpid(), nil
+}
+
+// Hold ignores its context and returns once Release is called.
+func (l *Leaky) Hold() int {
+	<-l.held()
+	return os.Getpid()
+}
+
+// Release lets Hold return.
+func (l *Leaky) Release() { close(l.held()) }
+
+func (l *Leaky) held() chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.release == nil {
+		l.release = make(chan struct{})
+	}
+	return l.release
 }
 
 // Grow allocates mib MiB, touches every page and keeps it.
@@ -87,6 +106,26 @@ func TestKillOnTimeoutRecyclesStuckChild(t *testing.T) {
 	}
 }
 
+// TestKillOnTimeoutSparesMethodThatReturns: a method that ignores its
+// context but returns within the grace leaves its child alone.
+func TestKillOnTimeoutSparesMethodThatReturns(t *testing.T) {
+	const grace = time.Second
+	p := newLeaky(t, procxy.CallTimeout(20*time.Millisecond), procxy.Recycling(procxy.Recycle{KillOnTimeout: grace}))
+	first := leakyPID(t, p)
+	_, err := procxy.Call[int](t.Context(), p, "Hold")
+	timedOut := time.Now()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Hold: got %v, want a timeout", err)
+	}
+	if _, err := procxy.Call[struct{}](t.Context(), p, "Release"); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	time.Sleep(time.Until(timedOut.Add(grace + grace/2))) // the kill would have come by now
+	if pid := leakyPID(t, p); pid != first {
+		t.Fatalf("the child was replaced (pid %d, then %d) though Hold returned within the grace", first, pid)
+	}
+}
+
 func TestKillOnTimeoutRetriesIdempotentCallsInPool(t *testing.T) {
 	pl, err := procxy.NewPool[Leaky](t.Context(), 1, procxy.Logger(childLog(t)), procxy.Retries(1), procxy.Idempotent("BlockOn"),
 		procxy.Recycling(procxy.Recycle{KillOnTimeout: 50 * time.Millisecond}))
@@ -134,7 +173,7 @@ func TestKillOnTimeoutFailsOtherCallsClearly(t *testing.T) {
 	if !errors.As(err, &ee) || !errors.Is(err, procxy.ErrRecycled) {
 		t.Fatalf("BlockOn on the recycled child: got %v, want an *ExitError matching ErrRecycled", err)
 	}
-	if want := "a call to Leaky.Stuck timed out and the child was killed 50ms later (Recycle.KillOnTimeout)"; !strings.Contains(err.Error(), want) {
+	if want := "a call to Leaky.Stuck timed out and its method was still running 50ms later (Recycle.KillOnTimeout)"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 	if second := leakyPID(t, p); second == first {

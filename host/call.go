@@ -49,11 +49,12 @@ func (m *Module) call(ctx context.Context, method string, in, out any) error {
 		// allocation per call.
 		rm.Timeout = r.timeout
 	}
+	ctx, answered := s.sup.FollowLate(ctx) // for Recycle.KillOnTimeout
 	s.sup.Begin()
 	err = s.conn.Call(ctx, rm, in, out)
 	s.sup.End()
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.sup.TimedOut(fmt.Sprintf("%q", method))
+		s.sup.TimedOut(fmt.Sprintf("%q", method), answered)
 		if r.timeout > 0 && ctx.Err() == nil {
 			return timeoutError(m.cfg.Name, method, r.timeout)
 		}

@@ -37,15 +37,16 @@ func TestRecycleAfterCalls(t *testing.T) {
 	}
 }
 
-// TestKillOnTimeout: a call that times out gets the child recycled after
-// Recycle.KillOnTimeout, and the module comes back with a new child.
+// TestKillOnTimeout: a call that times out, whose method ignores the
+// abort, gets the child recycled after Recycle.KillOnTimeout, and the
+// module comes back with a new child.
 func TestKillOnTimeout(t *testing.T) {
 	cfg := config(testWorker(testworker.ModeOK), newLogSink())
 	cfg.CallTimeout = 100 * time.Millisecond
 	cfg.Recycle = host.Recycle{KillOnTimeout: 50 * time.Millisecond}
 	m, chs := spawn(t, cfg)
 	first := m.PID()
-	if _, err := host.Call[slowOut](t.Context(), m, "slow", map[string]int{"ms": 60_000}); !errors.Is(err, host.ErrTimeout) {
+	if _, err := host.Call[slowOut](t.Context(), m, "slow", map[string]any{"ms": 60_000, "ignoreAbort": true}); !errors.Is(err, host.ErrTimeout) {
 		t.Fatalf("slow: got %v, want ErrTimeout", err)
 	}
 	down, next := chs.wait(t, 0, host.StateDisconnected)
@@ -56,6 +57,32 @@ func TestKillOnTimeout(t *testing.T) {
 	up, _ := chs.wait(t, next, host.StateReady)
 	if up.PID == first {
 		t.Fatalf("ready again with the same pid %d", first)
+	}
+}
+
+// TestKillOnTimeoutSparesMethodThatReturns: a timed-out method that
+// returns within the grace — here one that honours the abort, and one
+// that ignores it but ends soon after — leaves the child alone.
+func TestKillOnTimeoutSparesMethodThatReturns(t *testing.T) {
+	const grace = time.Second
+	cfg := config(testWorker(testworker.ModeOK), newLogSink())
+	cfg.CallTimeout = 20 * time.Millisecond
+	cfg.Recycle = host.Recycle{KillOnTimeout: grace}
+	m, _ := spawn(t, cfg)
+	first := m.PID()
+	var last time.Time
+	for _, in := range []map[string]any{{"ms": 60_000}, {"ms": 200, "ignoreAbort": true}} {
+		if _, err := host.Call[slowOut](t.Context(), m, "slow", in); !errors.Is(err, host.ErrTimeout) {
+			t.Fatalf("slow %v: got %v, want ErrTimeout", in, err)
+		}
+		last = time.Now()
+	}
+	time.Sleep(time.Until(last.Add(grace + grace/2))) // the kill would have come by now
+	if pid := m.PID(); pid != first {
+		t.Fatalf("the child was replaced (pid %d, then %d) though its methods returned within the grace", first, pid)
+	}
+	if _, err := host.Call[string](t.Context(), m, "echo", "hi"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -81,7 +81,7 @@ func (c *Conn) register(cl *call) (uint32, error) {
 	}
 	for {
 		id := c.ids.next()
-		if _, busy := c.pending[id]; !busy {
+		if _, busy := c.pending[id]; !busy && (len(c.late) == 0 || c.late[id] == nil) {
 			c.pending[id] = cl
 			return id, nil
 		}
@@ -174,7 +174,7 @@ func (c *Conn) call(ctx context.Context, m Method, vec *codec.Vec, pooled bool, 
 		if cl.expired.Load() || gaveUp == nil {
 			gaveUp = context.DeadlineExceeded
 		}
-		if c.unregister(id, cl) {
+		if c.giveUp(ctx, id, cl) {
 			c.abort(id)
 			c.putCall(cl)
 			return gaveUp
@@ -259,6 +259,10 @@ func (c *Conn) routeResponse(f wire.Frame, background bool) readturn.Status {
 	c.mu.Lock()
 	cl := c.pending[f.ID]
 	if cl == nil {
+		if len(c.late) > 0 && c.lateAnswer(f.ID) {
+			c.mu.Unlock()
+			return readturn.Continue
+		}
 		c.mu.Unlock()
 		c.log.Debug("rpc: dropped a frame for no pending call", "id", f.ID, "flags", f.Flags)
 		return readturn.Continue

@@ -158,6 +158,7 @@ type Conn struct {
 	pending  map[uint32]*call    // outgoing calls and streams; guarded by mu
 	serving  map[uint32]*request // incoming calls that can be aborted; guarded by mu
 	anon     map[*request]bool   // running fire-and-forget requests and events; guarded by mu
+	late     map[uint32]*Late    // calls that gave up, awaiting their answer (late.go); guarded by mu
 	closeErr error               // set once when the connection ends; guarded by mu
 
 	done      chan struct{} // closed when the connection ends
@@ -286,6 +287,7 @@ func (c *Conn) fail(cause error) {
 		c.closeErr = err
 		pending, serving, anon := c.pending, c.serving, c.anon
 		c.pending, c.serving, c.anon = map[uint32]*call{}, map[uint32]*request{}, map[*request]bool{}
+		c.late = nil
 		c.mu.Unlock()
 		close(c.done)
 		c.rwc.Close()

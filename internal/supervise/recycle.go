@@ -1,9 +1,12 @@
 package supervise
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/procxy/procxy/rpc"
 )
 
 // Recycle says when a child is replaced by a fresh one, as Python's
@@ -25,14 +28,14 @@ type Recycle struct {
 	// an exit error that says "resident memory X over the limit Y", or
 	// are retried when idempotent. Zero means no limit.
 	MaxRSS int64
-	// KillOnTimeout, when positive, kills a child this long after a call
-	// on it timed out (its timeout or its context's deadline passed), for
-	// a method that ignores its context would otherwise run on in the
-	// child. The caller is not kept waiting: it gets the timeout at once.
-	// The parent cannot see whether the method returned after its
-	// cancellation, so the child is recycled either way; its other calls
-	// in flight then fail with an exit error that says so, or are retried
-	// when idempotent. Zero means off.
+	// KillOnTimeout, when positive, kills a child whose method is still
+	// running this long after its call timed out (its timeout or its
+	// context's deadline passed), for a method that ignores its context
+	// would otherwise run on in the child. The caller is not kept
+	// waiting: it gets the timeout at once. A method that returns within
+	// the grace (its late answer arrives) leaves the child alone; else the
+	// child is recycled, and its other calls in flight fail with an exit
+	// error that says so, or are retried when idempotent. Zero means off.
 	KillOnTimeout time.Duration
 }
 
@@ -128,10 +131,24 @@ func (c *Child) Retire(why string) {
 	}()
 }
 
+// FollowLate returns the context for a call on the child: with
+// Recycle.KillOnTimeout set, one that learns whether the call's method
+// still returns after the call timed out (rpc.WithLate), and the channel
+// closed when it does, for TimedOut. c may be nil.
+func (c *Child) FollowLate(ctx context.Context) (context.Context, <-chan struct{}) {
+	if c == nil || c.spec.Recycle.KillOnTimeout <= 0 {
+		return ctx, nil
+	}
+	ctx, late := rpc.WithLate(ctx)
+	return ctx, late.Answered()
+}
+
 // TimedOut applies Recycle.KillOnTimeout after a call (what, such as
 // "Calc.Spin") timed out: the child is taken out of service and killed
-// once the grace has passed, unless it ended before.
-func (c *Child) TimedOut(what string) {
+// once the grace has passed, unless it ended before or the method
+// returned — answered is closed when its late answer arrives (see
+// rpc.WithLate; nil when the call had none).
+func (c *Child) TimedOut(what string, answered <-chan struct{}) {
 	grace := c.spec.Recycle.KillOnTimeout
 	if grace <= 0 {
 		return
@@ -142,6 +159,8 @@ func (c *Child) TimedOut(what string) {
 		select {
 		case <-c.exited:
 			return
+		case <-answered:
+			return
 		case <-t.C:
 		}
 		c.use.mu.Lock()
@@ -150,7 +169,7 @@ func (c *Child) TimedOut(what string) {
 		if detach != nil {
 			detach()
 		}
-		c.Kill(&RecycleError{Why: fmt.Sprintf("a call to %s timed out and the child was killed %v later (Recycle.KillOnTimeout)", what, grace)})
+		c.Kill(&RecycleError{Why: fmt.Sprintf("a call to %s timed out and its method was still running %v later (Recycle.KillOnTimeout)", what, grace)})
 	}()
 }
 

@@ -221,7 +221,8 @@ type (
 		I int `msgpack:"i"`
 	}
 	slowIn struct {
-		Ms int `msgpack:"ms"`
+		Ms          int  `msgpack:"ms"`
+		IgnoreAbort bool `msgpack:"ignoreAbort"` // sleep on after an abort, as a careless method does
 	}
 	slowOut struct {
 		Slept int `msgpack:"slept"`
@@ -258,10 +259,14 @@ func handlers(cp *atomic.Pointer[rpc.Conn]) *rpc.Mux {
 		start := time.Now()
 		t := time.NewTimer(time.Duration(in.Ms) * time.Millisecond)
 		defer t.Stop()
+		done := ctx.Done()
+		if in.IgnoreAbort {
+			done = nil
+		}
 		select {
 		case <-t.C:
 			return slowOut{Slept: in.Ms}, nil
-		case <-ctx.Done():
+		case <-done:
 			emit(evProgress, progress{Aborted: true, Slept: int(time.Since(start).Milliseconds())})
 			return slowOut{}, ctx.Err()
 		}
