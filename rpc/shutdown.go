@@ -34,7 +34,9 @@ var errShutdown = fmt.Errorf("%w: %w (shutting down)", ErrNotSent, ErrClosed)
 // calls fail with an error wrapping ErrClosed and ctx's cause, handlers
 // see their context cancelled) and returns ctx's error without waiting for
 // handlers that ignore their context; a later Close waits for them. So
-// Shutdown never blocks much longer than ctx allows.
+// Shutdown never blocks much longer than ctx allows. The same holds when
+// the connection has already ended, for example because the peer went
+// away: Shutdown then waits for the cancelled handlers within ctx.
 //
 // Like net/http's Server.Shutdown, it checks for the end of the work in
 // flight with a short, growing poll interval. Calling it again, or after
@@ -50,16 +52,42 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 			c.fail(fmt.Errorf("shutdown gave up: %w", context.Cause(ctx)))
 			return ctx.Err()
 		case <-c.done:
-			// Ended meanwhile (peer gone, or Close): nothing is in flight
-			// any more that Close would not also wait for.
-			return c.Close()
+			// Ended meanwhile (peer gone, or Close): handlers were
+			// cancelled; wait for them as Close does, within ctx.
+			return c.waitGoroutines(ctx)
 		case <-t.C:
 			interval = min(2*interval, 50*time.Millisecond)
 			t.Reset(interval)
 		}
 	}
 	c.w.Flush()
-	return c.Close()
+	return c.CloseContext(ctx)
+}
+
+// CloseContext ends the connection as Close does — pending calls fail,
+// running handlers see their context cancelled — but waits for the
+// connection's goroutines only until ctx ends, and then returns ctx's
+// error: a handler that ignores its cancelled context does not hold up
+// its owner, and is left to return on its own.
+func (c *Conn) CloseContext(ctx context.Context) error {
+	c.fail(nil)
+	return c.waitGoroutines(ctx)
+}
+
+// waitGoroutines waits for the goroutines of the ended connection, as
+// Close does, or until ctx ends.
+func (c *Conn) waitGoroutines(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // idle reports whether no call, stream or handler is in flight.

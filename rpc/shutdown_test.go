@@ -186,3 +186,48 @@ func TestShutdownGivesUp(t *testing.T) {
 	}
 	close(g.release) // the stubborn handler returns; Close (cleanup) waits for it
 }
+
+// TestCloseContext: CloseContext cancels running handlers and waits for
+// them only within its context; one that honours its cancellation is
+// waited for, one that ignores it is left behind.
+func TestCloseContext(t *testing.T) {
+	g := newGated(t)
+	cli, srv := pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
+	go cli.Call(context.Background(), gate, 1, nil)
+	<-g.started
+	if err := srv.CloseContext(t.Context()); err != nil {
+		t.Fatalf("CloseContext with a handler that honours its context = %v", err)
+	}
+
+	g = newGated(t)
+	cli, srv = pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
+	go cli.Call(context.Background(), stubborn, 1, nil)
+	<-g.started
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := srv.CloseContext(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("CloseContext with a stubborn handler = %v, want context.Canceled", err)
+	}
+	if err := srv.Err(); !errors.Is(err, rpc.ErrClosed) {
+		t.Errorf("Err = %v, want ErrClosed", err)
+	}
+	close(g.release) // the stubborn handler returns; Close (cleanup) waits for it
+}
+
+// TestShutdownPeerGone: Shutdown of a connection whose peer went away
+// stays bounded by its context, even with a handler that ignores the
+// cancellation.
+func TestShutdownPeerGone(t *testing.T) {
+	g := newGated(t)
+	cli, srv := pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
+	go cli.Call(context.Background(), stubborn, 1, nil)
+	<-g.started
+	cli.Close()
+	<-srv.Done()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown = %v, want context.Canceled", err)
+	}
+	close(g.release)
+}

@@ -172,11 +172,11 @@ func TestContextCancel(t *testing.T) {
 	}
 }
 
-// TestDrainTimeout: a handler that ignores its cancelled context delays Run
-// by DrainTimeout only, and Run says so.
-func TestDrainTimeout(t *testing.T) {
+// TestStopGrace: a handler that ignores its cancelled context delays Run
+// by StopGrace only, and Run says so.
+func TestStopGrace(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
-	h := start(t, worker.Options{DrainTimeout: 50 * time.Millisecond}, func(w *worker.Worker) {
+	h := start(t, worker.Options{StopGrace: 50 * time.Millisecond}, func(w *worker.Worker) {
 		worker.Result(w, "stuck", func(context.Context, any) (any, error) {
 			close(started)
 			<-release // ignores ctx
@@ -188,8 +188,8 @@ func TestDrainTimeout(t *testing.T) {
 	p.writeHex("0001000000000100000001 c0")
 	recv(t, started, "the handler to start")
 	h.send(`{"jsonrpc":"2.0","method":"$shutdown"}`)
-	if err := h.wait(); !errors.Is(err, worker.ErrDrainTimeout) {
-		t.Errorf("Run = %v, want ErrDrainTimeout", err)
+	if err := h.wait(); !errors.Is(err, worker.ErrStopGrace) {
+		t.Errorf("Run = %v, want ErrStopGrace", err)
 	}
 }
 
@@ -205,7 +205,7 @@ func TestRunTwice(t *testing.T) {
 // the session ends, so it cannot hold up the drain.
 func TestNoneCancelled(t *testing.T) {
 	started, ended := make(chan struct{}), make(chan struct{})
-	h := start(t, worker.Options{DrainTimeout: -1}, func(w *worker.Worker) {
+	h := start(t, worker.Options{StopGrace: -1}, func(w *worker.Worker) {
 		worker.None(w, "wait", func(ctx context.Context, _ any) error {
 			close(started)
 			<-ctx.Done()

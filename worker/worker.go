@@ -29,10 +29,10 @@ var (
 	ErrNotConnected = errors.New("worker: no parent connection yet")
 	// ErrRunning is returned by a second call of [Worker.Run].
 	ErrRunning = errors.New("worker: Run called twice")
-	// ErrDrainTimeout is returned by Run when handlers were still running
-	// [Options.DrainTimeout] after the session ended and their contexts
-	// were cancelled.
-	ErrDrainTimeout = errors.New("worker: handlers still running after the drain timeout")
+	// ErrStopGrace is returned by Run when handlers were still running
+	// [Options.StopGrace] after the session ended and their contexts were
+	// cancelled.
+	ErrStopGrace = errors.New("worker: handlers still running after the stop grace")
 )
 
 // Options configures a Worker. The zero value is valid; each zero field
@@ -60,11 +60,11 @@ type Options struct {
 	// none, so a silent local process could hold the only slot forever).
 	// Ignored without a token.
 	AuthTimeout time.Duration
-	// DrainTimeout bounds how long Run waits, once the session has ended,
+	// StopGrace bounds how long Run waits, once the session has ended,
 	// for running handlers to return after their contexts were cancelled.
 	// Zero means 2 s (less than the parent's 5 s grace before SIGKILL);
 	// negative means wait for ever.
-	DrainTimeout time.Duration
+	StopGrace time.Duration
 	// MaxHandlers bounds the request handlers running at once; at the limit
 	// the connection stops reading. Zero means the rpc default (65536).
 	MaxHandlers int
@@ -137,8 +137,8 @@ func New(opts Options) *Worker {
 	if w.opts.AuthTimeout == 0 {
 		w.opts.AuthTimeout = 10 * time.Second
 	}
-	if w.opts.DrainTimeout == 0 {
-		w.opts.DrainTimeout = 2 * time.Second
+	if w.opts.StopGrace == 0 {
+		w.opts.StopGrace = 2 * time.Second
 	}
 	return w
 }
@@ -154,9 +154,9 @@ func New(opts Options) *Worker {
 // when the adopted connection closes for any reason (the parent went away,
 // or sent a frame that violates the protocol, which is logged), or when
 // ctx is done. Run then cancels the contexts of running handlers, waits up
-// to [Options.DrainTimeout] for them, removes the socket file and returns:
+// to [Options.StopGrace] for them, removes the socket file and returns:
 // nil for the first three causes, ctx.Err() for the last, or an error
-// wrapping ErrDrainTimeout. Run returns an error at once if the socket
+// wrapping ErrStopGrace. Run returns an error at once if the socket
 // cannot be created (after telling the parent why with a $error line) or
 // $init cannot be written. A Worker runs once; a second Run returns
 // ErrRunning.
@@ -260,28 +260,21 @@ func (w *Worker) logConnEnd(err error) {
 }
 
 // drain closes the session's connection, which cancels the contexts of
-// running handlers, and waits for them up to DrainTimeout. After a timeout
-// the goroutine closing the connection is left to finish when the last
-// handler returns (or the process exits).
+// running handlers (the reference child drops its connection on $shutdown
+// too), and waits for them up to StopGrace. A handler that ignores its
+// context is left to return on its own (or die with the process).
 func (w *Worker) drain(conn *rpc.Conn) error {
-	if w.opts.DrainTimeout < 0 {
+	if w.opts.StopGrace < 0 {
 		return conn.Close()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		conn.Close()
-	}()
-	t := time.NewTimer(w.opts.DrainTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-t.C:
+	ctx, cancel := context.WithTimeout(context.Background(), w.opts.StopGrace)
+	defer cancel()
+	if err := conn.CloseContext(ctx); err != nil {
 		w.log.Error("worker: handlers ignore their cancelled context; giving up on them",
-			"timeout", w.opts.DrainTimeout)
-		return fmt.Errorf("%w (%v)", ErrDrainTimeout, w.opts.DrainTimeout)
+			"grace", w.opts.StopGrace)
+		return fmt.Errorf("%w (%v)", ErrStopGrace, w.opts.StopGrace)
 	}
+	return nil
 }
 
 // writeLine writes one control line (b must end in LF) with a single Write.
