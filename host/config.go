@@ -65,9 +65,10 @@ type Config struct {
 	// timeout and whose child announces none. Zero means
 	// DefaultCallTimeout (30 s); negative means no timeout.
 	CallTimeout time.Duration
-	// StopGrace is how long Shutdown waits for the child to exit after
-	// $shutdown before killing it. Zero means DefaultStopGrace (5 s);
-	// negative means kill at once.
+	// StopGrace is how long Shutdown lets calls in flight finish, and
+	// then how long it waits for the child to exit after $shutdown before
+	// killing it. Zero means DefaultStopGrace (5 s); negative means fail
+	// the calls and kill at once.
 	StopGrace time.Duration
 	// MaxPayload is the largest payload accepted from the child; zero means
 	// 1 GiB (see rpc.Options).

@@ -109,6 +109,9 @@ func (e *SchemaError) Error() string {
 
 // notReady builds the error for a call on a module that is not ready.
 func notReady(name string, st State, last error) error {
+	if st == StateStopping {
+		return fmt.Errorf("%w: module %q is %v: %w", ErrNotReady, name, st, ErrShutdown)
+	}
 	if last != nil {
 		return fmt.Errorf("%w: module %q is %v (last error: %w)", ErrNotReady, name, st, last)
 	}

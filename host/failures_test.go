@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,48 @@ func TestShutdownGrace(t *testing.T) {
 	cancel()
 	if err := m.Shutdown(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Shutdown with a done ctx: got %v, want context.Canceled", err)
+	}
+}
+
+// TestShutdownLetsCallsFinish: Shutdown lets a call in flight finish
+// within the grace, turns new calls away with ErrShutdown, and fails a
+// call still running when the grace is over with ErrShutdown.
+func TestShutdownLetsCallsFinish(t *testing.T) {
+	for _, tc := range []struct {
+		ms      int
+		wantErr bool
+	}{{ms: 300}, {ms: 60_000, wantErr: true}} {
+		cfg := config(testWorker(testworker.ModeOK), newLogSink())
+		cfg.StopGrace = 2 * time.Second
+		cfg.Name = fmt.Sprintf("slow-%d", tc.ms)
+		m, _ := spawn(t, cfg)
+		started := make(chan progress, 1)
+		remove := host.OnEvent(m, "progress", func(p progress) { started <- p })
+		result := make(chan error, 1)
+		go func() {
+			_, err := host.Call[slowOut](t.Context(), m, "slow", map[string]any{"ms": tc.ms, "announce": true})
+			result <- err
+		}()
+		<-started
+		remove()
+		shut := make(chan error, 1)
+		go func() { shut <- m.Shutdown(t.Context()) }()
+		for m.State() != host.StateStopping {
+			runtime.Gosched()
+		}
+		if _, err := host.Call[string](t.Context(), m, "echo", "late"); !errors.Is(err, host.ErrShutdown) {
+			t.Errorf("a call during Shutdown: got %v, want ErrShutdown", err)
+		}
+		err := <-result
+		switch {
+		case tc.wantErr && (!errors.Is(err, host.ErrShutdown) || !errors.Is(err, rpc.ErrClosed)):
+			t.Errorf("slow %d ms over the grace: got %v, want ErrShutdown", tc.ms, err)
+		case !tc.wantErr && err != nil:
+			t.Errorf("slow %d ms within the grace: %v", tc.ms, err)
+		}
+		if err := <-shut; err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
 	}
 }
 

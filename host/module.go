@@ -144,11 +144,13 @@ func (m *Module) Spawn(ctx context.Context) error {
 	return <-res
 }
 
-// Shutdown stops the module gracefully (Procwire §3.4): it cancels a spawn
-// or pending restart, stops the heartbeat, writes $shutdown to the child,
-// fails pending calls with ErrShutdown, closes the data plane and waits up
-// to Config.StopGrace for the child to exit before killing it. When
-// ctx ends first the child is killed at once and ctx's error returned.
+// Shutdown stops the module gracefully: it cancels a spawn or pending
+// restart and stops the heartbeat; new calls fail at once, while calls and
+// streams in flight may finish within Config.StopGrace (those still
+// running then fail with ErrShutdown); then, as Procwire §3.4 does, it
+// closes the data plane, writes $shutdown to the child and waits up to
+// Config.StopGrace for it to exit before killing it. When ctx ends first
+// the child is killed at once and ctx's error returned.
 // Shutdown returns once the child has exited and the module's goroutines
 // are gone; the module is then closed and may be spawned again.
 //

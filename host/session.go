@@ -264,7 +264,11 @@ func (s *session) abandon(cause error) {
 	<-s.done
 }
 
-// stop is the graceful shutdown of §3.4, steps 3–6.
+// stop is the graceful shutdown of §3.4, steps 3–6, preceded by a drain:
+// calls and streams in flight may finish within grace (as net/http's
+// Shutdown lets requests finish), while new ones fail; those still
+// running then fail with ErrShutdown as the reference parent's do. Then
+// $shutdown, and up to grace for the child to exit before the kill.
 func (s *session) stop(ctx context.Context, grace time.Duration) error {
 	s.mu.Lock()
 	s.stopping = true
@@ -274,10 +278,15 @@ func (s *session) stop(ctx context.Context, grace time.Duration) error {
 	cause, conn := s.cause, s.conn
 	s.mu.Unlock()
 	s.stopHB()
-	s.ctl.send(lineShutdown) // a failed write is ignored: the kill follows
 	if conn != nil {
+		if grace > 0 {
+			dctx, cancel := context.WithTimeoutCause(ctx, grace, cause)
+			conn.Shutdown(dctx) // when it gives up, the calls left fail with cause
+			cancel()
+		}
 		conn.CloseWithError(cause)
 	}
+	s.ctl.send(lineShutdown) // a failed write is ignored: the kill follows
 	err := s.sup.Stop(ctx, grace, nil)
 	<-s.done
 	return err

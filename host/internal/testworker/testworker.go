@@ -223,6 +223,7 @@ type (
 	slowIn struct {
 		Ms          int  `msgpack:"ms"`
 		IgnoreAbort bool `msgpack:"ignoreAbort"` // sleep on after an abort, as a careless method does
+		Announce    bool `msgpack:"announce"`    // emit progress{Slept: 0} when it starts
 	}
 	slowOut struct {
 		Slept int `msgpack:"slept"`
@@ -257,6 +258,9 @@ func handlers(cp *atomic.Pointer[rpc.Conn]) *rpc.Mux {
 	}))
 	mux.Handle(idSlow, rpc.ResultFunc(func(ctx context.Context, in slowIn) (slowOut, error) {
 		start := time.Now()
+		if in.Announce {
+			emit(evProgress, progress{})
+		}
 		t := time.NewTimer(time.Duration(in.Ms) * time.Millisecond)
 		defer t.Stop()
 		done := ctx.Done()
