@@ -31,9 +31,9 @@ func Limits(l childproc.Limits) Option {
 // RunAs runs each child as user uid and group gid, without supplementary
 // groups. The parent needs the privilege to change ids (root, or
 // CAP_SETUID and CAP_SETGID), else starting the child fails with an error
-// matching os.ErrPermission; with Limits it also needs CAP_SYS_RESOURCE.
-// The child's executable and working directory must be accessible to
-// that user.
+// matching os.ErrPermission. Limits apply to such a child too, without
+// CAP_SYS_RESOURCE. The child's executable and working directory must be
+// accessible to that user.
 func RunAs(uid, gid uint32) Option {
 	return optionFunc(func(o *options) { o.isolation.credential = &childproc.Credential{UID: uid, GID: gid} })
 }

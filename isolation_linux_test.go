@@ -156,8 +156,8 @@ func TestIsolationNoNewPrivs(t *testing.T) {
 }
 
 // TestIsolationRunAs: RunAs(65534, 65534) runs the child as nobody (its
-// effective ids checked in /proc); without the privilege, New fails with
-// a permission error.
+// effective ids checked in /proc), under its Limits; without the
+// privilege, New fails with a permission error.
 func TestIsolationRunAs(t *testing.T) {
 	if os.Getuid() != 0 {
 		_, err := procxy.New[Isolated](t.Context(), procxy.RunAs(0, 0))
@@ -167,11 +167,16 @@ func TestIsolationRunAs(t *testing.T) {
 		return
 	}
 	exe := worldExecutableCopy(t)
-	p := newIsolated(t, procxy.Executable(exe), procxy.Dir("/"), procxy.RunAs(65534, 65534), procxy.NoNewPrivs())
+	p := newIsolated(t, procxy.Executable(exe), procxy.Dir("/"), procxy.RunAs(65534, 65534), procxy.NoNewPrivs(),
+		procxy.Limits(childproc.Limits{OpenFiles: 64}))
 	for field, want := range map[string]string{"Uid": "65534 65534 65534 65534", "Gid": "65534 65534 65534 65534", "Groups": "", "NoNewPrivs": "1"} {
 		if got := status(t, p, field); got != want {
 			t.Errorf("child %s = %q, want %q", field, got, want)
 		}
+	}
+	// The limits apply to the child as nobody: it opens fewer than 64 files.
+	if n, err := procxy.Call[int](t.Context(), p, "OpenFiles", 100); err != nil || n >= 64 {
+		t.Errorf("OpenFiles(100) as nobody under a 64-file limit = %d, %v", n, err)
 	}
 	// A child that may not run its executable fails to start, and says why.
 	private := filepath.Join(filepath.Dir(exe), "private.test")

@@ -122,9 +122,11 @@ type Options struct {
 	// childproc sets them with prlimit(2) before it lets it go on. Where
 	// the child cannot be traced (this process runs under strace -f or a
 	// debugger), they are set right after the exec instead, and the
-	// program may run its first instructions without them. Limits on a
-	// child with a Credential other than this process's user need
-	// CAP_SYS_RESOURCE; without it Spawn fails with EPERM.
+	// program may run its first instructions without them. A child with a
+	// Credential gets them too, without CAP_SYS_RESOURCE (which containers
+	// usually drop): childproc's spawner thread takes the child's real ids
+	// for the prlimit(2), as the kernel then allows. A limit above this
+	// process's own hard limit needs CAP_SYS_RESOURCE.
 	Limits Limits
 
 	// NoNewPrivs starts the child with no_new_privs set (Linux only, else

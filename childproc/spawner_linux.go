@@ -142,12 +142,12 @@ func startLimited(path string, argv []string, attr *os.ProcAttr, l Limits) (*os.
 		if err != nil {
 			return nil, err
 		}
-		return p, killOnError(p, setLimits(p.Pid, l))
+		return p, killOnError(p, setLimits(p.Pid, l, attr.Sys.Credential))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return p, killOnError(p, limitAndDetach(p.Pid, l))
+	return p, killOnError(p, limitAndDetach(p.Pid, l, attr.Sys.Credential))
 }
 
 // killOnError kills and reaps p when err is not nil, and returns err.
@@ -167,7 +167,7 @@ const (
 // limitAndDetach waits for the traced child's exec stop, sets l and
 // detaches. A child that exits first (SIGKILL) is left for its waiter to
 // reap.
-func limitAndDetach(pid int, l Limits) error {
+func limitAndDetach(pid int, l Limits, cred *syscall.Credential) error {
 	for {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WSTOPPED|unix.WNOWAIT, nil)
@@ -198,7 +198,7 @@ func limitAndDetach(pid int, l Limits) error {
 			}
 			continue
 		}
-		err = setLimits(pid, l)
+		err = setLimits(pid, l, cred)
 		if derr := unix.PtraceDetach(pid); derr != nil && err == nil {
 			err = setupError{fmt.Errorf("childproc: Limits: %w", os.NewSyscallError("ptrace(PTRACE_DETACH)", derr))}
 		}
@@ -221,13 +221,21 @@ func siginfoStatus(info *unix.Siginfo) int32 {
 // cannot raise it again. The CPU limit's hard value is one second above
 // the soft one: the kernel sends SIGXCPU at the soft limit, which ends
 // most programs (Go ignores it) and names the cause, and SIGKILL at the
-// hard one.
-func setLimits(pid int, l Limits) error {
+// hard one. cred is the child's Credential, or nil. It runs on a spawner
+// thread.
+func setLimits(pid int, l Limits, cred *syscall.Credential) (err error) {
+	if cred != nil && (int(cred.Uid) != os.Getuid() || int(cred.Gid) != os.Getgid()) {
+		restore, err := actAs(cred)
+		if err != nil {
+			return setupError{fmt.Errorf("childproc: Limits: %w", err)}
+		}
+		defer restore()
+	}
 	set := func(name string, res int, cur, max uint64) error {
 		if err := unix.Prlimit(pid, res, &unix.Rlimit{Cur: cur, Max: max}, nil); err != nil {
 			why := ""
 			if errors.Is(err, syscall.EPERM) {
-				why = " (limiting a child that runs as another user, or above this process's hard limit, needs CAP_SYS_RESOURCE)"
+				why = " (above this process's hard limit, which needs CAP_SYS_RESOURCE)"
 			}
 			return setupError{fmt.Errorf("childproc: Limits: set %s to %d%s: %w", name, cur, why, os.NewSyscallError("prlimit", err))}
 		}
@@ -255,6 +263,34 @@ func setLimits(pid int, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// actAs sets the real user and group ids of this OS thread — a locked
+// spawner thread — to cred's, keeping the effective and saved ids, and
+// returns the func that restores them. prlimit(2) lets a process limit
+// another whose ids all equal its real ids without CAP_SYS_RESOURCE,
+// which containers usually drop; CAP_SETUID and CAP_SETGID, which a child
+// with a Credential needs anyway, allow the switch. The raw system calls
+// change this thread alone (Go's Setuid would change every thread).
+func actAs(cred *syscall.Credential) (restore func(), err error) {
+	const keep = uintptr(^uint32(0)) // -1: leave the id unchanged
+	rgid, ruid := os.Getgid(), os.Getuid()
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(cred.Gid), keep, keep); e != 0 {
+		return nil, os.NewSyscallError("setresgid", e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(cred.Uid), keep, keep); e != 0 {
+		unix.RawSyscall(unix.SYS_SETRESGID, uintptr(rgid), keep, keep)
+		return nil, os.NewSyscallError("setresuid", e)
+	}
+	return func() {
+		_, _, e1 := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(ruid), keep, keep)
+		_, _, e2 := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(rgid), keep, keep)
+		if e1 != 0 || e2 != 0 {
+			// The effective ids never changed, so this cannot happen; a
+			// spawner thread left with another real id must not go on.
+			panic(fmt.Sprintf("childproc: restoring the spawner thread's real ids: %v, %v", e1, e2))
+		}
+	}, nil
 }
 
 // checkIsolation has nothing to refuse on Linux.

@@ -18,7 +18,7 @@ type Isolation struct {
 	// RunAs, when not nil, runs the child as this user and group, without
 	// supplementary groups. The parent needs the privilege to change ids
 	// (root, or CAP_SETUID and CAP_SETGID), else Spawn fails with an error
-	// matching os.ErrPermission; with Limits it also needs
+	// matching os.ErrPermission. Limits apply to such a child too, without
 	// CAP_SYS_RESOURCE. The program and Dir must be accessible to that user.
 	RunAs *childproc.Credential
 	// NoNewPrivs starts the child with no_new_privs set: neither it nor

@@ -30,10 +30,11 @@ func procField(t *testing.T, pid int, file, pattern string) string {
 }
 
 // TestIsolation: a module's child runs under Config.Isolation — its user
-// (as root) and no_new_privs read from /proc — and still serves calls.
+// (as root), no_new_privs and limits read from /proc — and still serves
+// calls.
 func TestIsolation(t *testing.T) {
 	w := testWorker(testworker.ModeOK)
-	iso := host.Isolation{NoNewPrivs: true}
+	iso := host.Isolation{NoNewPrivs: true, Limits: childproc.Limits{OpenFiles: 128}}
 	want := map[string]string{"NoNewPrivs:": "1"}
 	if os.Getuid() == 0 {
 		w.path = worldExecutable(t, w.path)
@@ -52,6 +53,9 @@ func TestIsolation(t *testing.T) {
 		if got := procField(t, m.PID(), "status", field); got != v {
 			t.Errorf("child %s %q, want %q", field, got, v)
 		}
+	}
+	if got := procField(t, m.PID(), "limits", "Max open files"); got != "128 128 files" {
+		t.Errorf("child's open-files limit = %q, want 128", got)
 	}
 }
 
