@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -177,8 +176,9 @@ func (m *Module) invokeRoute(method, op string, kinds ...rpc.Kind) (*session, rp
 // where Invoke returns once the request is written). The returned slice is
 // the caller's.
 //
-// Errors, aborts and timeouts are those of [Call]: the timeout is the
-// declared method's, else the child's, else Config.CallTimeout.
+// Errors, aborts, timeouts and Config.Recycle are those of [Call]: the
+// timeout is the declared method's, else the child's, else
+// Config.CallTimeout.
 func (m *Module) Invoke(ctx context.Context, method string, payload []byte) ([]byte, error) {
 	s, md, err := m.invokeRoute(method, "Invoke", rpc.KindResult, rpc.KindAck, rpc.KindNone)
 	if err != nil {
@@ -188,11 +188,10 @@ func (m *Module) Invoke(ctx context.Context, method string, payload []byte) ([]b
 		return nil, s.wrap(ctx, s.conn.Send(ctx, md, payload))
 	}
 	var out []byte
-	err = s.conn.Call(ctx, md, payload, &out)
-	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return nil, timeoutError(m.cfg.Name, method, md.Timeout)
+	if err := s.call(ctx, method, md, payload, &out); err != nil {
+		return nil, err
 	}
-	return out, s.wrap(ctx, err)
+	return out, nil
 }
 
 // InvokeStream calls a stream method that the ready child announced, like

@@ -49,14 +49,20 @@ func (m *Module) call(ctx context.Context, method string, in, out any) error {
 		// allocation per call.
 		rm.Timeout = r.timeout
 	}
+	return s.call(ctx, method, rm, in, out)
+}
+
+// call makes a result or ack call on the session under its Recycle
+// policy, and turns a timeout of rm's own into the module's timeout error.
+func (s *session) call(ctx context.Context, method string, rm rpc.Method, in, out any) error {
 	ctx, answered := s.sup.FollowLate(ctx) // for Recycle.KillOnTimeout
 	s.sup.Begin()
-	err = s.conn.Call(ctx, rm, in, out)
+	err := s.conn.Call(ctx, rm, in, out)
 	s.sup.End()
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.sup.TimedOut(fmt.Sprintf("%q", method), answered)
-		if r.timeout > 0 && ctx.Err() == nil {
-			return timeoutError(m.cfg.Name, method, r.timeout)
+		if rm.Timeout > 0 && ctx.Err() == nil {
+			return timeoutError(s.m.cfg.Name, method, rm.Timeout)
 		}
 	}
 	return s.wrap(ctx, err)

@@ -37,6 +37,27 @@ func TestRecycleAfterCalls(t *testing.T) {
 	}
 }
 
+// TestRecycleCountsInvoke: calls through Invoke count toward
+// Recycle.Calls as Call's do.
+func TestRecycleCountsInvoke(t *testing.T) {
+	cfg := config(testWorker(testworker.ModeOK), newLogSink())
+	cfg.Recycle = host.Recycle{Calls: 2}
+	m, chs := spawn(t, cfg)
+	first := m.PID()
+	for range 2 {
+		if _, err := m.Invoke(t.Context(), "echoRaw", []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down, next := chs.wait(t, 0, host.StateDisconnected)
+	if !errors.Is(down.Err, host.ErrRecycled) {
+		t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
+	}
+	if up, _ := chs.wait(t, next, host.StateReady); up.PID == first {
+		t.Fatalf("ready again with the same pid %d", first)
+	}
+}
+
 // TestKillOnTimeout: a call that times out, whose method ignores the
 // abort, gets the child recycled after Recycle.KillOnTimeout, and the
 // module comes back with a new child.
