@@ -204,15 +204,7 @@ func (m *Module) InvokeStream(ctx context.Context, method string, payload []byte
 			yield(nil, err)
 			return
 		}
-		for v, err := range rpc.StreamOf[[]byte](ctx, s.conn, md, payload) {
-			if err != nil {
-				yield(nil, s.wrap(ctx, err))
-				return
-			}
-			if !yield(v, nil) {
-				return
-			}
-		}
+		stream(ctx, s, md, payload, yield)
 	}
 }
 

@@ -80,14 +80,23 @@ func Stream[Out any](ctx context.Context, m *Module, method string, in any) iter
 			yield(zero, err)
 			return
 		}
-		for v, err := range rpc.StreamOf[Out](ctx, s.conn, r.method(), in) {
-			if err != nil {
-				yield(zero, s.wrap(ctx, err))
-				return
-			}
-			if !yield(v, nil) {
-				return
-			}
+		stream(ctx, s, r.method(), in, yield)
+	}
+}
+
+// stream yields the chunks of a stream call on s; the stream counts as a
+// call in flight for the Recycle policy until it ends.
+func stream[Out any](ctx context.Context, s *session, rm rpc.Method, in any, yield func(Out, error) bool) {
+	s.sup.Begin()
+	defer s.sup.End()
+	for v, err := range rpc.StreamOf[Out](ctx, s.conn, rm, in) {
+		if err != nil {
+			var zero Out
+			yield(zero, s.wrap(ctx, err))
+			return
+		}
+		if !yield(v, nil) {
+			return
 		}
 	}
 }

@@ -58,6 +58,32 @@ func TestRecycleCountsInvoke(t *testing.T) {
 	}
 }
 
+// TestRecycleCountsStreams: a stream counts as a call, and the child it
+// retired stops once the stream has ended.
+func TestRecycleCountsStreams(t *testing.T) {
+	cfg := config(testWorker(testworker.ModeOK), newLogSink())
+	cfg.Recycle = host.Recycle{Calls: 1}
+	m, chs := spawn(t, cfg)
+	first := m.PID()
+	n := 0
+	for _, err := range host.Stream[map[string]int](t.Context(), m, "count", map[string]int{"n": 3}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("got %d chunks, want 3", n)
+	}
+	down, next := chs.wait(t, 0, host.StateDisconnected)
+	if !errors.Is(down.Err, host.ErrRecycled) {
+		t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
+	}
+	if up, _ := chs.wait(t, next, host.StateReady); up.PID == first {
+		t.Fatalf("ready again with the same pid %d", first)
+	}
+}
+
 // TestKillOnTimeout: a call that times out, whose method ignores the
 // abort, gets the child recycled after Recycle.KillOnTimeout, and the
 // module comes back with a new child.
