@@ -16,9 +16,9 @@ import (
 // ErrRecycled and says why; the next call gets a new child (constructed
 // anew, so its state starts over), even without Retries.
 type Recycle struct {
-	// Calls recycles a child after it has served this many calls: it
-	// takes no more, and stops once those in flight have returned. Zero
-	// means no limit.
+	// Calls recycles a child after it has served this many calls (a
+	// stream counts as one): it takes no more, and stops once those in
+	// flight have returned. Zero means no limit.
 	Calls int
 	// Age recycles a child this long after it started, as Calls does.
 	// Zero means no limit.
