@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
 
 // Defaults. Each applies when the matching option is not given.
@@ -139,6 +141,13 @@ func NewOptions(opts ...Option) Options {
 	o.Retry.fill()
 	o.Breaker.fill()
 	return o
+}
+
+// reconnectDelay is the wait before reconnect attempt n (n ≥ 1):
+// ReconnectWait doubling up to ReconnectMaxWait, a random fraction
+// ReconnectJitter of it.
+func (o *Options) reconnectDelay(n int) time.Duration {
+	return backoff.Exponential{Base: o.ReconnectWait, Max: o.ReconnectMaxWait, Jitter: o.ReconnectJitter}.Delay(n, backoff.Jitter())
 }
 
 // WithDialer makes connections with dial instead of dialing the address.

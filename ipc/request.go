@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -96,7 +97,7 @@ func (c *Conn) retrying(ctx context.Context, m *Msg, o requestOpts, do func(cont
 		if !o.deadline.IsZero() {
 			wait = min(wait, time.Until(o.deadline))
 		}
-		if werr := sleepCtx(ctx, wait); werr != nil {
+		if werr := backoff.Sleep(ctx, wait); werr != nil {
 			return nil, fmt.Errorf("%w (after %d attempts; the last failed: %w)", werr, attempt, err)
 		}
 	}
@@ -461,18 +462,6 @@ func (c *Conn) newReply(t inboxTarget) (string, uint64, error) {
 		return "", 0, err
 	}
 	return c.inbox + strconv.FormatUint(tok, 10), tok, nil
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // isTransient reports errors after which the same request may succeed.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
 
 // ServerOptions is a server's configuration, filled by [ServerOption]
@@ -264,7 +266,7 @@ func (s *Server) serve(ln net.Listener, name string) <-chan struct{} {
 }
 
 func (s *Server) acceptLoop(ln net.Listener) {
-	var backoff time.Duration
+	var wait time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -272,14 +274,14 @@ func (s *Server) acceptLoop(ln net.Listener) {
 				return
 			}
 			// Out of descriptors and the like: wait a little, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("ipc: accept failed", "err", err, "retry_in", backoff)
-			if sleepCtx(s.ctx, backoff) != nil {
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			s.log.Warn("ipc: accept failed", "err", err, "retry_in", wait)
+			if backoff.Sleep(s.ctx, wait) != nil {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		wait = 0
 		s.wg.Go(func() { s.handle(nc) })
 	}
 }
