@@ -265,23 +265,27 @@ func (s *Server) serve(ln net.Listener, name string) <-chan struct{} {
 	return done
 }
 
+// acceptRetry is the wait after consecutive failed accepts (out of
+// descriptors and the like): 5 ms doubling up to 1 s, as net/http does.
+var acceptRetry = backoff.Exponential{Base: 5 * time.Millisecond, Max: time.Second}
+
 func (s *Server) acceptLoop(ln net.Listener) {
-	var wait time.Duration
+	failed := 0
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors and the like: wait a little, as net/http does.
-			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			failed++
+			wait := acceptRetry.Delay(failed, 0)
 			s.log.Warn("ipc: accept failed", "err", err, "retry_in", wait)
 			if backoff.Sleep(s.ctx, wait) != nil {
 				return
 			}
 			continue
 		}
-		wait = 0
+		failed = 0
 		s.wg.Go(func() { s.handle(nc) })
 	}
 }

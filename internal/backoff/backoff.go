@@ -1,8 +1,9 @@
 // Package backoff is the module's one way to wait between attempts: a
 // sleep that ends early when its context does, and an exponential delay
-// with jitter. procxy's Pool and host's modules (through
-// internal/supervise), ipc's reconnect, retries and dead-letter redelivery,
-// natsipc's reconnect, the procxy command and the benchmarks use it.
+// with jitter. procxy's Pool and bus calls, host's restarts (with
+// internal/supervise's defaults), ipc's reconnects, request retries, Retry
+// handler and accept loop, natsipc's reconnects, the procxy command and
+// the benchmarks use it.
 package backoff
 
 import (
