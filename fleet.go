@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/ipc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -370,11 +371,16 @@ func (w WorkerInfo) versionNote() string {
 	return " (version " + w.Version + ")"
 }
 
+// busRetry is the pause before a bus call goes again: 50 ms doubling up to
+// 1 s, without jitter.
+var busRetry = backoff.Exponential{Base: 50 * time.Millisecond, Max: time.Second}
+
 // retryable: a call that reached no worker never ran, so it may go again
 // (after a pause: workers may be reconnecting); one whose worker went away
-// may have run, so only an idempotent method goes again.
+// may have run, so only an idempotent method goes again. attempt counts
+// from 0.
 func (b *busEndpoint) retryable(err error, name string, attempt int) (time.Duration, bool) {
-	wait := min(50*time.Millisecond<<min(attempt, 5), time.Second)
+	wait := busRetry.Delay(attempt+1, 0)
 	switch {
 	case errors.Is(err, ErrNoWorker):
 		return wait, true

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/internal/supervise"
 )
 
@@ -101,9 +102,9 @@ func (pl *Pool[T]) keep(m *poolMember[T], o options) {
 		for failed := 0; ; failed++ {
 			wait := budget.Next(time.Now())
 			if failed > 0 {
-				wait = max(wait, supervise.DefaultBackoff.Delay(failed, supervise.Jitter()))
+				wait = max(wait, supervise.DefaultBackoff.Delay(failed, backoff.Jitter()))
 			}
-			if supervise.Sleep(pl.stopped, wait) != nil {
+			if backoff.Sleep(pl.stopped, wait) != nil {
 				return
 			}
 			budget.Allow(time.Now())

@@ -117,7 +117,7 @@ func (p *Proxy[T]) start(ctx context.Context) (*session, error) {
 func (p *Proxy[T]) newSession(c *child, pid int, nc io.ReadWriteCloser) *session {
 	mux := new(rpc.Mux)
 	s := &session{child: c, pid: pid, exited: make(chan struct{}), watched: make(chan struct{})}
-	mux.Handle(idEvent, rpc.NotifyFunc(p.events.dispatch).Named("$event"))
+	mux.Handle(idEvent, rpc.SendFunc(p.events.dispatch).Named("$event"))
 	mux.Handle(idCallback, rpc.ResultFunc(s.cbs.serve).Named("$callback"))
 	s.conn = rpc.NewConn(nc, rpc.Options{Role: rpc.RoleParent, Handlers: mux, Logger: p.o.logger, SharedMemory: !p.o.noLane, Codec: msgpackCodec,
 		Observer: p.o.observer, Service: p.o.key, Metadata: true})

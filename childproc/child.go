@@ -27,7 +27,7 @@ type Child struct {
 	ownGroup   bool // leader of its own process group
 	killSignal syscall.Signal
 	killGroup  bool
-	forceDelay time.Duration
+	stopGrace  time.Duration
 	reaped     func() // when not nil, called once the process has been reaped
 
 	stdin          *os.File
@@ -233,8 +233,8 @@ func (c *Child) killFor(cause error) {
 	if onKill != nil {
 		onKill()
 	}
-	if err == nil && c.forceDelay > 0 {
-		t := time.AfterFunc(c.forceDelay, func() { c.send(syscall.SIGKILL, c.killGroup) })
+	if err == nil && c.stopGrace > 0 {
+		t := time.AfterFunc(c.stopGrace, func() { c.send(syscall.SIGKILL, c.killGroup) })
 		c.addTimer(t.Stop)
 	}
 }

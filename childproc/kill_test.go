@@ -82,12 +82,12 @@ func TestSpawnTimeoutAndContext(t *testing.T) {
 	})
 }
 
-func TestForceKillDelay(t *testing.T) {
+func TestStopGrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	// The child ignores SIGTERM (exec keeps an ignored disposition).
 	c, err := childproc.Spawn(ctx, "sh", []string{"-c", `trap "" TERM; echo ready; exec sleep 1000`},
-		childproc.Options{ForceKillDelay: 20e6})
+		childproc.Options{StopGrace: 20e6})
 	if err != nil {
 		t.Fatal(err)
 	}

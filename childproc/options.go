@@ -146,11 +146,11 @@ type Options struct {
 	// MaxBuffer overflow; zero means SIGTERM.
 	KillSignal syscall.Signal
 
-	// ForceKillDelay, when positive, sends SIGKILL if the child is still
+	// StopGrace, when positive, sends SIGKILL if the child is still
 	// running this long after childproc sent it KillSignal. Zero means
 	// never, as in Node: a child that ignores KillSignal keeps running and
 	// the call keeps waiting.
-	ForceKillDelay time.Duration
+	StopGrace time.Duration
 
 	// MaxBuffer is the largest output kept per stream (stdout and stderr
 	// counted separately) by Exec, ExecFile and the blocking functions.

@@ -104,7 +104,7 @@ func start(ctx context.Context, file string, args []string, r resolved, cfg star
 		ownGroup:   r.ProcessGroup || r.Detached,
 		killSignal: r.killSignal,
 		killGroup:  r.KillGroup,
-		forceDelay: r.ForceKillDelay,
+		stopGrace:  r.StopGrace,
 		exited:     make(chan struct{}),
 		done:       make(chan struct{}),
 		open:       1, // the process

@@ -159,7 +159,7 @@ func (s *session) connect(ctx context.Context, sch *schema) error {
 	}
 	mux := new(rpc.Mux)
 	for id, name := range sch.events {
-		mux.Handle(id, rpc.NotifyFunc(func(_ context.Context, p []byte) error {
+		mux.Handle(id, rpc.SendFunc(func(_ context.Context, p []byte) error {
 			s.m.deliver(name, p)
 			return nil
 		}).WithCodec(codec.Raw).Named(name))

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procxy/procxy/internal/supervise"
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/observe"
 )
 
@@ -31,7 +31,7 @@ func (m *Module) start(ctx context.Context) error {
 			m.mu.Lock()
 			m.setStateLocked(StateStarting, last)
 			m.mu.Unlock()
-			if err := wait(ctx, p.Backoff.delay(n, supervise.Jitter())); err != nil {
+			if err := backoff.Sleep(ctx, p.Backoff.delay(n, backoff.Jitter())); err != nil {
 				break
 			}
 		}
@@ -156,7 +156,7 @@ func (m *Module) sessionEnded(s *session) {
 // restart waits RestartDelay (not for a recycled child), then spawns again unless Spawn or Shutdown
 // came first.
 func (m *Module) restart(ctx context.Context, gen uint64, recycled bool) {
-	if !recycled && wait(ctx, m.cfg.Policy.RestartDelay) != nil {
+	if !recycled && backoff.Sleep(ctx, m.cfg.Policy.RestartDelay) != nil {
 		return
 	}
 	m.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/wire"
 )
@@ -96,7 +97,7 @@ func (t *sockTransport) Open(ctx context.Context, s Sink) error {
 		if !t.o.RetryOnConnect || errors.Is(err, ErrAuth) || ctx.Err() != nil {
 			return fmt.Errorf("ipc: dial %s: %w", t.addr, err)
 		}
-		if werr := sleepCtx(ctx, jittered(t.o.ReconnectWait<<min(attempt-1, 20), t.o.ReconnectMaxWait, t.o.ReconnectJitter)); werr != nil {
+		if werr := backoff.Sleep(ctx, t.o.reconnectDelay(attempt)); werr != nil {
 			return fmt.Errorf("ipc: dial %s: %w (last attempt: %w)", t.addr, werr, err)
 		}
 	}
@@ -546,7 +547,7 @@ func (t *sockTransport) reconnect() {
 	ctx := t.ctx
 	var err error
 	for attempt := 1; t.o.MaxReconnects <= 0 || attempt <= t.o.MaxReconnects; attempt++ {
-		if sleepCtx(ctx, jittered(t.o.ReconnectWait<<min(attempt-1, 20), t.o.ReconnectMaxWait, t.o.ReconnectJitter)) != nil {
+		if backoff.Sleep(ctx, t.o.reconnectDelay(attempt)) != nil {
 			return
 		}
 		if err = t.connect(ctx); err == nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
 
 // Reason says why a message became a dead letter.
@@ -162,6 +164,10 @@ func (q *DeadLetterQueue) Clear() {
 	q.items = nil
 }
 
+// retryBackoff is Retry's wait between attempts: 10 ms doubling up to 1 s,
+// ±20 %.
+var retryBackoff = backoff.Exponential{Base: 10 * time.Millisecond, Max: time.Second, Jitter: 0.2}
+
 // Retry wraps a handler that can fail: h runs up to attempts times (with
 // backoff doubling from 10 ms), and a message it fails on every time goes
 // to the dead-letter queue with ReasonHandlerFailed. If the message expects
@@ -173,7 +179,7 @@ func Retry(attempts int, h func(*Msg) error) MsgHandler {
 			if err = h(m); err == nil {
 				return
 			}
-			if i < attempts && sleepCtx(m.Context(), jittered(10*time.Millisecond<<(i-1), time.Second, 0.2)) != nil {
+			if i < attempts && backoff.Sleep(m.Context(), retryBackoff.Delay(i, backoff.Jitter())) != nil {
 				break
 			}
 		}

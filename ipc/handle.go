@@ -239,9 +239,9 @@ func requestOptions(opts []RequestOption) requestOpts {
 
 // uploadWhole sends a request larger than the maximum payload as an upload.
 func (c *Conn) uploadWhole(ctx context.Context, m *Msg, max int) (*Msg, error) {
-	if _, ok := ctx.Deadline(); !ok && c.opts.RequestTimeout > 0 {
+	if _, ok := ctx.Deadline(); !ok && c.opts.CallTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
+		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
 		defer cancel()
 	}
 	data := m.Data

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
 
 // Defaults. Each applies when the matching option is not given.
 const (
 	DefaultMaxPayload        = 8 << 20          // largest message (headers + data)
-	DefaultRequestTimeout    = 30 * time.Second // a request whose context has no deadline
+	DefaultCallTimeout       = 30 * time.Second // a request whose context has no deadline
 	DefaultHeartbeat         = 5 * time.Second  // a silent peer is dead after 3 of these
 	DefaultConnectTimeout    = 5 * time.Second  // one dial and handshake
 	DefaultReconnectWait     = 50 * time.Millisecond
@@ -47,8 +49,8 @@ type Options struct {
 	ReconnectJitter  float64 // fraction of each backoff that is random
 	ReconnectBufSize int     // bytes of publishes kept while disconnected; negative: none
 
-	Heartbeat      time.Duration // ping interval; the server is dead after 3 silent intervals; negative: off
-	RequestTimeout time.Duration // for requests whose context has no deadline; negative: none
+	Heartbeat   time.Duration // ping interval; the server is dead after 3 silent intervals; negative: off
+	CallTimeout time.Duration // for requests whose context has no deadline; negative: none
 
 	SubPendingMsgs  int // per subscription queue, messages
 	SubPendingBytes int // per subscription queue, bytes
@@ -117,7 +119,7 @@ func NewOptions(opts ...Option) Options {
 	def(&o.ReconnectWait, DefaultReconnectWait)
 	def(&o.ReconnectMaxWait, DefaultReconnectMaxWait)
 	def(&o.Heartbeat, DefaultHeartbeat)
-	def(&o.RequestTimeout, DefaultRequestTimeout)
+	def(&o.CallTimeout, DefaultCallTimeout)
 	if o.ReconnectJitter == 0 {
 		o.ReconnectJitter = DefaultReconnectJitter
 	}
@@ -139,6 +141,13 @@ func NewOptions(opts ...Option) Options {
 	o.Retry.fill()
 	o.Breaker.fill()
 	return o
+}
+
+// reconnectDelay is the wait before reconnect attempt n (n ≥ 1):
+// ReconnectWait doubling up to ReconnectMaxWait, a random fraction
+// ReconnectJitter of it.
+func (o *Options) reconnectDelay(n int) time.Duration {
+	return backoff.Exponential{Base: o.ReconnectWait, Max: o.ReconnectMaxWait, Jitter: o.ReconnectJitter}.Delay(n, backoff.Jitter())
 }
 
 // WithDialer makes connections with dial instead of dialing the address.
@@ -178,9 +187,9 @@ func ReconnectBuffer(bytes int) Option {
 	return connOpt(func(o *Options) { o.ReconnectBufSize = bytes })
 }
 
-// RequestTimeout bounds requests whose context has no deadline (negative: none).
-func RequestTimeout(d time.Duration) Option {
-	return connOpt(func(o *Options) { o.RequestTimeout = d })
+// CallTimeout bounds requests whose context has no deadline (negative: none).
+func CallTimeout(d time.Duration) Option {
+	return connOpt(func(o *Options) { o.CallTimeout = d })
 }
 
 // PendingLimits bounds each subscription's queue; past either limit,

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
 
 // RetryPolicy says how requests marked [Idempotent] are retried. The zero
@@ -45,18 +46,7 @@ func (p *RetryPolicy) retryable(err error) bool {
 
 // backoff returns the wait after the given failed attempt (1-based).
 func (p *RetryPolicy) backoff(attempt int) time.Duration {
-	return jittered(p.Backoff<<min(attempt-1, 30), p.MaxBackoff, p.Jitter)
-}
-
-// jittered caps d at most and makes a random fraction j of it random.
-func jittered(d, most time.Duration, j float64) time.Duration {
-	if d <= 0 || d > most {
-		d = most
-	}
-	if j > 0 {
-		d = time.Duration(float64(d) * (1 - j + 2*j*rand.Float64()))
-	}
-	return d
+	return backoff.Exponential{Base: p.Backoff, Max: p.MaxBackoff, Jitter: p.Jitter}.Delay(attempt, backoff.Jitter())
 }
 
 // BreakerOptions configure the circuit breakers: one per subject, which

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/internal/readturn"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -17,7 +18,7 @@ import (
 type RequestOption interface{ applyRequest(*requestOpts) }
 
 type requestOpts struct {
-	deadline   time.Time // the connection's RequestTimeout, when ctx has no deadline
+	deadline   time.Time // the connection's CallTimeout, when ctx has no deadline
 	idempotent bool
 	keepalive  time.Duration
 	header     Header
@@ -47,7 +48,7 @@ func WithHeader(h Header) RequestOption { return reqOpt(func(o *requestOpts) { o
 
 // Request sends data to subject and waits for the first reply. The
 // context bounds the wait; without a deadline the connection's
-// RequestTimeout does (30 s by default). Cancelling the context, or its
+// CallTimeout does (30 s by default). Cancelling the context, or its
 // deadline passing, cancels the responder's context too ([Msg.Context]).
 //
 // It returns ErrNoResponders when nobody subscribes to subject, a
@@ -80,9 +81,9 @@ func (c *Conn) RequestMsg(ctx context.Context, m *Msg, opts ...RequestOption) (*
 // retrying runs one request with the connection's circuit breaker and,
 // for idempotent requests, its retry policy.
 func (c *Conn) retrying(ctx context.Context, m *Msg, o requestOpts, do func(context.Context, *Msg, requestOpts) (*Msg, error)) (*Msg, error) {
-	if _, ok := ctx.Deadline(); !ok && c.opts.RequestTimeout > 0 {
+	if _, ok := ctx.Deadline(); !ok && c.opts.CallTimeout > 0 {
 		// A deadline of our own, without the cost of a derived context.
-		o.deadline = time.Now().Add(c.opts.RequestTimeout)
+		o.deadline = time.Now().Add(c.opts.CallTimeout)
 	}
 	p := c.opts.Retry
 	for attempt := 1; ; attempt++ {
@@ -96,7 +97,7 @@ func (c *Conn) retrying(ctx context.Context, m *Msg, o requestOpts, do func(cont
 		if !o.deadline.IsZero() {
 			wait = min(wait, time.Until(o.deadline))
 		}
-		if werr := sleepCtx(ctx, wait); werr != nil {
+		if werr := backoff.Sleep(ctx, wait); werr != nil {
 			return nil, fmt.Errorf("%w (after %d attempts; the last failed: %w)", werr, attempt, err)
 		}
 	}
@@ -233,11 +234,11 @@ func (c *Conn) awaitTurn(ctx context.Context, reply string, tok uint64, p *pendi
 }
 
 // deadlines ends the waits of requesters that read their connection
-// (awaitTurn) at the connection's own deadline for them (RequestTimeout)
+// (awaitTurn) at the connection's own deadline for them (CallTimeout)
 // with one timer per Conn, set for the earliest deadline and moved only
 // when a request with an earlier one comes. Requests that share the
 // timeout have increasing deadlines, so the timer is set about once per
-// RequestTimeout rather than once per request: setting a runtime timer
+// CallTimeout rather than once per request: setting a runtime timer
 // wakes an idle thread to watch it, which on a quiet machine costs about
 // as much as the goroutine handoff the requester saves.
 type deadlines struct {
@@ -461,18 +462,6 @@ func (c *Conn) newReply(t inboxTarget) (string, uint64, error) {
 		return "", 0, err
 	}
 	return c.inbox + strconv.FormatUint(tok, 10), tok, nil
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // isTransient reports errors after which the same request may succeed.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
 
 // ServerOptions is a server's configuration, filled by [ServerOption]
@@ -263,23 +265,27 @@ func (s *Server) serve(ln net.Listener, name string) <-chan struct{} {
 	return done
 }
 
+// acceptRetry is the wait after consecutive failed accepts (out of
+// descriptors and the like): 5 ms doubling up to 1 s, as net/http does.
+var acceptRetry = backoff.Exponential{Base: 5 * time.Millisecond, Max: time.Second}
+
 func (s *Server) acceptLoop(ln net.Listener) {
-	var backoff time.Duration
+	failed := 0
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			// Out of descriptors and the like: wait a little, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("ipc: accept failed", "err", err, "retry_in", backoff)
-			if sleepCtx(s.ctx, backoff) != nil {
+			failed++
+			wait := acceptRetry.Delay(failed, 0)
+			s.log.Warn("ipc: accept failed", "err", err, "retry_in", wait)
+			if backoff.Sleep(s.ctx, wait) != nil {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		failed = 0
 		s.wg.Go(func() { s.handle(nc) })
 	}
 }

@@ -192,11 +192,11 @@ func TestRequestCancelledWhileReading(t *testing.T) {
 	}
 }
 
-// The connection's RequestTimeout ends a requester that reads the
+// The connection's CallTimeout ends a requester that reads the
 // connection itself, and the responder is told.
-func TestRequestTimeoutWhileReading(t *testing.T) {
+func TestCallTimeoutWhileReading(t *testing.T) {
 	s := newServer(t)
-	c := dial(t, s, ipc.RequestTimeout(20*time.Millisecond))
+	c := dial(t, s, ipc.CallTimeout(20*time.Millisecond))
 	cancelled := make(chan struct{})
 	if _, err := s.Conn().Subscribe("never", func(m *ipc.Msg) {
 		<-m.Context().Done()

@@ -59,8 +59,10 @@ type Options struct {
 	// counter. A Procwire parent shares one between the connections to the
 	// successive children of a module, so ids survive restarts.
 	IDs *IDCounter
-	// Logger receives what cannot be returned to a caller (dropped frames,
-	// handler errors on fire-and-forget calls). nil discards.
+	// Logger receives what cannot be returned to a caller: handler errors
+	// on fire-and-forget calls and a refused shared-memory lane at Warn,
+	// dropped frames and other details of normal operation at Debug. nil
+	// means slog.Default(), as for procxy's and host's Logger.
 	Logger *slog.Logger
 
 	// SharedMemory turns on the shared-memory lane between two procxy
@@ -191,7 +193,7 @@ func NewConn(rwc io.ReadWriteCloser, opts Options) *Conn {
 		c.codec = codec.Msgpack
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = slog.Default()
 	}
 	if opts.Role == RoleChild {
 		c.dir = wire.FlagToParent

@@ -323,7 +323,7 @@ func TestAuth(t *testing.T) {
 func TestEventsInOrder(t *testing.T) {
 	got := make(chan int, 1000)
 	m := new(rpc.Mux)
-	m.Handle(1, rpc.NotifyFunc(func(_ context.Context, v int) error { got <- v; return nil }))
+	m.Handle(1, rpc.SendFunc(func(_ context.Context, v int) error { got <- v; return nil }))
 	// The parent listens; the child emits.
 	_, child := pair(t, "unix", rpc.Options{}, rpc.Options{Handlers: m})
 	for i := range 1000 {
@@ -431,7 +431,7 @@ func TestMisuse(t *testing.T) {
 					t.Errorf("Handle(%#x) did not panic", id)
 				}
 			}()
-			new(rpc.Mux).Handle(id, rpc.NotifyFunc(func(context.Context, any) error { return nil }))
+			new(rpc.Mux).Handle(id, rpc.SendFunc(func(context.Context, any) error { return nil }))
 		}()
 	}
 }
@@ -512,7 +512,7 @@ func TestSlowConsumerPipe(t *testing.T) {
 func TestCloseCancelsFireAndForget(t *testing.T) {
 	started := make(chan struct{}, 2)
 	m := new(rpc.Mux)
-	m.Handle(1, rpc.NotifyFunc(func(ctx context.Context, _ any) error {
+	m.Handle(1, rpc.SendFunc(func(ctx context.Context, _ any) error {
 		started <- struct{}{}
 		<-ctx.Done()
 		return nil

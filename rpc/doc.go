@@ -15,7 +15,7 @@
 // # Serving
 //
 // A [Mux] maps method ids to handlers built with [ResultFunc], [AckFunc],
-// [StreamFunc] and [NotifyFunc]. Requests run concurrently, each with a
+// [StreamFunc] and [SendFunc]. Requests run concurrently, each with a
 // context that is cancelled when the peer aborts the call or the connection
 // ends. A handler panic is returned to the caller as a RemoteError carrying
 // the stack; it never takes the connection down. Events and fire-and-forget

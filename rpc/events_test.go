@@ -36,9 +36,9 @@ func TestEventsBeforeAnswer(t *testing.T) {
 		var seen atomic.Int64
 		var cli *rpc.Conn
 		parentMux := new(rpc.Mux)
-		parentMux.Handle(emit, rpc.NotifyFunc(func(context.Context, int) error { seen.Add(1); return nil }))
+		parentMux.Handle(emit, rpc.SendFunc(func(context.Context, int) error { seen.Add(1); return nil }))
 		inner := make(chan int64, 1)
-		parentMux.Handle(reentrant, rpc.NotifyFunc(func(ctx context.Context, _ int) error {
+		parentMux.Handle(reentrant, rpc.SendFunc(func(ctx context.Context, _ int) error {
 			before := seen.Load()
 			var got int
 			err := cli.Call(context.Background(), rpc.Method{ID: 10}, 3, &got)

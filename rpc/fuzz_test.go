@@ -30,7 +30,7 @@ func FuzzConn(f *testing.F) {
 	}
 	mux := newService().mux()
 	// The crash method exits the process; the fuzzer must not reach it.
-	mux.Handle(mCrash, rpc.NotifyFunc(func(context.Context, any) error { return nil }))
+	mux.Handle(mCrash, rpc.SendFunc(func(context.Context, any) error { return nil }))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, b := transport.Pipe()
 		srv := rpc.NewConn(b, rpc.Options{Role: rpc.RoleChild, Handlers: mux, MaxPayload: 1 << 16})

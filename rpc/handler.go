@@ -38,7 +38,7 @@ func (k Kind) String() string {
 }
 
 // Handler serves one method. Build it with [ResultFunc], [AckFunc],
-// [StreamFunc] or [NotifyFunc]; the zero Handler is not usable.
+// [StreamFunc] or [SendFunc]; the zero Handler is not usable.
 type Handler struct {
 	kind      Kind
 	req, resp codec.Codec // nil: the connection's codec
@@ -129,9 +129,11 @@ func StreamFunc[In, Out any](fn func(ctx context.Context, in In, send func(Out) 
 	}}
 }
 
-// NotifyFunc returns a handler for fire-and-forget requests and events:
-// nothing is sent back, and an error fn returns is only logged.
-func NotifyFunc[In any](fn func(ctx context.Context, in In) error) Handler {
+// SendFunc returns a handler for fire-and-forget requests, the ones a peer
+// sends with [Conn.Send] (events included): nothing is sent back, and an
+// error fn returns is only logged. It pairs with Send as [ResultFunc] does
+// with [Conn.Call] and [StreamFunc] with [OpenStream].
+func SendFunc[In any](fn func(ctx context.Context, in In) error) Handler {
 	return Handler{kind: KindNone, cost: new(cost), payload: isPayload[In](), serve: func(ctx context.Context, r *request) (any, error) {
 		in, err := decodeIn[In](r)
 		if err != nil {

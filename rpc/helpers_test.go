@@ -91,7 +91,7 @@ func (s *service) mux() *rpc.Mux {
 	m.Handle(mAccept, rpc.AckFunc(func(_ context.Context, v any) (map[string]bool, error) {
 		return map[string]bool{"accepted": true}, nil
 	}))
-	m.Handle(mNotify, rpc.NotifyFunc(func(_ context.Context, v string) error {
+	m.Handle(mNotify, rpc.SendFunc(func(_ context.Context, v string) error {
 		s.notified <- v
 		return nil
 	}))
@@ -100,7 +100,7 @@ func (s *service) mux() *rpc.Mux {
 		m["boom"] = 1 // nil map write: a real runtime panic
 		return nil, nil
 	}))
-	m.Handle(mCrash, rpc.NotifyFunc(func(context.Context, any) error {
+	m.Handle(mCrash, rpc.SendFunc(func(context.Context, any) error {
 		os.Exit(3)
 		return nil
 	}))

@@ -116,7 +116,7 @@ func TestObserver(t *testing.T) {
 		return nil
 	}).Named("count"))
 	notified := make(chan string, 1)
-	mux.Handle(mNotify, rpc.NotifyFunc(func(_ context.Context, s string) error { notified <- s; return nil }).Named("notify"))
+	mux.Handle(mNotify, rpc.SendFunc(func(_ context.Context, s string) error { notified <- s; return nil }).Named("notify"))
 
 	for _, metadata := range []bool{true, false} {
 		name := "metadata"

@@ -5,8 +5,8 @@
 // its exit and describes it as one *childproc.ExitError (resource limits,
 // OOM kills and recycling reasons included), stops it with a grace period
 // and then a kill, enforces the resident-memory and age limits, and holds
-// the one restart policy (exponential backoff with jitter and a sliding
-// restart budget).
+// the one restart policy (exponential backoff with jitter, from
+// internal/backoff, and a sliding restart budget).
 //
 // What a child is for (an rpc connection, a control plane) stays with the
 // caller; this package knows only processes.

@@ -1,34 +1,10 @@
 package supervise
 
 import (
-	"context"
-	"math/rand/v2"
 	"time"
+
+	"github.com/procxy/procxy/internal/backoff"
 )
-
-// Backoff is an exponential delay: before retry n (n ≥ 1) wait
-// min(Base·2^(n−1), Max), moved by up to ±Jitter of itself.
-type Backoff struct {
-	Base, Max time.Duration
-	Jitter    float64 // fraction of each delay that is randomized, 0 to 1
-}
-
-// Delay returns the wait before retry n (n ≥ 1), with r a uniform value in
-// [0, 1) for the jitter.
-func (b Backoff) Delay(n int, r float64) time.Duration {
-	d := b.Base
-	for i := 1; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	if b.Jitter > 0 {
-		d += time.Duration(float64(d) * b.Jitter * (2*r - 1))
-	}
-	return max(d, 0)
-}
-
-// Jitter returns a uniform random value in [0, 1) for Backoff.Delay.
-func Jitter() float64 { return rand.Float64() }
 
 // Limiter is a sliding-window restart budget: at most Max restarts within
 // any Window; a negative Max means unlimited. It is not safe for
@@ -83,21 +59,5 @@ const (
 	DefaultRestartWindow = 60 * time.Second
 )
 
-// DefaultBackoff is the backoff with the default values.
-var DefaultBackoff = Backoff{Base: DefaultBackoffBase, Max: DefaultBackoffMax, Jitter: DefaultBackoffJitter}
-
-// Sleep waits for d or for ctx, whichever comes first, and returns ctx's
-// cause in the second case. It never sleeps past a cancellation.
-func Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
+// DefaultBackoff is the backoff of failed starts with the default values.
+var DefaultBackoff = backoff.Exponential{Base: DefaultBackoffBase, Max: DefaultBackoffMax, Jitter: DefaultBackoffJitter}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/ipc"
 )
 
@@ -117,7 +117,7 @@ func (t *transport) connect(ctx context.Context) (*nats.Conn, error) {
 		if !t.o.RetryOnConnect || errors.Is(err, ipc.ErrAuth) {
 			return nil, fmt.Errorf("natsipc: connect %s: %w", where, err)
 		}
-		if sleepCtx(ctx, backoff(t.o, attempt)) != nil {
+		if backoff.Sleep(ctx, reconnectDelay(t.o, attempt)) != nil {
 			return nil, fmt.Errorf("natsipc: connect %s: %w (last attempt: %w)", where, ctx.Err(), err)
 		}
 	}
@@ -132,7 +132,7 @@ func (t *transport) natsOptions() []nats.Option {
 		nats.SetCustomDialer(&t.dial),
 		nats.NoCallbacksAfterClientClose(),
 		nats.ReconnectBufSize(max(o.ReconnectBufSize, -1)),
-		nats.CustomReconnectDelay(func(attempts int) time.Duration { return backoff(o, attempts) }),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration { return reconnectDelay(o, attempts) }),
 		nats.DisconnectErrHandler(t.onDisconnect),
 		nats.ReconnectHandler(t.onReconnect),
 		nats.ClosedHandler(t.onClosed),
@@ -370,27 +370,9 @@ func (d *dialer) last() error {
 	return d.lastErr
 }
 
-// backoff is ipc's reconnect backoff: ReconnectWait doubling up to
-// ReconnectMaxWait, with a random fraction ReconnectJitter of each wait.
-func backoff(o ipc.Options, attempt int) time.Duration {
-	d := o.ReconnectWait << min(max(attempt-1, 0), 20)
-	if d <= 0 || d > o.ReconnectMaxWait {
-		d = o.ReconnectMaxWait
-	}
-	if j := o.ReconnectJitter; j > 0 {
-		d = time.Duration(float64(d) * (1 - j + 2*j*rand.Float64()))
-	}
-	return d
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// reconnectDelay is ipc's reconnect backoff before attempt n: ReconnectWait
+// doubling up to ReconnectMaxWait, with a random fraction ReconnectJitter of
+// each wait.
+func reconnectDelay(o ipc.Options, n int) time.Duration {
+	return backoff.Exponential{Base: o.ReconnectWait, Max: o.ReconnectMaxWait, Jitter: o.ReconnectJitter}.Delay(n, backoff.Jitter())
 }

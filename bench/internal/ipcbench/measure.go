@@ -73,7 +73,7 @@ func Systems() []System {
 type ipcClient struct{ c *ipc.Conn }
 
 func connectIPC(addr string) (client, error) {
-	c, err := ipc.Dial(context.Background(), addr, ipc.Heartbeat(-1), ipc.RequestTimeout(time.Minute))
+	c, err := ipc.Dial(context.Background(), addr, ipc.Heartbeat(-1), ipc.CallTimeout(time.Minute))
 	if err != nil {
 		return nil, err
 	}

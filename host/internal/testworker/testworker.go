@@ -276,14 +276,14 @@ func handlers(cp *atomic.Pointer[rpc.Conn]) *rpc.Mux {
 		}
 	}))
 	mux.Handle(idAccept, rpc.AckFunc(func(context.Context, any) (acceptOut, error) { return acceptOut{Accepted: true}, nil }))
-	mux.Handle(idNotify, rpc.NotifyFunc(func(_ context.Context, in any) error { return emit(evNotified, in) }))
+	mux.Handle(idNotify, rpc.SendFunc(func(_ context.Context, in any) error { return emit(evNotified, in) }))
 	mux.Handle(idGetenv, rpc.ResultFunc(func(_ context.Context, in getenvIn) (*string, error) {
 		if v, ok := os.LookupEnv(in.Name); ok {
 			return &v, nil
 		}
 		return nil, nil
 	}))
-	mux.Handle(idCrash, rpc.NotifyFunc(func(context.Context, any) error {
+	mux.Handle(idCrash, rpc.SendFunc(func(context.Context, any) error {
 		fmt.Fprintln(os.Stderr, "crash: exiting with status 3")
 		os.Exit(3)
 		return nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/procxy/procxy/host"
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/rpc/codec"
 )
 
@@ -192,7 +193,7 @@ func (g *goHost) measure(ctx context.Context, t target) (r result, err error) {
 			_, err = echo(ctx, m, b16)
 		}
 		if err == nil {
-			err = sleep(ctx, time.Duration(g.p.IdleMs)*time.Millisecond)
+			err = backoff.Sleep(ctx, time.Duration(g.p.IdleMs)*time.Millisecond)
 		}
 		var mem memory
 		if err == nil {
@@ -279,11 +280,11 @@ func (g *goHost) measure(ctx context.Context, t target) (r result, err error) {
 			}
 		})
 	}
-	sleep(ctx, time.Duration(g.p.TputWarmMs)*time.Millisecond)
+	backoff.Sleep(ctx, time.Duration(g.p.TputWarmMs)*time.Millisecond)
 	counting.Store(true)
 	ts := time.Now()
 	p0, w0 = selfUsage(), procUsage(pid)
-	sleep(ctx, time.Duration(g.p.TputMs)*time.Millisecond)
+	backoff.Sleep(ctx, time.Duration(g.p.TputMs)*time.Millisecond)
 	p1, w1 := selfUsage(), procUsage(pid)
 	elapsed := time.Since(ts)
 	counting.Store(false)
@@ -320,17 +321,6 @@ func (g *goHost) measure(ctx context.Context, t target) (r result, err error) {
 
 func pct(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // bare starts path with stdin at EOF (/dev/null) and returns how long

@@ -143,9 +143,9 @@ func (b *bencher) run(ctx context.Context, inv *invocation) error {
 	if onIPC {
 		return b.runIPC(ctx, inv, inv.args[0], payload)
 	}
-	b.wf.requestTimeout = b.timeout
+	b.wf.callTimeout = b.timeout
 	if b.timeout == 0 {
-		b.wf.requestTimeout = -1
+		b.wf.callTimeout = -1
 	}
 	method := inv.args[0]
 	return withWorker(ctx, inv, &b.wf, func(w *worker) error {
@@ -171,7 +171,7 @@ func (b *bencher) runIPC(ctx context.Context, inv *invocation, subject string, p
 	if timeout == 0 {
 		timeout = -1
 	}
-	c, err := b.conn.dial(ctx, "bench", ipc.RequestTimeout(timeout))
+	c, err := b.conn.dial(ctx, "bench", ipc.CallTimeout(timeout))
 	if err != nil {
 		return err
 	}

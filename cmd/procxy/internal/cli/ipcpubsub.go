@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/ipc"
 )
 
@@ -136,7 +137,7 @@ func (p *pubFlags) run(ctx context.Context, inv *invocation) error {
 			out.stderrf("procxy: published %d bytes to %s\n", len(data), subject)
 		}
 		if n < p.count && p.interval > 0 {
-			if err := sleepCtx(ctx, p.interval); err != nil {
+			if err := backoff.Sleep(ctx, p.interval); err != nil {
 				return err
 			}
 		}
@@ -168,18 +169,6 @@ func (p *pubFlags) failed(subject string, n int, err error) error {
 		return &UsageError{Err: fmt.Errorf("%s: %w", what, err)}
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func ipcSubCommand() *command {

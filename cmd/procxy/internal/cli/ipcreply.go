@@ -299,9 +299,9 @@ func (r *replyFlags) stream(m *ipc.Msg) error {
 // SIGKILL, with its process group, when the requester gives up.
 func (r *replyFlags) commandOptions(m *ipc.Msg) childproc.Options {
 	o := childproc.Options{
-		Env:            append(os.Environ(), "PROCXY_IPC_SUBJECT="+m.Subject, "PROCXY_IPC_REPLY="+m.Reply),
-		KillGroup:      true,
-		ForceKillDelay: time.Second,
+		Env:       append(os.Environ(), "PROCXY_IPC_SUBJECT="+m.Subject, "PROCXY_IPC_REPLY="+m.Reply),
+		KillGroup: true,
+		StopGrace: time.Second,
 	}
 	dieWithParent(&o)
 	return o

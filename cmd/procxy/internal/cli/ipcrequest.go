@@ -11,9 +11,9 @@ import (
 	"github.com/procxy/procxy/rpc/codec"
 )
 
-// defaultIPCRequestTimeout is procxy ipc request's -timeout, as the nats
+// ipcRequestDefaultTimeout is procxy ipc request's -timeout, as the nats
 // command has it.
-const defaultIPCRequestTimeout = 5 * time.Second
+const ipcRequestDefaultTimeout = 5 * time.Second
 
 func ipcRequestCommand() *command {
 	return &command{
@@ -40,7 +40,7 @@ responder answered with an error (with -json, {"error": {…}} on stdout),
 `,
 		setup: func(fs *flag.FlagSet) runFunc {
 			r := &requestFlags{}
-			r.register(fs, defaultIPCRequestTimeout, "give up, and cancel the request in the responder, after `duration`; 0 means no limit")
+			r.register(fs, ipcRequestDefaultTimeout, "give up, and cancel the request in the responder, after `duration`; 0 means no limit")
 			return func(ctx context.Context, inv *invocation) error { return r.run(ctx, inv, false) }
 		},
 	}
@@ -119,7 +119,7 @@ func (r *requestFlags) run(ctx context.Context, inv *invocation, stream bool) er
 	}
 	r.out = &lineWriter{stdout: inv.stdout, stderr: inv.stderr}
 	// The deadline is -timeout's alone: none of the connection's own.
-	c, err := r.conn.dial(ctx, cmd, ipc.RequestTimeout(-1))
+	c, err := r.conn.dial(ctx, cmd, ipc.CallTimeout(-1))
 	if err != nil {
 		return err
 	}

@@ -41,9 +41,9 @@ type workerFlags struct {
 	auth        bool
 	verbose     bool
 	quiet       bool
-	// requestTimeout is host.Config.CallTimeout; zero means none (the
+	// callTimeout is host.Config.CallTimeout; zero means none (the
 	// caller bounds each call itself).
-	requestTimeout time.Duration
+	callTimeout time.Duration
 }
 
 type stringList []string
@@ -82,7 +82,7 @@ func startWorker(ctx context.Context, inv *invocation, wf *workerFlags) (*worker
 		Args:        inv.argv[1:],
 		Env:         wf.env,
 		Dir:         wf.dir,
-		CallTimeout: cmp.Or(wf.requestTimeout, -1),
+		CallTimeout: cmp.Or(wf.callTimeout, -1),
 		StopGrace:   stopGrace,
 		Policy:      host.Policy{StartTimeout: wf.initTimeout, MaxRetries: -1, Auth: wf.auth},
 		Logger:      slog.New(out),
