@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/procxy/procxy/internal/backoff"
 	"github.com/procxy/procxy/rpc"
 	"github.com/procxy/procxy/rpc/codec"
 )
@@ -115,14 +116,8 @@ func call[T any](ctx context.Context, t Target[T], name string, args []any, out 
 		if !ok {
 			return err
 		}
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return err
-			}
+		if backoff.Sleep(ctx, wait) != nil {
+			return err
 		}
 	}
 }

@@ -3,12 +3,15 @@ package ipc_test
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/procxy/procxy/ipc"
+	"github.com/procxy/procxy/rpc"
 )
 
 // newServer starts a server on a Unix socket in a temporary directory.
@@ -149,5 +152,45 @@ func TestCloseSaysShutdown(t *testing.T) {
 	err := <-errc
 	if !errors.Is(err, ipc.ErrConnectionLost) || !errors.Is(err, ipc.ErrServerShutdown) {
 		t.Fatalf("got %v, want ErrConnectionLost wrapping ErrServerShutdown", err)
+	}
+}
+
+// TestTimeoutsNegativeMeansNone: a negative AuthTimeout lets a client
+// that is slow to say who it is in, where a short one turns it away; a
+// negative ConnectTimeout leaves the dial to its context.
+func TestTimeoutsNegativeMeansNone(t *testing.T) {
+	const silence = 300 * time.Millisecond
+	for _, tc := range []struct {
+		auth time.Duration
+		ok   bool
+	}{{100 * time.Millisecond, false}, {-1, true}} {
+		s := newServer(t, ipc.AuthTimeout(tc.auth))
+		path := strings.TrimPrefix(s.Addr(), "unix://")
+		slow := ipc.WithDialer(func(ctx context.Context) (net.Conn, error) {
+			nc, err := new(net.Dialer).DialContext(ctx, "unix", path)
+			if err == nil {
+				time.Sleep(silence) // connected, and silent for a while
+			}
+			return nc, err
+		})
+		c, err := ipc.Dial(t.Context(), s.Addr(), slow, ipc.ConnectTimeout(-1), ipc.NoReconnect())
+		if tc.ok != (err == nil) {
+			t.Fatalf("AuthTimeout %v, CONNECT after %v: Dial = %v, want ok %v", tc.auth, silence, err, tc.ok)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// TestClosedIsRPCClosed: a closed connection's error matches
+// rpc.ErrClosed, as procxy's does.
+func TestClosedIsRPCClosed(t *testing.T) {
+	s := newServer(t)
+	c := dial(t, s)
+	c.Close()
+	err := c.Publish("a", nil)
+	if !errors.Is(err, ipc.ErrClosed) || !errors.Is(err, rpc.ErrClosed) {
+		t.Fatalf("Publish after Close = %v, want ipc.ErrClosed matching rpc.ErrClosed", err)
 	}
 }

@@ -113,8 +113,11 @@ func (t *sockTransport) detached(buf []byte) *outbox {
 
 // connect dials, shakes hands and starts reading.
 func (t *sockTransport) connect(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, t.o.ConnectTimeout)
-	defer cancel()
+	if t.o.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.o.ConnectTimeout)
+		defer cancel()
+	}
 	var nc net.Conn
 	var err error
 	if t.o.Dial != nil {

@@ -4,14 +4,17 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/procxy/procxy/internal/errid"
 	"github.com/procxy/procxy/rpc"
 )
 
 // Sentinel errors. They are returned wrapped, with the subject or the
 // cause; test for them with errors.Is.
 var (
-	// ErrClosed means the connection (or server) is closed.
-	ErrClosed = errors.New("ipc: connection closed")
+	// ErrClosed means the connection (or server) is closed. It matches
+	// rpc.ErrClosed, as procxy.ErrClosed does: one name for a closed
+	// connection in every package.
+	ErrClosed = errid.Also("ipc: connection closed", rpc.ErrClosed)
 	// ErrDraining means the connection is draining and takes no new work.
 	ErrDraining = errors.New("ipc: connection draining")
 	// ErrBadSubject means a subject does not follow the subject grammar.

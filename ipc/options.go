@@ -40,7 +40,7 @@ type Options struct {
 	// forms do not cover, such as in-memory pipes or Windows named pipes.
 	Dial func(ctx context.Context) (net.Conn, error)
 
-	ConnectTimeout   time.Duration // one dial and handshake; default DefaultConnectTimeout
+	ConnectTimeout   time.Duration // one dial and handshake; default DefaultConnectTimeout, negative: only ctx
 	RetryOnConnect   bool          // Dial keeps retrying (until its ctx ends) instead of failing at once
 	NoReconnect      bool          // a broken connection closes instead of reconnecting
 	MaxReconnects    int           // attempts per outage; 0 means unlimited
@@ -65,7 +65,7 @@ type Options struct {
 	// OnBroadcast receives the server's broadcasts ([Server.Broadcast]).
 	OnBroadcast func(*Msg)
 
-	Logger   *slog.Logger // debug logging; nil discards
+	Logger   *slog.Logger // debug logging; nil means slog.Default()
 	Observer Observer     // per-message and per-request hooks; nil: none
 
 	DeadLetters int // dead-letter queue entries kept; 0: DefaultDeadLetterEntries; negative: none
@@ -136,7 +136,7 @@ func NewOptions(opts ...Option) Options {
 		o.DeadLetters = DefaultDeadLetterEntries
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
 	}
 	o.Retry.fill()
 	o.Breaker.fill()
@@ -161,7 +161,8 @@ func Name(name string) Option { return connOpt(func(o *Options) { o.Name = name 
 // Token is the secret sent to a server that requires one.
 func Token(token string) Option { return connOpt(func(o *Options) { o.Token = token }) }
 
-// ConnectTimeout bounds one dial and handshake.
+// ConnectTimeout bounds one dial and handshake; negative means no bound
+// but the context's (reconnects in the background then have none).
 func ConnectTimeout(d time.Duration) Option {
 	return connOpt(func(o *Options) { o.ConnectTimeout = d })
 }
@@ -231,7 +232,8 @@ func Heartbeat(d time.Duration) SharedOption {
 	return sharedOpt{func(o *Options) { o.Heartbeat = d }, func(o *ServerOptions) { o.Heartbeat = d }}
 }
 
-// Logger sets the debug logger; the default discards.
+// Logger sets the logger; nil means slog.Default(). A client logs at
+// debug level only; a server logs connection and auth events at info.
 func Logger(l *slog.Logger) SharedOption {
 	return sharedOpt{func(o *Options) { o.Logger = l }, func(o *ServerOptions) { o.Logger = l }}
 }

@@ -76,9 +76,13 @@ func (s *Server) handle(nc net.Conn) {
 // admit runs the handshake: CONNECT within AuthTimeout, authentication,
 // then INFO. It registers the peer.
 func (s *Server) admit(nc net.Conn) (*peer, *wire.Reader, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.AuthTimeout)
-	defer cancel()
-	nc.SetDeadline(time.Now().Add(s.opts.AuthTimeout))
+	ctx := s.ctx
+	if s.opts.AuthTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.AuthTimeout)
+		defer cancel()
+		nc.SetDeadline(time.Now().Add(s.opts.AuthTimeout))
+	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if hc, ok := nc.(interface{ HandshakeContext(context.Context) error }); ok {
@@ -280,7 +284,7 @@ func (p *peer) step(bool) readturn.Status {
 func (p *peer) violation(err error) {
 	p.srv.log.Info("ipc: protocol violation", "client", p.id, "err", err)
 	p.sendErr(0, err)
-	p.nc.SetWriteDeadline(time.Now().Add(p.srv.opts.AuthTimeout))
+	p.nc.SetWriteDeadline(time.Now().Add(max(p.srv.opts.AuthTimeout, DefaultAuthTimeout)))
 	p.out.flush(true)
 }
 

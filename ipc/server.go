@@ -20,7 +20,7 @@ type ServerOptions struct {
 	MaxPayload     int           // largest message (headers + data); default DefaultMaxPayload
 	MaxPending     int           // bytes queued for one client before its messages are dropped; default DefaultMaxPending
 	MaxConnections int           // 0: unlimited
-	AuthTimeout    time.Duration // a client must send CONNECT within it; default DefaultAuthTimeout
+	AuthTimeout    time.Duration // a client must send CONNECT within it; default DefaultAuthTimeout, negative: no limit
 	Heartbeat      time.Duration // ping interval; a client silent for 3 is dropped; negative: off
 	TLS            *tls.Config   // for tls:// addresses
 
@@ -40,7 +40,7 @@ type ServerOptions struct {
 	OnConnect    func(ClientInfo)
 	OnDisconnect func(ClientInfo, error)
 
-	Logger      *slog.Logger // connection and auth events at info, the rest at debug; nil discards
+	Logger      *slog.Logger // connection and auth events at info, the rest at debug; nil means slog.Default()
 	Observer    Observer     // the server's own endpoint's hooks
 	DeadLetters int          // entries kept by the server's own endpoint; negative: none
 }
@@ -57,7 +57,8 @@ func MaxConnections(n int) ServerOption {
 	return serverOpt(func(o *ServerOptions) { o.MaxConnections = n })
 }
 
-// AuthTimeout sets how long a new connection may take to say who it is.
+// AuthTimeout sets how long a new connection may take to say who it is;
+// negative means no limit, which lets a silent connection hold its slot.
 func AuthTimeout(d time.Duration) ServerOption {
 	return serverOpt(func(o *ServerOptions) { o.AuthTimeout = d })
 }
@@ -165,14 +166,14 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
 	}
-	if o.AuthTimeout <= 0 {
+	if o.AuthTimeout == 0 {
 		o.AuthTimeout = DefaultAuthTimeout
 	}
 	if o.Heartbeat == 0 {
 		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = slog.Default()
 	}
 	for _, u := range o.Users {
 		if u.Token == "" && u.UID == nil && u.CertSubject == "" {

@@ -94,7 +94,7 @@ func Stream[In, Out any](w *Worker, name string, fn func(ctx context.Context, in
 // and an error fn returns is only logged. The parent cannot abort such a
 // call; fn's context is cancelled when the session ends.
 func None[In any](w *Worker, name string, fn func(ctx context.Context, in In) error, opts ...Option) {
-	w.addMethod(name, rpc.NotifyFunc(func(_ context.Context, in In) error {
+	w.addMethod(name, rpc.SendFunc(func(_ context.Context, in In) error {
 		return fn(w.session, in)
 	}), opts)
 }

@@ -34,7 +34,7 @@ func newAuthenticator(o ipc.ServerOptions, ttl time.Duration) (*authenticator, e
 	}
 	l := o.Logger
 	if l == nil {
-		l = slog.New(slog.DiscardHandler)
+		l = slog.Default()
 	}
 	return &authenticator{o: o, ttl: ttl, log: l}, nil
 }
@@ -89,8 +89,12 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 func (a *authenticator) identify(info ipc.ConnInfo) (*ipc.User, string) {
 	o := &a.o
 	if o.Authenticate != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), or(o.AuthTimeout, ipc.DefaultAuthTimeout))
-		defer cancel()
+		ctx := context.Background()
+		if d := or(o.AuthTimeout, ipc.DefaultAuthTimeout); d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		u, err := o.Authenticate(ctx, info)
 		if err != nil || u == nil {
 			return nil, fmt.Sprint("refused: ", err)

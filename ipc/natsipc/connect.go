@@ -128,7 +128,7 @@ func (t *transport) natsOptions() []nats.Option {
 	o := t.o
 	opts := []nats.Option{
 		nats.Name(o.Name),
-		nats.Timeout(o.ConnectTimeout),
+		nats.Timeout(connectTimeout(o.ConnectTimeout)),
 		nats.SetCustomDialer(&t.dial),
 		nats.NoCallbacksAfterClientClose(),
 		nats.ReconnectBufSize(max(o.ReconnectBufSize, -1)),
@@ -314,6 +314,15 @@ func redact(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// connectTimeout is nats.go's Timeout for ipc's ConnectTimeout, where
+// negative means none.
+func connectTimeout(d time.Duration) time.Duration {
+	if d < 0 {
+		return noLimit
+	}
+	return d
 }
 
 // dialer dials NATS servers for nats.go, within a context: Open's while

@@ -108,9 +108,11 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("natsipc: nats-server: %w", err)
 	}
 	s.ns = ns
-	if l := o.IPC.Logger; l != nil {
-		ns.SetLogger(slogLogger{l}, l.Enabled(ctx, slog.LevelDebug), false)
+	l := o.IPC.Logger
+	if l == nil {
+		l = slog.Default()
 	}
+	ns.SetLogger(slogLogger{l}, l.Enabled(ctx, slog.LevelDebug), false)
 	ns.Start()
 	wait := readyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -159,8 +161,11 @@ func serverOptions(o ServerOptions) (*server.Options, error) {
 		StoreDir:               o.StoreDir,
 		DisableJetStreamBanner: true,
 	}
-	if ip.AuthTimeout > 0 {
+	switch {
+	case ip.AuthTimeout > 0:
 		nopts.AuthTimeout = ip.AuthTimeout.Seconds()
+	case ip.AuthTimeout < 0:
+		nopts.AuthTimeout = noLimit.Seconds() // nats-server has no "none"
 	}
 	switch hb := ip.Heartbeat; {
 	case hb == 0:
@@ -224,6 +229,10 @@ func unsupported(o ipc.ServerOptions) error {
 	}
 	return nil
 }
+
+// noLimit stands for "none" where nats-server and nats.go take only a
+// positive duration: a century.
+const noLimit = 100 * 365 * 24 * time.Hour
 
 func or[T comparable](v, def T) T {
 	var zero T
@@ -291,7 +300,10 @@ func (s slogLogger) log(level slog.Level, format string, v []any) {
 	}
 }
 
-func (s slogLogger) Noticef(format string, v ...any) { s.log(slog.LevelInfo, format, v) }
+// Noticef is at debug level: nats-server's notices ("Starting
+// nats-server", "Server is ready", ...) are its start-up banner, which an
+// embedded server should not print to a program's default logger.
+func (s slogLogger) Noticef(format string, v ...any) { s.log(slog.LevelDebug, format, v) }
 func (s slogLogger) Warnf(format string, v ...any)   { s.log(slog.LevelWarn, format, v) }
 func (s slogLogger) Fatalf(format string, v ...any)  { s.log(slog.LevelError, format, v) }
 func (s slogLogger) Errorf(format string, v ...any)  { s.log(slog.LevelError, format, v) }

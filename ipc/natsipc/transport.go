@@ -73,7 +73,7 @@ type sub struct {
 
 func newTransport(url string, o ipc.Options) *transport {
 	t := &transport{url: url, o: o, subs: make(map[uint32]*sub), reqs: make(map[string]string)}
-	t.dial.timeout = o.ConnectTimeout
+	t.dial.timeout = max(o.ConnectTimeout, 0) // net.Dialer: zero is none
 	// nats.go's queue only hands messages over to the Conn, whose own
 	// bounded queue is the one that fills up: keep it at least as large.
 	t.pendingMsgs = max(o.SubPendingMsgs, ipc.DefaultSubPendingMsgs)
