@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -56,7 +57,9 @@ func play(role string, args []string) error {
 	ctx := context.Background()
 	switch role {
 	case "ipc-hub": // args: addr [echo]
-		srv, err := ipc.Listen(ctx, args[0], ipc.Heartbeat(-1))
+		// No log: the hub is measured as a server that logs nothing per
+		// connection (nats-server's default).
+		srv, err := ipc.Listen(ctx, args[0], ipc.Heartbeat(-1), ipc.Logger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			return err
 		}
