@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,74 +14,56 @@ import (
 
 // TestRecycleAfterCalls: a module whose Recycle.Calls is reached replaces
 // its child — a planned restart, without RestartOnCrash — and the next
-// call works on the new child.
+// call works on the new child. Calls through Invoke count as Call's do,
+// and a stream counts as a call: its child stops once it has ended.
 func TestRecycleAfterCalls(t *testing.T) {
-	cfg := config(testWorker(testworker.ModeOK), newLogSink())
-	cfg.Recycle = host.Recycle{Calls: 2}
-	m, chs := spawn(t, cfg)
-	first := m.PID()
-	for range 2 {
-		if _, err := host.Call[string](t.Context(), m, "echo", "hi"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	down, next := chs.wait(t, 0, host.StateDisconnected)
-	if !errors.Is(down.Err, host.ErrRecycled) {
-		t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
-	}
-	up, _ := chs.wait(t, next, host.StateReady)
-	if up.PID == first {
-		t.Fatalf("ready again with the same pid %d", first)
-	}
-	if got, err := host.Call[string](t.Context(), m, "echo", "again"); err != nil || got != "again" {
-		t.Fatalf("echo on the new child = %q, %v", got, err)
-	}
-}
-
-// TestRecycleCountsInvoke: calls through Invoke count toward
-// Recycle.Calls as Call's do.
-func TestRecycleCountsInvoke(t *testing.T) {
-	cfg := config(testWorker(testworker.ModeOK), newLogSink())
-	cfg.Recycle = host.Recycle{Calls: 2}
-	m, chs := spawn(t, cfg)
-	first := m.PID()
-	for range 2 {
-		if _, err := m.Invoke(t.Context(), "echoRaw", []byte("hi")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	down, next := chs.wait(t, 0, host.StateDisconnected)
-	if !errors.Is(down.Err, host.ErrRecycled) {
-		t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
-	}
-	if up, _ := chs.wait(t, next, host.StateReady); up.PID == first {
-		t.Fatalf("ready again with the same pid %d", first)
-	}
-}
-
-// TestRecycleCountsStreams: a stream counts as a call, and the child it
-// retired stops once the stream has ended.
-func TestRecycleCountsStreams(t *testing.T) {
-	cfg := config(testWorker(testworker.ModeOK), newLogSink())
-	cfg.Recycle = host.Recycle{Calls: 1}
-	m, chs := spawn(t, cfg)
-	first := m.PID()
-	n := 0
-	for _, err := range host.Stream[map[string]int](t.Context(), m, "count", map[string]int{"n": 3}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 3 {
-		t.Fatalf("got %d chunks, want 3", n)
-	}
-	down, next := chs.wait(t, 0, host.StateDisconnected)
-	if !errors.Is(down.Err, host.ErrRecycled) {
-		t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
-	}
-	if up, _ := chs.wait(t, next, host.StateReady); up.PID == first {
-		t.Fatalf("ready again with the same pid %d", first)
+	for _, tc := range []struct {
+		name string
+		call func(m *host.Module) error
+	}{
+		{"Call", func(m *host.Module) error {
+			_, err := host.Call[string](t.Context(), m, "echo", "hi")
+			return err
+		}},
+		{"Invoke", func(m *host.Module) error {
+			_, err := m.Invoke(t.Context(), "echoRaw", []byte("hi"))
+			return err
+		}},
+		{"Stream", func(m *host.Module) error {
+			n := 0
+			for _, err := range host.Stream[map[string]int](t.Context(), m, "count", map[string]int{"n": 3}) {
+				if err != nil {
+					return err
+				}
+				n++
+			}
+			if n != 3 {
+				return fmt.Errorf("got %d chunks, want 3", n)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config(testWorker(testworker.ModeOK), newLogSink())
+			cfg.Recycle = host.Recycle{Calls: 2}
+			m, chs := spawn(t, cfg)
+			first := m.PID()
+			for range 2 {
+				if err := tc.call(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			down, next := chs.wait(t, 0, host.StateDisconnected)
+			if !errors.Is(down.Err, host.ErrRecycled) {
+				t.Errorf("disconnected: Err = %v, want ErrRecycled", down.Err)
+			}
+			if up, _ := chs.wait(t, next, host.StateReady); up.PID == first {
+				t.Fatalf("ready again with the same pid %d", first)
+			}
+			if got, err := host.Call[string](t.Context(), m, "echo", "again"); err != nil || got != "again" {
+				t.Fatalf("echo on the new child = %q, %v", got, err)
+			}
+		})
 	}
 }
 

@@ -15,17 +15,7 @@ import (
 func TestLateAnswer(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			g := newGated(t)
-			cli, _ := pair(t, tr, rpc.Options{Handlers: g.mux()}, rpc.Options{})
-			ctx, late := rpc.WithLate(t.Context())
-			ctx, cancel := context.WithCancel(ctx)
-			result := make(chan error, 1)
-			go func() { result <- cli.Call(ctx, stubborn, 7, new(int)) }()
-			<-g.started
-			cancel()
-			if err := <-result; !errors.Is(err, context.Canceled) {
-				t.Fatalf("Call = %v, want context.Canceled", err)
-			}
+			g, cli, late := abandonStubborn(t, tr)
 			select {
 			case <-late.Answered():
 				t.Fatal("Answered closed while the handler still runs")
@@ -59,15 +49,7 @@ func TestLateAnswerTimeout(t *testing.T) {
 // TestLateConnEnds: a late call whose connection ends is forgotten, not
 // answered.
 func TestLateConnEnds(t *testing.T) {
-	g := newGated(t)
-	cli, _ := pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
-	ctx, late := rpc.WithLate(t.Context())
-	ctx, cancel := context.WithCancel(ctx)
-	result := make(chan error, 1)
-	go func() { result <- cli.Call(ctx, stubborn, 7, new(int)) }()
-	<-g.started
-	cancel()
-	<-result
+	g, cli, late := abandonStubborn(t, "pipe")
 	cli.Close()
 	close(g.release)
 	select {
@@ -75,4 +57,23 @@ func TestLateConnEnds(t *testing.T) {
 		t.Fatal("Answered closed for a connection that ended")
 	default:
 	}
+}
+
+// abandonStubborn makes a call with a Late to a handler that ignores its
+// cancellation, and cancels it: the call has given up, the handler runs on
+// until g.release is closed.
+func abandonStubborn(t *testing.T, tr string) (*gated, *rpc.Conn, *rpc.Late) {
+	t.Helper()
+	g := newGated(t)
+	cli, _ := pair(t, tr, rpc.Options{Handlers: g.mux()}, rpc.Options{})
+	ctx, late := rpc.WithLate(t.Context())
+	ctx, cancel := context.WithCancel(ctx)
+	result := make(chan error, 1)
+	go func() { result <- cli.Call(ctx, stubborn, 7, new(int)) }()
+	<-g.started
+	cancel()
+	if err := <-result; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Call = %v, want context.Canceled", err)
+	}
+	return g, cli, late
 }

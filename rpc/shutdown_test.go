@@ -191,18 +191,12 @@ func TestShutdownGivesUp(t *testing.T) {
 // them only within its context; one that honours its cancellation is
 // waited for, one that ignores it is left behind.
 func TestCloseContext(t *testing.T) {
-	g := newGated(t)
-	cli, srv := pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
-	go cli.Call(context.Background(), gate, 1, nil)
-	<-g.started
+	_, _, srv := serving(t, gate)
 	if err := srv.CloseContext(t.Context()); err != nil {
 		t.Fatalf("CloseContext with a handler that honours its context = %v", err)
 	}
 
-	g = newGated(t)
-	cli, srv = pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
-	go cli.Call(context.Background(), stubborn, 1, nil)
-	<-g.started
+	g, _, srv := serving(t, stubborn)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := srv.CloseContext(ctx); !errors.Is(err, context.Canceled) {
@@ -218,10 +212,7 @@ func TestCloseContext(t *testing.T) {
 // stays bounded by its context, even with a handler that ignores the
 // cancellation.
 func TestShutdownPeerGone(t *testing.T) {
-	g := newGated(t)
-	cli, srv := pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
-	go cli.Call(context.Background(), stubborn, 1, nil)
-	<-g.started
+	g, cli, srv := serving(t, stubborn)
 	cli.Close()
 	<-srv.Done()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -230,4 +221,15 @@ func TestShutdownPeerGone(t *testing.T) {
 		t.Fatalf("Shutdown = %v, want context.Canceled", err)
 	}
 	close(g.release)
+}
+
+// serving starts a call to m of a gated service over a pipe and returns
+// once its handler runs.
+func serving(t *testing.T, m rpc.Method) (g *gated, cli, srv *rpc.Conn) {
+	t.Helper()
+	g = newGated(t)
+	cli, srv = pair(t, "pipe", rpc.Options{Handlers: g.mux()}, rpc.Options{})
+	go cli.Call(context.Background(), m, 1, nil)
+	<-g.started
+	return g, cli, srv
 }
