@@ -566,53 +566,34 @@ func (t *sockTransport) reconnect() {
 }
 
 // heartbeat pings the server every interval and declares it dead once it
-// has been silent for 3. The silence has its own timer, due when the third
-// interval ends: checked only at the pings, a dead server would be found
-// up to 4 intervals late.
+// has been silent for 3 (see watchSilence).
 func (t *sockTransport) heartbeat() {
 	d := t.o.Heartbeat
-	tick := time.NewTicker(d)
-	defer tick.Stop()
-	check := time.NewTimer(3 * d)
-	defer check.Stop()
-	due := time.Now().Add(3 * d)
-	for {
-		select {
-		case <-t.ctx.Done():
+	ping := func() {
+		if !t.connected.Load() {
 			return
-		case <-check.C:
-			now := time.Now()
-			next := 3 * d
-			if t.connected.Load() {
-				t.mu.Lock()
-				gen := t.gen
-				t.mu.Unlock()
-				silent := now.Sub(time.Unix(0, t.lastRecv.Load()))
-				switch {
-				case now.Sub(due) > d:
-					// This process did not run for a while (stopped,
-					// suspended): what the server sent meanwhile is still
-					// unread. Look again once the reader has caught up.
-					next = d
-				case silent >= 3*d:
-					t.lost(gen, errHeartbeat)
-				default:
-					next = 3*d - silent
-				}
-			}
-			due = now.Add(next)
-			check.Reset(next)
-		case <-tick.C:
-			if !t.connected.Load() {
-				continue
-			}
-			o := t.out.Load()
-			o.mu.Lock()
-			o.addLocked(opPing, 0, 0, nil)
-			o.mu.Unlock()
-			o.wake()
 		}
+		o := t.out.Load()
+		o.mu.Lock()
+		o.addLocked(opPing, 0, 0, nil)
+		o.mu.Unlock()
+		o.wake()
 	}
+	check := func(now time.Time) time.Duration {
+		if !t.connected.Load() {
+			return 3 * d
+		}
+		t.mu.Lock()
+		gen := t.gen
+		t.mu.Unlock()
+		silent := now.Sub(time.Unix(0, t.lastRecv.Load()))
+		if silent >= 3*d {
+			t.lost(gen, errHeartbeat)
+			return 3 * d
+		}
+		return 3*d - silent
+	}
+	watchSilence(t.ctx, d, ping, check)
 }
 
 // enqueue appends a frame for the server, waiting while too much is

@@ -465,56 +465,36 @@ func (s *Server) Stats() ServerStats {
 }
 
 // heartbeat pings every client each interval and drops those silent for
-// three. The silence has its own timer, due when the first client's third
-// silent interval ends, so that a dead client is dropped on time rather
-// than at the next ping (up to 4 intervals).
+// three (see watchSilence).
 func (s *Server) heartbeat() {
 	d := s.opts.Heartbeat
-	tick := time.NewTicker(d)
-	defer tick.Stop()
-	check := time.NewTimer(3 * d)
-	defer check.Stop()
-	due := time.Now().Add(3 * d)
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-check.C:
-			now := time.Now()
-			next := 3 * d
-			if now.Sub(due) > d {
-				// This process did not run for a while (stopped,
-				// suspended): the clients' pings are still unread. Look
-				// again once the readers have caught up.
-				due = now.Add(d)
-				check.Reset(d)
+	ping := func() {
+		for _, p := range s.snapshotPeers() {
+			if p.nc == nil {
 				continue
 			}
-			for _, p := range s.snapshotPeers() {
-				if p.nc == nil {
-					continue
-				}
-				silent := now.Sub(time.Unix(0, p.lastRecv.Load()))
-				if silent >= 3*d {
-					s.log.Info("ipc: client missed 3 heartbeats", "client", p.id, "name", p.name)
-					p.close(fmt.Errorf("%w: missed 3 heartbeats", ErrConnectionLost))
-					continue
-				}
-				next = min(next, 3*d-silent)
-			}
-			due = now.Add(next)
-			check.Reset(next)
-		case <-tick.C:
-			for _, p := range s.snapshotPeers() {
-				if p.nc == nil {
-					continue
-				}
-				p.out.mu.Lock()
-				p.out.addLocked(opPing, 0, 0, nil)
-				p.reportDropsLocked()
-				p.out.mu.Unlock()
-				p.out.flush(false)
-			}
+			p.out.mu.Lock()
+			p.out.addLocked(opPing, 0, 0, nil)
+			p.reportDropsLocked()
+			p.out.mu.Unlock()
+			p.out.flush(false)
 		}
 	}
+	check := func(now time.Time) time.Duration {
+		next := 3 * d
+		for _, p := range s.snapshotPeers() {
+			if p.nc == nil {
+				continue
+			}
+			silent := now.Sub(time.Unix(0, p.lastRecv.Load()))
+			if silent >= 3*d {
+				s.log.Info("ipc: client missed 3 heartbeats", "client", p.id, "name", p.name)
+				p.close(fmt.Errorf("%w: missed 3 heartbeats", ErrConnectionLost))
+				continue
+			}
+			next = min(next, 3*d-silent)
+		}
+		return next
+	}
+	watchSilence(s.ctx, d, ping, check)
 }
