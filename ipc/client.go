@@ -668,6 +668,15 @@ func (t *sockTransport) Publish(m *Msg, f Flags) error {
 
 // PublishSync implements Transport.
 func (t *sockTransport) PublishSync(ctx context.Context, m *Msg) error {
+	return t.roundTrip(ctx, t.acks, encodedLen(m)+wire.HeaderSize, func(o *outbox, id uint32) {
+		o.addMsgLocked(opPub, wfAck, id, m)
+	})
+}
+
+// roundTrip sends a frame that the server answers by id — a PUB to ack or
+// a PING — and waits for the answer in table (t.acks or t.pings): add
+// appends the frame, of size bytes, to the locked outbox.
+func (t *sockTransport) roundTrip(ctx context.Context, table map[uint32]chan error, size int, add func(o *outbox, id uint32)) error {
 	if !t.connected.Load() {
 		return ErrConnectionLost
 	}
@@ -675,24 +684,24 @@ func (t *sockTransport) PublishSync(ctx context.Context, m *Msg) error {
 	t.mu.Lock()
 	t.seq++
 	id := t.seq
-	t.acks[id] = ch
+	table[id] = ch
 	t.mu.Unlock()
-	o, err := t.lockOut(encodedLen(m)+wire.HeaderSize, false)
+	o, err := t.lockOut(size, false)
 	if o != nil {
-		o.addMsgLocked(opPub, wfAck, id, m)
+		add(o, id)
 		o.mu.Unlock()
 	}
 	if err == nil && o == nil {
 		err = ErrConnectionLost
 	}
 	if err != nil {
-		t.complete(t.acks, id, nil)
+		t.complete(table, id, nil)
 		<-ch
 		return err
 	}
 	o.flush(true)
 	t.startReader()
-	return t.wait(ctx, t.acks, id, ch)
+	return t.wait(ctx, table, id, ch)
 }
 
 // wait waits for an ack or pong.
@@ -760,31 +769,9 @@ func (t *sockTransport) Cancel(reply string) error {
 
 // Flush implements Transport: a PING answered by a PONG.
 func (t *sockTransport) Flush(ctx context.Context) error {
-	if !t.connected.Load() {
-		return ErrConnectionLost
-	}
-	ch := make(chan error, 1)
-	t.mu.Lock()
-	t.seq++
-	id := t.seq
-	t.pings[id] = ch
-	t.mu.Unlock()
-	o, err := t.lockOut(0, false)
-	if o != nil {
+	return t.roundTrip(ctx, t.pings, 0, func(o *outbox, id uint32) {
 		o.addLocked(opPing, 0, id, nil)
-		o.mu.Unlock()
-	}
-	if err == nil && o == nil {
-		err = ErrConnectionLost
-	}
-	if err != nil {
-		t.complete(t.pings, id, nil)
-		<-ch
-		return err
-	}
-	o.flush(true)
-	t.startReader()
-	return t.wait(ctx, t.pings, id, ch)
+	})
 }
 
 // Close implements Transport.
