@@ -109,7 +109,7 @@ func TestKillOnTimeoutRecyclesStuckChild(t *testing.T) {
 // TestKillOnTimeoutSparesMethodThatReturns: a method that ignores its
 // context but returns within the grace leaves its child alone.
 func TestKillOnTimeoutSparesMethodThatReturns(t *testing.T) {
-	const grace = time.Second
+	const grace = 2 * time.Second
 	p := newLeaky(t, procxy.CallTimeout(20*time.Millisecond), procxy.Recycling(procxy.Recycle{KillOnTimeout: grace}))
 	first := leakyPID(t, p)
 	_, err := procxy.Call[int](t.Context(), p, "Hold")

@@ -94,7 +94,7 @@ func TestKillOnTimeout(t *testing.T) {
 // returns within the grace — here one that honours the abort, and one
 // that ignores it but ends soon after — leaves the child alone.
 func TestKillOnTimeoutSparesMethodThatReturns(t *testing.T) {
-	const grace = time.Second
+	const grace = 2 * time.Second
 	cfg := config(testWorker(testworker.ModeOK), newLogSink())
 	cfg.CallTimeout = 20 * time.Millisecond
 	cfg.Recycle = host.Recycle{KillOnTimeout: grace}

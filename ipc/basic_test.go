@@ -159,7 +159,7 @@ func TestCloseSaysShutdown(t *testing.T) {
 // that is slow to say who it is in, where a short one turns it away; a
 // negative ConnectTimeout leaves the dial to its context.
 func TestTimeoutsNegativeMeansNone(t *testing.T) {
-	const silence = 300 * time.Millisecond
+	const silence = 600 * time.Millisecond
 	for _, tc := range []struct {
 		auth time.Duration
 		ok   bool
