@@ -8,7 +8,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/procxy/procxy"
 )
+
+// newProxy starts a child serving T, its output logged to the test, and
+// closes it when the test ends.
+func newProxy[T any](t *testing.T, opts ...procxy.Option) *procxy.Proxy[T] {
+	t.Helper()
+	p, err := procxy.New[T](t.Context(), append([]procxy.Option{procxy.Logger(childLog(t))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 

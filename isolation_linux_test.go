@@ -65,12 +65,7 @@ func (*Isolated) PID() int { return os.Getpid() }
 
 func newIsolated(t *testing.T, opts ...procxy.Option) *procxy.Proxy[Isolated] {
 	t.Helper()
-	p, err := procxy.New[Isolated](t.Context(), append([]procxy.Option{procxy.Logger(childLog(t))}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
+	return newProxy[Isolated](t, opts...)
 }
 
 // status returns a field of the child's /proc/self/status, its spaces folded.

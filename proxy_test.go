@@ -158,12 +158,7 @@ func init() {
 
 func newCalc(t *testing.T, opts ...procxy.Option) *procxy.Proxy[Calculator] {
 	t.Helper()
-	p, err := procxy.New[Calculator](t.Context(), append([]procxy.Option{procxy.Logger(childLog(t))}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
+	return newProxy[Calculator](t, opts...)
 }
 
 func TestAdd(t *testing.T) {

@@ -72,12 +72,7 @@ func (l *Leaky) Grow(mib int) int {
 
 func newLeaky(t *testing.T, opts ...procxy.Option) *procxy.Proxy[Leaky] {
 	t.Helper()
-	p, err := procxy.New[Leaky](t.Context(), append([]procxy.Option{procxy.Logger(childLog(t))}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
+	return newProxy[Leaky](t, opts...)
 }
 
 func leakyPID(t *testing.T, target procxy.Target[Leaky]) int {

@@ -57,6 +57,26 @@ func (g *gated) mux() *rpc.Mux {
 	return m
 }
 
+// gateInFlight starts a gate call over transport tr and returns once its
+// handler runs; result gets the call's error (nil with the right result)
+// when g.release is closed.
+func gateInFlight(t *testing.T, tr string) (g *gated, cli, srv *rpc.Conn, result chan error) {
+	t.Helper()
+	g = newGated(t)
+	cli, srv = pair(t, tr, rpc.Options{Handlers: g.mux()}, rpc.Options{})
+	result = make(chan error, 1)
+	go func() {
+		var got int
+		err := cli.Call(context.Background(), gate, 7, &got)
+		if err == nil && got != 7 {
+			err = errors.New("wrong result")
+		}
+		result <- err
+	}()
+	<-g.started
+	return g, cli, srv, result
+}
+
 // awaitDraining waits until Shutdown, running on another goroutine, has begun.
 func awaitDraining(c *rpc.Conn) {
 	for !c.Draining() {
@@ -69,18 +89,7 @@ func awaitDraining(c *rpc.Conn) {
 func TestShutdownCaller(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			g := newGated(t)
-			cli, _ := pair(t, tr, rpc.Options{Handlers: g.mux()}, rpc.Options{})
-			result := make(chan error, 1)
-			go func() {
-				var got int
-				err := cli.Call(context.Background(), gate, 7, &got)
-				if err == nil && got != 7 {
-					err = errors.New("wrong result")
-				}
-				result <- err
-			}()
-			<-g.started
+			g, cli, _, result := gateInFlight(t, tr)
 			shut := make(chan error, 1)
 			go func() { shut <- cli.Shutdown(context.Background()) }()
 			awaitDraining(cli)
@@ -109,18 +118,7 @@ func TestShutdownCaller(t *testing.T) {
 func TestShutdownServer(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			g := newGated(t)
-			cli, srv := pair(t, tr, rpc.Options{Handlers: g.mux()}, rpc.Options{})
-			result := make(chan error, 1)
-			go func() {
-				var got int
-				err := cli.Call(context.Background(), gate, 7, &got)
-				if err == nil && got != 7 {
-					err = errors.New("wrong result")
-				}
-				result <- err
-			}()
-			<-g.started
+			g, cli, srv, result := gateInFlight(t, tr)
 			shut := make(chan error, 1)
 			go func() { shut <- srv.Shutdown(context.Background()) }()
 			awaitDraining(srv)
